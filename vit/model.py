@@ -1,0 +1,91 @@
+"""The Vision Transformer (Section 3.1, Figure 1): Eq. 1 -> L x (Eq. 2-3) -> Eq. 4."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from vit.config import ViTConfig
+from vit.embedding import PatchEmbedding, resize_position_embedding
+from vit.encoder import Encoder
+from vit.head import ClassificationHead
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, config: ViTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = PatchEmbedding(config)  # Eq. 1
+        self.encoder = Encoder(config)  # Eq. 2-3, L times
+        self.head = ClassificationHead(config)  # Eq. 4 and the classifier
+        init_weights(self)
+
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> z_L, (B, N + 1, D)."""
+        return self.encoder(self.embedding(images))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> logits (B, K)."""
+        return self.head(self.forward_features(images))
+
+    @torch.no_grad()
+    def attention_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's attention weights (Eq. 6), each (B, heads, N + 1, N + 1)."""
+        return self.encoder.attention_maps(self.embedding(images))
+
+    @torch.no_grad()
+    def resize_position_embedding(self, image_size: int) -> None:
+        """Section 3.2: adapt the model to a new resolution, same patch size, E_pos interpolated."""
+        config = self.config.replace(image_size=image_size)  # validates divisibility
+        pos = self.embedding.position_embedding
+        new_pos = resize_position_embedding(pos.data, config.grid_size)
+        self.embedding.position_embedding = nn.Parameter(new_pos, requires_grad=pos.requires_grad)
+        self.config = self.embedding.config = config
+
+    def replace_head(self, num_classes: int) -> None:
+        """Appendix B.1.1: "we remove the whole head (two linear layers) and replace it by a
+        single, zero-initialized linear layer outputting the number of classes"."""
+        self.head.pre_logits = nn.Identity()
+        self.head.classifier = nn.Linear(self.config.hidden_size, num_classes)
+        self.head.classifier.to(self.embedding.class_token.device)
+        nn.init.zeros_(self.head.classifier.weight)
+        nn.init.zeros_(self.head.classifier.bias)
+        self.config = self.config.replace(num_classes=num_classes, representation_size=None)
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameter names that take no weight decay: E_pos and x_class (3-D tensors)."""
+        return {"embedding.position_embedding", "embedding.class_token"}
+
+
+@torch.no_grad()
+def init_weights(model: VisionTransformer) -> None:
+    """The initialisation of the reference JAX implementation (google-research/vision_transformer):
+    x_class zeros, E_pos normal(0.02), E LeCun-normal, dense layers Xavier-uniform (MLP biases
+    normal(1e-6)), the classifier zeros."""
+    embedding = model.embedding
+    nn.init.normal_(embedding.position_embedding, std=0.02)
+    nn.init.zeros_(embedding.class_token)
+    lecun_normal_(embedding.projection.weight)
+    nn.init.zeros_(embedding.projection.bias)
+    for name, module in model.encoder.named_modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if name.endswith(("fc1", "fc2")):
+                nn.init.normal_(module.bias, std=1e-6)
+            else:
+                nn.init.zeros_(module.bias)
+    for module in model.head.pre_logits.modules():
+        if isinstance(module, nn.Linear):
+            lecun_normal_(module.weight)
+            nn.init.zeros_(module.bias)
+    nn.init.zeros_(model.head.classifier.weight)
+    nn.init.zeros_(model.head.classifier.bias)
+
+
+def lecun_normal_(weight: torch.Tensor) -> None:
+    """JAX's lecun_normal: a normal truncated at 2 std with variance 1 / fan_in (0.8796 is the
+    standard deviation of a unit normal truncated at +-2, divided out so the variance is exact)."""
+    std = math.sqrt(1 / math.prod(weight.shape[1:])) / 0.87962566
+    nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
