@@ -1,19 +1,57 @@
 """Real pretrained weights into this project's ViT: timm, torchvision, the official .npz.
 
-(work in progress: the loaders land in the next commit)
+A weights spec names the source:
+
+    timm:vit_base_patch16_224.augreg2_in21k_ft_in1k   a timm model name with its tag (HF hub)
+    torchvision:IMAGENET1K_V1                         a torchvision weights enum of the variant
+    google:imagenet21k/ViT-B_16                       an official checkpoint (Google storage)
+    path/to/file                                      .npz, .safetensors, .pt/.pth/.bin
+
+A local file may hold a state dict from timm, torchvision or this project, or an official
+.npz; `vit.layouts` detects which. Downloads go to the libraries' usual caches; offline, a
+missing file raises `WeightsUnavailableError` saying how to pass a local file instead.
+
+The weights are loaded into a model of their own geometry; then (Section 3.2) the position
+embeddings are interpolated to the requested resolution, and (Appendix B.1.1) when the number
+of classes differs the head is replaced by a zero-initialised linear layer.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import socket
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vit.config import ViTConfig
+from vit.layouts import OURS, to_ours
+from vit.model import VisionTransformer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INCEPTION_MEAN = INCEPTION_STD = (0.5, 0.5, 0.5)  # official weights: inputs scaled to [-1, 1]
 
+# Input normalisation each layout's weights expect, when the file does not say.
+_LAYOUT_NORMALISATION = {
+    "npz": (INCEPTION_MEAN, INCEPTION_STD),
+    "timm": (INCEPTION_MEAN, INCEPTION_STD),  # timm's ViT weights keep the official [-1, 1]
+    "torchvision": (IMAGENET_MEAN, IMAGENET_STD),
+    OURS: (INCEPTION_MEAN, INCEPTION_STD),
+}
+GOOGLE_STORAGE = "https://storage.googleapis.com/vit_models/"
+OFFLINE_HINT = (
+    "Download it on a machine with network access, copy the file here and pass its path as "
+    "the weights spec (pretrained='path/to/file' or --pretrained path/to/file)."
+)
+
 
 class WeightsUnavailableError(RuntimeError):
-    """Weights could not be fetched (no network, bad name, failed hash check)."""
+    """Weights could not be fetched (no network, unknown name, failed hash check)."""
 
 
 @dataclass(frozen=True)
@@ -23,8 +61,181 @@ class WeightsInfo:
     spec: str  # what the user asked for, e.g. "timm:vit_base_patch16_224.augreg2_in21k_ft_in1k"
     layout: str  # "timm", "torchvision", "npz" or "vit-replicate"
     image_size: int  # the resolution the weights were trained at
-    mean: tuple[float, float, float]  # input normalisation the weights expect
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]  # input normalisation the weights expect
+    std: tuple[float, ...]
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def load_pretrained(config: ViTConfig, spec: str, variant: str) -> VisionTransformer:
+    """A `VisionTransformer` of `config` carrying the weights named by `spec`."""
+    state, metadata = read_weights(spec, variant)
+    state, layout = to_ours(state, config.num_heads)
+    checkpoint_config = _checkpoint_config(config, state)
+    model = VisionTransformer(checkpoint_config)
+    _check_shapes(model, state, variant)
+    model.load_state_dict(state)
+    mean, std = _normalisation(layout, metadata)
+    model.pretrained_info = WeightsInfo(spec, layout, checkpoint_config.image_size, mean, std)
+    if config.image_size != checkpoint_config.image_size:
+        model.resize_position_embedding(config.image_size)  # Section 3.2
+    if config.num_classes != checkpoint_config.num_classes:
+        model.replace_head(config.num_classes)  # Appendix B.1.1
+    return model
+
+
+def read_weights(spec: str, variant: str) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """The raw state dict (any layout) and string metadata named by `spec`."""
+    source, _, name = spec.partition(":")
+    if source == "timm" and name:
+        return _read_file(_fetch_timm(name))
+    if source == "torchvision" and name:
+        return _fetch_torchvision(name, variant), {}
+    if source == "google" and name:
+        return _read_file(_fetch_url(GOOGLE_STORAGE + name.removesuffix(".npz") + ".npz"))
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ValueError(
+            f"weights spec {spec!r} is neither a file nor a known source; use "
+            "'timm:MODEL.TAG', 'torchvision:WEIGHTS' (e.g. IMAGENET1K_V1), "
+            "'google:imagenet21k/ViT-B_16' or the path of a .npz/.safetensors/.pt file"
+        )
+    return _read_file(path)
+
+
+def _read_file(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    if path.suffix == ".npz":
+        with np.load(path) as arrays:
+            return {k: torch.from_numpy(arrays[k]) for k in arrays.files}, {}
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle and zip errors have no common base class
+        raise ValueError(f"cannot read {path} as a PyTorch checkpoint: {error}") from error
+    for wrapper in ("model", "state_dict", "model_state"):  # training checkpoints nest it
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    return state, {}
+
+
+def _fetch_timm(name: str) -> Path:
+    """The timm checkpoint file from the Hugging Face cache, downloaded when not cached."""
+    import timm
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    try:
+        repo = timm.models.get_pretrained_cfg(name).hf_hub_id
+    except (RuntimeError, AttributeError) as error:  # unknown name, or a model with no weights
+        raise WeightsUnavailableError(f"timm has no pretrained weights named {name!r}") from error
+    files = ("model.safetensors", "pytorch_model.bin")
+    for filename in files:
+        cached = try_to_load_from_cache(repo, filename)
+        if isinstance(cached, str):
+            return Path(cached)
+    _require_network("huggingface.co", f"timm:{name}")
+    for filename in files:
+        try:
+            return Path(hf_hub_download(repo, filename))
+        except OSError as error:  # the hub's not-found and connection errors are OSErrors
+            last_error = error
+    raise WeightsUnavailableError(f"could not download timm:{name}: {last_error}")
+
+
+def _fetch_torchvision(name: str, variant: str) -> dict[str, Tensor]:
+    import torchvision
+
+    from vit.references import TORCHVISION_NAMES
+
+    if variant not in TORCHVISION_NAMES:
+        raise ValueError(
+            f"torchvision has no weights for {variant}; it has {sorted(TORCHVISION_NAMES)}"
+        )
+    builder = TORCHVISION_NAMES[variant]
+    enum = torchvision.models.get_model_weights(builder)
+    if name not in enum.__members__:
+        raise ValueError(
+            f"torchvision {builder} has no weights {name!r}; choose one of {list(enum.__members__)}"
+        )
+    weights = enum[name]
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True)
+    except (OSError, RuntimeError) as error:  # URLError offline; RuntimeError on a bad hash
+        raise WeightsUnavailableError(
+            f"could not fetch torchvision weights {enum.__name__}.{name} from {weights.url}: "
+            f"{error}. {OFFLINE_HINT}"
+        ) from error
+
+
+def _fetch_url(url: str) -> Path:
+    path = Path(torch.hub.get_dir()) / "checkpoints" / url.removeprefix(GOOGLE_STORAGE)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(url, str(path), progress=True)
+        except OSError as error:
+            raise WeightsUnavailableError(f"could not download {url}: {error}. {OFFLINE_HINT}")
+    return path
+
+
+def _require_network(host: str, what: str) -> None:
+    """Fail at once offline, instead of after the hub client's minute of retries."""
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError as error:
+        raise WeightsUnavailableError(
+            f"cannot reach {host} to download {what} ({error}), and it is not in the local "
+            f"cache. {OFFLINE_HINT}"
+        ) from error
+
+
+def _checkpoint_config(config: ViTConfig, state: dict[str, Tensor]) -> ViTConfig:
+    """`config` with the geometry the checkpoint was trained with: resolution, classes and
+    the pre-logits layer, read off the tensors' shapes."""
+    for key in ("embedding.position_embedding", "embedding.projection.weight", "head.classifier.weight"):
+        if key not in state:
+            raise ValueError(f"the checkpoint lacks {key!r}: it is not a complete ViT state dict")
+    grid = math.isqrt(state["embedding.position_embedding"].shape[1] - 1)
+    patch = state["embedding.projection.weight"].shape[-1]
+    pre_logits = state.get("head.pre_logits.0.weight")
+    return config.replace(
+        image_size=grid * patch,
+        num_classes=state["head.classifier.weight"].shape[0],
+        representation_size=None if pre_logits is None else pre_logits.shape[0],
+    )
+
+
+def _check_shapes(model: VisionTransformer, state: dict[str, Tensor], variant: str) -> None:
+    expected = model.state_dict()
+    depth = sum(k.endswith("attention.qkv.weight") for k in state)
+    if depth != model.config.depth:
+        raise ValueError(
+            f"the checkpoint has {depth} encoder layers but {variant} has {model.config.depth}: "
+            "it is a checkpoint of another variant"
+        )
+    for key, tensor in expected.items():
+        if key not in state:
+            raise ValueError(f"the checkpoint lacks {key!r}, which {variant} needs")
+        if state[key].shape != tensor.shape:
+            raise ValueError(
+                f"checkpoint tensor {key!r} has shape {tuple(state[key].shape)} but {variant} "
+                f"expects {tuple(tensor.shape)}: it is a checkpoint of another variant"
+            )
+    unexpected = sorted(set(state) - set(expected))
+    if unexpected:
+        raise ValueError(f"the checkpoint has tensors {variant} does not: {unexpected[:3]}")
+
+
+def _normalisation(layout: str, metadata: dict[str, str]) -> tuple[tuple, tuple]:
+    """The input mean and std the weights expect: from the file when it says, else the
+    layout's convention."""
+    mean, std = _LAYOUT_NORMALISATION[layout]
+    if "mean" in metadata and "std" in metadata:
+        mean, std = json.loads(metadata["mean"]), json.loads(metadata["std"])
+    return tuple(mean), tuple(std)

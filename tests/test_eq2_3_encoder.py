@@ -1,0 +1,48 @@
+"""Eq. 2-3: z'_l = MSA(LN(z_{l-1})) + z_{l-1};  z_l = MLP(LN(z'_l)) + z'_l."""
+
+import torch
+
+from vit import ViTConfig
+from vit.encoder import EncoderBlock
+from vit.mlp import MLP
+
+
+def test_block_keeps_shape(tiny_config: ViTConfig) -> None:
+    z = torch.randn(2, 17, tiny_config.hidden_size)
+    assert EncoderBlock(tiny_config)(z).shape == z.shape
+
+
+def test_block_is_identity_when_sub_blocks_output_zero(tiny_config: ViTConfig) -> None:
+    """Residual connections after every block: zero the last dense layer of MSA and MLP."""
+    block = EncoderBlock(tiny_config)
+    for layer in (block.attention.proj, block.mlp.fc2):
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+    z = torch.randn(2, 17, tiny_config.hidden_size)
+    assert torch.equal(block(z), z)
+
+
+def test_block_matches_equations_2_and_3(tiny_config: ViTConfig) -> None:
+    block = EncoderBlock(tiny_config).eval()
+    z = torch.randn(2, 17, tiny_config.hidden_size)
+    z_prime = block.attention(block.norm1(z)) + z  # Eq. 2: LayerNorm before, residual after
+    expected = block.mlp(block.norm2(z_prime)) + z_prime  # Eq. 3
+    torch.testing.assert_close(block(z), expected)
+
+
+def test_layer_norm_eps_is_the_reference_value(tiny_config: ViTConfig) -> None:
+    block = EncoderBlock(tiny_config)
+    assert block.norm1.eps == block.norm2.eps == 1e-6
+
+
+def test_mlp_is_two_dense_layers_with_exact_gelu(tiny_config: ViTConfig) -> None:
+    mlp = MLP(tiny_config).eval()
+    z = torch.randn(2, 17, tiny_config.hidden_size)
+    hidden = torch.nn.functional.gelu(mlp.fc1(z), approximate="none")
+    torch.testing.assert_close(mlp(z), mlp.fc2(hidden))
+    assert mlp.fc1.out_features == tiny_config.mlp_size
+
+
+def test_mlp_dropout_after_every_dense_layer(tiny_config: ViTConfig) -> None:
+    mlp = MLP(tiny_config.replace(dropout=0.1))
+    assert [m.p for m in (mlp.drop1, mlp.drop2)] == [0.1, 0.1]
