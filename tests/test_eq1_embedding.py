@@ -42,7 +42,9 @@ def test_dropout_follows_position_embedding(tiny_config: ViTConfig) -> None:
     embedding = PatchEmbedding(tiny_config.replace(dropout=0.5)).train()
     z0 = embedding(torch.randn(2, 3, 32, 32))
     assert (z0 == 0).float().mean() > 0.3  # Appendix B.1: dropout after adding E_pos
-    assert torch.equal(embedding.eval()(torch.ones(1, 3, 32, 32)), embedding(torch.ones(1, 3, 32, 32)))
+    assert torch.equal(
+        embedding.eval()(torch.ones(1, 3, 32, 32)), embedding(torch.ones(1, 3, 32, 32))
+    )
 
 
 def test_image_size_not_divisible_by_patch_size_is_rejected() -> None:

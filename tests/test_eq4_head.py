@@ -2,7 +2,7 @@
 
 import torch
 
-from vit import ViTConfig, VisionTransformer
+from vit import VisionTransformer, ViTConfig
 from vit.head import ClassificationHead
 
 

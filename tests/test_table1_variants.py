@@ -23,13 +23,22 @@ def test_parameter_counts_match_timm_and_torchvision(name: str, expected: int) -
 
 @pytest.mark.parametrize(
     "name,layers,hidden,mlp,heads",
-    [("vit_b16", 12, 768, 3072, 12), ("vit_l32", 24, 1024, 4096, 16), ("vit_h14", 32, 1280, 5120, 16)],
+    [
+        ("vit_b16", 12, 768, 3072, 12),
+        ("vit_l32", 24, 1024, 4096, 16),
+        ("vit_h14", 32, 1280, 5120, 16),
+    ],
 )
-def test_variant_sizes_are_table_1(name: str, layers: int, hidden: int, mlp: int, heads: int) -> None:
+def test_variant_sizes_are_table_1(
+    name: str, layers: int, hidden: int, mlp: int, heads: int
+) -> None:
     with torch.device("meta"):
         config = vit.create_model(name).config
     assert (config.depth, config.hidden_size, config.mlp_size, config.num_heads) == (
-        layers, hidden, mlp, heads,
+        layers,
+        hidden,
+        mlp,
+        heads,
     )
     assert config.patch_size == int(name[5:])
 

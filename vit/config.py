@@ -58,7 +58,8 @@ class ViTConfig:
         unknown = set(changes) - set(asdict(self))
         if unknown:
             raise ValueError(
-                f"unknown ViT config field(s) {sorted(unknown)}; valid fields: {sorted(asdict(self))}"
+                f"unknown ViT config field(s) {sorted(unknown)}; "
+                f"valid fields: {sorted(asdict(self))}"
             )
         return replace(self, **changes)
 

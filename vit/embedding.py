@@ -84,7 +84,10 @@ def resize_position_embedding(
         return position_embedding
     grid = rearrange(grid_pos, "1 (h w) d -> 1 d h w", h=old_grid)
     grid = F.interpolate(
-        grid.float(), size=(new_grid, new_grid), mode=mode, align_corners=False,
+        grid.float(),
+        size=(new_grid, new_grid),
+        mode=mode,
+        align_corners=False,
         antialias=new_grid < old_grid,
     ).to(position_embedding.dtype)
     grid_pos = rearrange(grid, "1 d h w -> 1 (h w) d")

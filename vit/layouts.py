@@ -76,7 +76,10 @@ def _linear(ours: str, theirs: str, *, weight_is_kernel: bool = False) -> list[R
 
 def _norm(ours: str, theirs: str, *, jax: bool = False) -> list[Rule]:
     if jax:
-        return [Rule(f"{ours}.weight", (f"{theirs}/scale",)), Rule(f"{ours}.bias", (f"{theirs}/bias",))]
+        return [
+            Rule(f"{ours}.weight", (f"{theirs}/scale",)),
+            Rule(f"{ours}.bias", (f"{theirs}/bias",)),
+        ]
     return _linear(ours, theirs)  # weight + bias, same names
 
 

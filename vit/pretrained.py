@@ -180,7 +180,9 @@ def _fetch_url(url: str) -> Path:
         try:
             torch.hub.download_url_to_file(url, str(path), progress=True)
         except OSError as error:
-            raise WeightsUnavailableError(f"could not download {url}: {error}. {OFFLINE_HINT}")
+            raise WeightsUnavailableError(
+                f"could not download {url}: {error}. {OFFLINE_HINT}"
+            ) from error
     return path
 
 
@@ -198,7 +200,11 @@ def _require_network(host: str, what: str) -> None:
 def _checkpoint_config(config: ViTConfig, state: dict[str, Tensor]) -> ViTConfig:
     """`config` with the geometry the checkpoint was trained with: resolution, classes and
     the pre-logits layer, read off the tensors' shapes."""
-    for key in ("embedding.position_embedding", "embedding.projection.weight", "head.classifier.weight"):
+    for key in (
+        "embedding.position_embedding",
+        "embedding.projection.weight",
+        "head.classifier.weight",
+    ):
         if key not in state:
             raise ValueError(f"the checkpoint lacks {key!r}: it is not a complete ViT state dict")
     grid = math.isqrt(state["embedding.position_embedding"].shape[1] - 1)

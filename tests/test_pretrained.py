@@ -1,0 +1,243 @@
+"""Real pretrained weights: randomly initialised timm and torchvision models (no download),
+converted into this model, give the same logits; the official .npz layout round-trips."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+import torchvision
+from safetensors.torch import save_file
+
+import vit
+from vit import VisionTransformer, ViTConfig
+from vit.layouts import from_ours, npz_layout
+from vit.pretrained import INCEPTION_MEAN, WeightsUnavailableError, load_pretrained
+
+
+def randomise_heads(model: torch.nn.Module) -> torch.nn.Module:
+    """Reference inits zero some heads; random ones make the logits comparison meaningful."""
+    for name, p in model.named_parameters():
+        if "head" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    return model.eval()
+
+
+def assert_same_logits(reference: torch.nn.Module, ours: torch.nn.Module, size: int) -> None:
+    images = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(images), reference(images), atol=1e-4, rtol=1e-4)
+
+
+def save(state: dict[str, torch.Tensor], path: Path) -> str:
+    torch.save(state, path)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "timm_name,variant", [("vit_base_patch16_224", "vit_b16"), ("vit_tiny_patch16_224", "vit_ti16")]
+)
+def test_timm_weights_give_timm_logits(tmp_path: Path, timm_name: str, variant: str) -> None:
+    reference = randomise_heads(timm.create_model(timm_name, pretrained=False))
+    ours = vit.create_model(variant, pretrained=save(reference.state_dict(), tmp_path / "t.pth"))
+    assert ours.pretrained_info.layout == "timm"
+    assert ours.pretrained_info.mean == INCEPTION_MEAN
+    assert_same_logits(reference, ours, 224)
+
+
+def test_timm_global_average_pool_model(tmp_path: Path, tiny_config: ViTConfig) -> None:
+    reference = timm.models.vision_transformer.VisionTransformer(
+        img_size=32,
+        patch_size=8,
+        num_classes=5,
+        embed_dim=32,
+        depth=2,
+        num_heads=4,
+        mlp_ratio=2.0,
+        global_pool="avg",
+    )
+    randomise_heads(reference)
+    path = save(reference.state_dict(), tmp_path / "gap.pth")
+    assert_same_logits(
+        reference, load_pretrained(tiny_config.replace(pool="gap"), path, "tiny"), 32
+    )
+
+
+def test_timm_pre_logits_checkpoint(tmp_path: Path, tiny_config: ViTConfig) -> None:
+    """Older timm ImageNet-21k checkpoints carry a tanh pre-logits layer, `pre_logits.fc`."""
+    reference = randomise_heads(
+        timm.models.vision_transformer.VisionTransformer(
+            img_size=32,
+            patch_size=8,
+            num_classes=5,
+            embed_dim=32,
+            depth=2,
+            num_heads=4,
+            mlp_ratio=2.0,
+        )
+    )
+    state = reference.state_dict()
+    fc = torch.nn.Linear(32, 32)
+    state |= {"pre_logits.fc.weight": fc.weight.detach(), "pre_logits.fc.bias": fc.bias.detach()}
+    state["head.weight"] = reference.head.weight.detach()
+    ours = load_pretrained(tiny_config, save(state, tmp_path / "pre.pth"), "tiny").eval()
+    assert ours.config.representation_size == 32
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features = reference.forward_head(reference.forward_features(images), pre_logits=True)
+        expected = reference.head(torch.tanh(fc(features)))
+        torch.testing.assert_close(ours(images), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_torchvision_weights_give_torchvision_logits(tmp_path: Path) -> None:
+    reference = randomise_heads(torchvision.models.vit_b_16())
+    ours = vit.create_model("vit_b16", pretrained=save(reference.state_dict(), tmp_path / "tv.pth"))
+    assert ours.pretrained_info.layout == "torchvision"
+    assert_same_logits(reference, ours, 224)
+
+
+def test_small_torchvision_model_with_pre_logits(tmp_path: Path, tiny_config: ViTConfig) -> None:
+    reference = torchvision.models.VisionTransformer(
+        image_size=32,
+        patch_size=8,
+        num_layers=2,
+        num_heads=4,
+        hidden_dim=32,
+        mlp_dim=64,
+        num_classes=5,
+        representation_size=48,
+    )
+    path = save(randomise_heads(reference).state_dict(), tmp_path / "tv.pth")
+    ours = load_pretrained(tiny_config, path, "tiny")
+    assert ours.config.representation_size == 48
+    assert_same_logits(reference, ours, 32)
+
+
+def test_official_npz_layout_round_trips_exactly(tmp_path: Path, tiny_config: ViTConfig) -> None:
+    config = tiny_config.replace(representation_size=24)
+    original = VisionTransformer(config)
+    for p in original.parameters():
+        torch.nn.init.normal_(p)
+    arrays = from_ours(original.state_dict(), npz_layout(config.num_heads))
+    assert arrays[
+        "Transformer/encoderblock_0/MultiHeadDotProductAttention_1/query/kernel"
+    ].shape == (
+        32,
+        4,
+        8,  # (D, heads, D_h)
+    )
+    assert arrays["embedding/kernel"].shape == (8, 8, 3, 32)  # (P, P, C, D)
+    np.savez(tmp_path / "ViT-tiny.npz", **{k: v.numpy() for k, v in arrays.items()})
+    loaded = load_pretrained(config, str(tmp_path / "ViT-tiny.npz"), "tiny")
+    assert loaded.pretrained_info.layout == "npz"
+    for key, value in original.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_npz_matches_jax_attention_semantics(tmp_path: Path, tiny_config: ViTConfig) -> None:
+    """Build the official arrays by hand from per-head q/k/v kernels and check our attention
+    computes the JAX einsums: q = einsum('nd,dhk->nhk'), out = einsum('nhk,hkd->nd')."""
+    model = VisionTransformer(tiny_config)
+    arrays = {k: v.numpy() for k, v in from_ours(model.state_dict(), npz_layout(4)).items()}
+    prefix = "Transformer/encoderblock_0/MultiHeadDotProductAttention_1/"
+    rng = np.random.default_rng(0)
+    for name in ("query", "key", "value", "out"):
+        arrays[prefix + f"{name}/kernel"] = rng.normal(size=arrays[prefix + f"{name}/kernel"].shape)
+    arrays = {k: v.astype(np.float32) for k, v in arrays.items()}
+    np.savez(tmp_path / "jax.npz", **arrays)
+    attention = (
+        load_pretrained(tiny_config, str(tmp_path / "jax.npz"), "tiny").encoder.layers[0].attention
+    )
+    z = rng.normal(size=(17, 32)).astype(np.float32)
+    q, k, v = (
+        np.einsum("nd,dhk->nhk", z, arrays[prefix + f"{n}/kernel"]) + arrays[prefix + f"{n}/bias"]
+        for n in ("query", "key", "value")
+    )
+    logits = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(8)
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    heads = np.einsum("hqk,khd->qhd", weights, v)
+    expected = (
+        np.einsum("qhd,hdo->qo", heads, arrays[prefix + "out/kernel"]) + arrays[prefix + "out/bias"]
+    )
+    with torch.no_grad():
+        ours = attention(torch.from_numpy(z)[None])[0].numpy()
+    np.testing.assert_allclose(ours, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_project_checkpoint_with_metadata(tmp_path: Path, tiny_config: ViTConfig) -> None:
+    """A safetensors file written by this project, wrapped by DDP, keeps its normalisation."""
+    model = VisionTransformer(tiny_config)
+    state = {f"module.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    save_file(
+        state,
+        tmp_path / "model.safetensors",
+        metadata={"mean": "[0.1, 0.2, 0.3]", "std": "[1, 1, 1]"},
+    )
+    loaded = load_pretrained(tiny_config, str(tmp_path / "model.safetensors"), "tiny")
+    assert loaded.pretrained_info.layout == "vit-replicate"
+    assert loaded.pretrained_info.mean == (0.1, 0.2, 0.3)
+    assert_same_logits(model.eval(), loaded, 32)
+
+
+def test_new_classes_and_resolution_on_load(tmp_path: Path) -> None:
+    """Appendix B.1.1 and Section 3.2: zero-initialised head, interpolated E_pos."""
+    reference = timm.create_model("vit_tiny_patch16_224", pretrained=False)
+    path = save(reference.state_dict(), tmp_path / "t.pth")
+    model = vit.create_model("vit_ti16", num_classes=10, image_size=384, pretrained=path)
+    assert model.pretrained_info.image_size == 224
+    assert model.config.image_size == 384 and model.config.num_classes == 10
+    assert not model.head.classifier.weight.any()
+    assert model.embedding.position_embedding.shape == (1, 24 * 24 + 1, 192)
+    assert torch.equal(model.embedding.position_embedding[:, 0], reference.pos_embed[:, 0])
+    assert model(torch.randn(1, 3, 384, 384)).shape == (1, 10)
+
+
+def test_checkpoint_of_another_variant_is_rejected(tmp_path: Path) -> None:
+    path = save(vit.create_model("vit_ti16", depth=2).state_dict(), tmp_path / "ti.pth")
+    with pytest.raises(ValueError, match="another variant"):
+        vit.create_model("vit_s16", depth=2, pretrained=path)
+    with pytest.raises(ValueError, match="2 encoder layers but vit_ti16 has 12"):
+        vit.create_model("vit_ti16", pretrained=path)
+
+
+def test_unreadable_and_unknown_checkpoints_are_rejected(tmp_path: Path) -> None:
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read .*junk.pth"):
+        vit.create_model("vit_ti16", pretrained=str(tmp_path / "junk.pth"))
+    path = save({"conv1.weight": torch.zeros(1)}, tmp_path / "resnet.pth")
+    with pytest.raises(ValueError, match="unrecognised checkpoint layout"):
+        vit.create_model("vit_ti16", pretrained=path)
+    with pytest.raises(ValueError, match="neither a file nor a known source"):
+        vit.create_model("vit_ti16", pretrained="no/such/file.pth")
+
+
+def test_timm_download_offline_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import huggingface_hub
+
+    def refuse(*args, **kwargs):
+        raise OSError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(WeightsUnavailableError, match="cannot reach huggingface.co.*pass its path"):
+        vit.create_model("vit_b16", pretrained="timm:vit_base_patch16_224.augreg2_in21k_ft_in1k")
+
+
+def test_torchvision_download_offline_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    with pytest.raises(
+        WeightsUnavailableError, match="ViT_B_16_Weights.IMAGENET1K_V1.*pass its path"
+    ):
+        vit.create_model("vit_b16", pretrained="torchvision:IMAGENET1K_V1")
+    with pytest.raises(ValueError, match="no weights 'IMAGENET9K'"):
+        vit.create_model("vit_b16", pretrained="torchvision:IMAGENET9K")
