@@ -1,5 +1,6 @@
 """Timing and memory, the same way on CPU and GPU: warm-up steps untimed, then blocks of steps
-timed (CUDA events on a GPU, so queued work is counted), the median block reported."""
+timed (CUDA events on a GPU, so queued work is counted), the median block reported; peak memory
+of the timed steps only, so compilation and autotuning do not count."""
 
 from __future__ import annotations
 
@@ -34,19 +35,17 @@ def time_block(step: Callable[[], object], steps: int, device: torch.device) -> 
     return time.perf_counter() - start_s
 
 
-def measure_rate(
-    step: Callable[[], object],
-    work: float,
-    *,
-    warmup: int,
-    steps: int,
-    repeats: int,
-    device: torch.device,
-) -> Rate:
-    """Rate of `work` units per call of `step` (images, FLOPs), over `repeats` blocks of `steps`."""
-    for _ in range(warmup):  # compilation, autotuning, allocator and cuDNN warm-up
+def warm_up(step: Callable[[], object], steps: int, device: torch.device) -> None:
+    """Untimed calls: compilation, autotuning, cuDNN's algorithm search, the allocator's pools."""
+    for _ in range(steps):
         step()
     synchronize(device)
+
+
+def measure_rate(
+    step: Callable[[], object], work: float, *, steps: int, repeats: int, device: torch.device
+) -> Rate:
+    """Rate of `work` units per call of `step` (images, FLOPs), over `repeats` blocks of `steps`."""
     rates = tuple(work * steps / time_block(step, steps, device) for _ in range(repeats))
     return Rate(statistics.median(rates), rates)
 
@@ -56,9 +55,13 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype) -> float:
     (a measured peak, not the datasheet's)."""
     n = 8192 if device.type == "cuda" else 1024
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+
+    def matmul() -> torch.Tensor:
+        return a @ b
+
+    warm_up(matmul, 3, device)
     steps = 20 if device.type == "cuda" else 2
-    rate = measure_rate(lambda: a @ b, 2 * n**3, warmup=3, steps=steps, repeats=5, device=device)
-    return max(rate.blocks)
+    return max(measure_rate(matmul, 2 * n**3, steps=steps, repeats=5, device=device).blocks)
 
 
 def synchronize(device: torch.device) -> None:

@@ -18,6 +18,7 @@ from replicate.bench.measure import (
     peak_memory,
     release_memory,
     reset_peak_memory,
+    warm_up,
 )
 from replicate.bench.steps import (
     PRECISIONS,
@@ -135,24 +136,24 @@ def bench_model(
     forward = compiled(model, config.compile_mode) if config.compile_mode else model
 
     def time_phase(step: Callable[[], None], flops_per_image: int) -> Phase:
+        warm_up(step, config.warmup, device)
         reset_peak_memory(device)
         rate = measure_rate(
-            step,
-            batch_size,
-            warmup=config.warmup,
-            steps=config.steps,
-            repeats=config.repeats,
-            device=device,
+            step, batch_size, steps=config.steps, repeats=config.repeats, device=device
         )
         mfu = rate.median * flops_per_image / peak
         return Phase(rate.median, rate.blocks, mfu, peak_memory(device))
 
-    # The training closure (and its optimizer state) is gone before inference is timed.
-    train = time_phase(
-        train_step(forward, model, images, labels, precision), TRAIN_FLOPS_PER_FORWARD * flops
-    )
-    inference = time_phase(inference_step(forward, model, images, precision), flops)
     params = sum(p.numel() for p in model.parameters())
+    try:
+        # The training closure (and its optimizer state) is gone before inference is timed.
+        train = time_phase(
+            train_step(forward, model, images, labels, precision), TRAIN_FLOPS_PER_FORWARD * flops
+        )
+        inference = time_phase(inference_step(forward, model, images, precision), flops)
+    except torch.cuda.OutOfMemoryError:
+        why = f"out of memory at batch {batch_size}; --find-max-batch finds one that fits"
+        return ModelResult(kind, name, params, batch_size, skipped=why)
     return ModelResult(kind, name, params, batch_size, train, inference)
 
 
