@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from replicate.bench.runner import BenchReport, ModelResult, Phase
+from replicate.bench.runner import TRAIN_FLOPS_PER_FORWARD, BenchReport, ModelResult, Phase
 
 
 def output_stem(report: BenchReport) -> str:
@@ -27,22 +27,18 @@ def write_report(report: BenchReport, out_dir: Path) -> tuple[Path, Path]:
 
 
 def to_markdown(report: BenchReport) -> str:
-    config, versions = report.config, report.versions
-    library_line = ", ".join(f"{name} {version}" for name, version in versions.items() if version)
-    mode = f"torch.compile(mode={config.compile_mode!r})" if config.compile_mode else "eager"
+    config = report.config
     lines = [
         f"## {config.variant} at {config.image_size}x{config.image_size}: "
         "training and inference throughput",
         "",
-        f"- device: {report.device.name} ({report.device.type}); {library_line}",
-        f"- {report.precision}{' autocast' if report.precision == 'bf16' else ''}, {mode}, "
-        f"{'largest batch that fits' if config.find_max_batch else f'batch {config.batch_size}'}"
-        f", synthetic data, {'fused ' if report.device.type == 'cuda' else ''}AdamW; "
-        f"untimed warm-up steps: {config.warmup}; median of {config.repeats} blocks of "
-        f"{config.steps} steps",
+        f"- device: {report.device.name} ({report.device.type}); "
+        + ", ".join(f"{name} {version}" for name, version in report.versions.items() if version),
+        f"- {_settings(report)}",
         f"- model FLOPs per image: {report.forward_flops / 1e9:.2f} G forward, "
-        f"{3 * report.forward_flops / 1e9:.2f} G per training step; measured {report.precision} "
-        f"matmul peak {report.matmul_peak_flops / 1e12:.2f} TFLOP/s (MFU is against it)",
+        f"{TRAIN_FLOPS_PER_FORWARD * report.forward_flops / 1e9:.2f} G per training step; "
+        f"measured {report.precision} matmul peak {report.matmul_peak_flops / 1e12:.2f} TFLOP/s "
+        "(MFU is against it)",
     ]
     if report.graph_breaks:
         breaks = report.graph_breaks
@@ -50,9 +46,20 @@ def to_markdown(report: BenchReport) -> str:
             f"- torch._dynamo.explain on ours: {breaks.graph_break_count} graph breaks, "
             f"{breaks.graph_count} graph(s)"
         )
-    lines += ["", *_table(report.results)]
-    lines += [f"\n{r.name}: skipped ({r.skipped})" for r in report.results if r.skipped]
-    return "\n".join(lines) + "\n"
+    lines += [f"- {r.name}: skipped ({r.skipped})" for r in report.results if r.skipped]
+    return "\n".join([*lines, "", *_table(report.results)]) + "\n"
+
+
+def _settings(report: BenchReport) -> str:
+    config = report.config
+    precision = "bf16 autocast" if report.precision == "bf16" else report.precision
+    mode = f"torch.compile(mode={config.compile_mode!r})" if config.compile_mode else "eager"
+    batch = "largest batch that fits" if config.find_max_batch else f"batch {config.batch_size}"
+    optimizer = "fused AdamW" if report.device.type == "cuda" else "AdamW"
+    return (
+        f"{precision}, {mode}, {batch}, synthetic data, {optimizer}; {config.warmup} untimed "
+        f"warm-up steps, then the median of {config.repeats} blocks of {config.steps} steps"
+    )
 
 
 def _table(results: tuple[ModelResult, ...]) -> list[str]:

@@ -92,7 +92,8 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> BenchR
         torch.backends.cudnn.benchmark = True  # for the patch-embedding conv; same for all models
     flops = forward_flops(config.variant, config.image_size, config.num_classes)
     peak = matmul_peak_flops(device, PRECISIONS[precision])
-    log(f"{describe_device(device).name}: {precision} matmul peak {peak / 1e12:.1f} TFLOP/s")
+    device_info = describe_device(device)
+    log(f"{device_info.name}: {precision} matmul peak {peak / 1e12:.1f} TFLOP/s")
     results = []
     for kind in config.models:
         result = bench_model(kind, config, device, precision, flops, peak)
@@ -103,7 +104,7 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> BenchR
     return BenchReport(
         config=config,
         precision=precision,
-        device=describe_device(device),
+        device=device_info,
         versions=library_versions(),
         forward_flops=flops,
         matmul_peak_flops=peak,
