@@ -1,0 +1,137 @@
+"""python -m replicate.figures: write the paper's tables and figures for this project's runs
+and models. See `python -m replicate.figures --help`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from replicate.figures import make
+from replicate.figures.images import ImageSet, digit_images, folder_images
+from replicate.figures.runs import load_runs
+from replicate.figures.sources import Subject, from_checkpoint, from_pretrained, untrained
+from replicate.figures.tables import results_markdown, table1_markdown
+from vit.pretrained import WeightsUnavailableError
+from vit.variants import VARIANTS
+
+log = logging.getLogger("replicate.figures")
+
+PARTS = ("table1", "fig1", "fig6", "fig7", "curves", "results")
+TABLE_1 = "table1_variants.md"
+RESULTS = "results.md"
+DEFAULT_RUNS = Path("runs")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m replicate.figures",
+        description="Regenerate the paper's Table 1, Figures 1, 6 and 7, training curves and a "
+        "results table. Without --checkpoint or --pretrained, Figures 1, 6 and 7 show an "
+        "untrained (randomly initialised) model, and their titles say so.",
+    )
+    parser.add_argument(
+        "--runs", type=Path, help=f"folder of run folders (default: {DEFAULT_RUNS}/ if present)"
+    )
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--checkpoint", help="a model.safetensors written by replicate.train")
+    model.add_argument(
+        "--pretrained",
+        metavar="SPEC",
+        help="weights spec: timm:NAME, torchvision:WEIGHTS, google:NAME or a file",
+    )
+    parser.add_argument(
+        "--variant",
+        choices=sorted(VARIANTS),
+        help="ViT variant for --pretrained (read from timm/google names) or for the untrained "
+        "model (default vit_b16)",
+    )
+    parser.add_argument("--image-size", type=int, help="model resolution (default: the weights')")
+    parser.add_argument(
+        "--num-classes", type=int, default=1000, help="head size for --pretrained (default 1000)"
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        help="folder of images for Figures 1, 6 and 7 right (default: scikit-learn digits)",
+    )
+    parser.add_argument(
+        "--num-images",
+        type=int,
+        default=32,
+        help="images averaged for the attention distance (default 32; the paper used 128)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder")
+    parser.add_argument("--only", nargs="+", choices=PARTS, help="write only these parts")
+    return parser.parse_args(argv)
+
+
+def load_subject(args: argparse.Namespace) -> Subject:
+    if args.checkpoint:
+        return from_checkpoint(args.checkpoint)
+    if args.pretrained:
+        return from_pretrained(args.pretrained, args.variant, args.image_size, args.num_classes)
+    log.info("no --checkpoint or --pretrained: drawing an untrained model")
+    return untrained(args.variant or "vit_b16", args.image_size)
+
+
+def load_images(args: argparse.Namespace, subject: Subject) -> ImageSet:
+    size = subject.model.config.image_size
+    if args.images:
+        return folder_images(args.images, args.num_images, size)
+    if subject.dataset not in (None, "digits"):
+        log.info("images: scikit-learn digits; pass --images DIR for %s images", subject.dataset)
+    return digit_images(args.num_images, size)
+
+
+def run(args: argparse.Namespace) -> list[Path]:
+    """Write the requested parts; return the files written."""
+    parts = set(args.only or PARTS)
+    if args.num_images < 1:
+        raise ValueError(f"--num-images must be at least 1, not {args.num_images}")
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    if "table1" in parts:
+        written.append(out / TABLE_1)
+        written[-1].write_text(table1_markdown())
+    runs_dir = args.runs or (DEFAULT_RUNS if DEFAULT_RUNS.is_dir() else None)
+    if parts & {"curves", "results"} and runs_dir is None:
+        log.info("no %s/ folder: skipping training curves and results (pass --runs)", DEFAULT_RUNS)
+    elif parts & {"curves", "results"}:
+        runs = load_runs(runs_dir)
+        if "curves" in parts:
+            written.append(make.training_curves(runs, out, f"{runs_dir}/"))
+        if "results" in parts:
+            written.append(out / RESULTS)
+            written[-1].write_text(results_markdown(runs))
+    if parts & {"fig1", "fig6", "fig7"}:
+        subject = load_subject(args)
+        images = load_images(args, subject)
+        if "fig1" in parts:
+            written.append(make.figure_1(subject, images, out))
+        if "fig7" in parts:
+            written.append(make.figure_7_filters(subject, out))
+            written.append(make.figure_7_position_similarity(subject, out))
+            written.append(make.figure_7_attention_distance(subject, images, out))
+        if "fig6" in parts:
+            written.append(make.figure_6_rollout(subject, images, out))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        written = run(args)
+    except (ValueError, WeightsUnavailableError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Figure 7 (right) and Figure 11: mean attention distance of every head, by network depth.
+
+Appendix D.7: "we analyzed the average distance spanned by attention weights at different
+layers (Figure 11). This 'attention distance' is analogous to receptive field size in CNNs."
+Figure 11: "Attention distance was computed for 128 example images by averaging the distance
+between the query pixel and all other pixels, weighted by the attention weight. Each dot shows
+the mean attention distance across images for one of 16 heads at one layer."
+
+ViT attends between patches, so distances here are between patch centres, in input pixels.
+The class token has no place in the image: it is dropped from the queries and the keys, and
+each query's weights over the N patches are renormalised to sum to 1 (otherwise attention
+to the class token would silently count as distance 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from tqdm.auto import tqdm
+
+from vit import VisionTransformer
+
+
+def patch_distances(grid_size: int, patch_size: int) -> torch.Tensor:
+    """(N, N) Euclidean distances in pixels between patch centres, patches in row-major order."""
+    rows, cols = torch.meshgrid(torch.arange(grid_size), torch.arange(grid_size), indexing="ij")
+    centres = torch.stack([rows.flatten(), cols.flatten()], dim=1).double() * patch_size
+    return torch.cdist(centres, centres)
+
+
+def mean_attention_distance(attention: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Attention weights (B, heads, N + 1, N + 1) -> (B, heads): per image and head, the
+    attention-weighted distance from each query patch to the key patches, averaged over queries.
+    """
+    if attention.ndim != 4 or attention.shape[-1] != attention.shape[-2]:
+        raise ValueError(
+            f"expected attention weights (B, heads, N + 1, N + 1), got {tuple(attention.shape)}"
+        )
+    grid_size = math.isqrt(attention.shape[-1] - 1)
+    if grid_size**2 != attention.shape[-1] - 1:
+        raise ValueError(f"{attention.shape[-1] - 1} patches do not form a square grid")
+    patches = attention[..., 1:, 1:].double()  # drop the class token as query and as key
+    patches = patches / patches.sum(dim=-1, keepdim=True)
+    distances = patch_distances(grid_size, patch_size).to(patches.device)
+    return (patches * distances).sum(dim=-1).mean(dim=-1)
+
+
+def attention_distance_by_layer(
+    model: VisionTransformer, batches: Iterable[torch.Tensor], num_images: int | None = None
+) -> torch.Tensor:
+    """(L, heads): each head's mean attention distance in pixels, averaged over all images.
+
+    batches: normalised images (B, C, H, W); num_images sizes the progress bar.
+    """
+    per_image = []  # one (B, L, heads) tensor per batch
+    with tqdm(total=num_images, unit="img", desc="attention distance") as progress:
+        for images in batches:
+            maps = model.attention_maps(images)
+            distances = [mean_attention_distance(a, model.config.patch_size) for a in maps]
+            per_image.append(torch.stack(distances, dim=1))
+            progress.update(len(images))
+    return torch.cat(per_image).mean(dim=0).float()

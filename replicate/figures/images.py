@@ -1,0 +1,67 @@
+"""Input images for Figure 1, Figure 6 and the attention statistics of Figure 7.
+
+From a folder of images (`--images DIR`, e.g. an ImageFolder split), or else scikit-learn's
+bundled handwritten digits, which every install has: 8x8 grey digits scaled up to the model's
+resolution, not photographs, so say so in the titles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from sklearn.datasets import load_digits
+from torchvision.transforms import functional as TF
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    images: torch.Tensor  # (n, 3, S, S) in [0, 1], not normalised: what is shown
+    label: str  # for titles: "8 images from val/", "8 scikit-learn digits (8x8 -> 224x224)"
+
+    def normalised(self, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+        """The model's input: (image - mean) / std per channel."""
+        return TF.normalize(self.images, list(mean), list(std))
+
+    def batches(
+        self, mean: tuple[float, ...], std: tuple[float, ...], size: int = 8
+    ) -> tuple[torch.Tensor, ...]:
+        """The normalised images in batches of `size`."""
+        return self.normalised(mean, std).split(size)
+
+
+def _spread(count: int, num: int) -> np.ndarray:
+    """`num` indices spread evenly over `count` items, so that sorted class folders all show."""
+    return np.unique(np.linspace(0, count - 1, num=min(num, count)).round().astype(int))
+
+
+def folder_images(folder: str | Path, num: int, image_size: int) -> ImageSet:
+    """Up to `num` images found under `folder` (recursively), resized on the short side and
+    centre-cropped to image_size x image_size."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"image folder {str(folder)!r} does not exist")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+    images = []
+    for index in _spread(len(paths), num):
+        with Image.open(paths[index]) as image:
+            image = TF.resize(image.convert("RGB"), image_size)
+            images.append(TF.to_tensor(TF.center_crop(image, image_size)))
+    return ImageSet(torch.stack(images), f"{len(images)} images from {folder.name}/")
+
+
+def digit_images(num: int, image_size: int) -> ImageSet:
+    """`num` of scikit-learn's 8x8 digits as RGB, scaled up bilinearly to the model's size."""
+    digits = load_digits()
+    chosen = torch.from_numpy(digits.images[_spread(len(digits.images), num)]).float() / 16
+    images = F.interpolate(chosen[:, None], size=image_size, mode="bilinear").clamp(0, 1)
+    label = f"{len(images)} scikit-learn digits (8x8 -> {image_size}x{image_size})"
+    return ImageSet(images.expand(-1, 3, -1, -1).contiguous(), label)

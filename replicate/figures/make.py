@@ -1,0 +1,101 @@
+"""The figures: a model and images in, a PNG out, one function per figure of the paper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from einops import rearrange
+
+from replicate.figures import plots
+from replicate.figures.attention_distance import attention_distance_by_layer, patch_distances
+from replicate.figures.embeddings import filter_principal_components, position_similarity
+from replicate.figures.images import ImageSet
+from replicate.figures.rollout import attention_rollout, class_token_maps, upsample_maps
+from replicate.figures.runs import Run
+from replicate.figures.sources import Subject
+
+FIGURE_1 = "fig1_patch_embedding.png"
+FIGURE_7_LEFT = "fig7_left_embedding_filters.png"
+FIGURE_7_CENTRE = "fig7_centre_position_similarity.png"
+FIGURE_7_RIGHT = "fig7_right_attention_distance.png"
+FIGURE_6 = "fig6_attention_rollout.png"
+TRAINING_CURVES = "training_curves.png"
+
+
+def _as_hwc(images: torch.Tensor) -> torch.Tensor:
+    return rearrange(images, "... c h w -> ... h w c").numpy()
+
+
+@torch.no_grad()
+def figure_1(subject: Subject, images: ImageSet, out: Path) -> Path:
+    """Figure 1 in pictures, on the first image: patches, sequence, patch embedding."""
+    image = images.normalised(subject.mean, subject.std)[:1]
+    embedding = subject.model.embedding.projection(image)[0]  # x_p E on the grid, (D, g, g)
+    return plots.draw_patch_embedding(
+        _as_hwc(images.images[0]),
+        subject.model.config.patch_size,
+        embedding.numpy(),
+        out / FIGURE_1,
+        f"Figure 1, the patch embedding in pictures: {subject.label}; {images.label}",
+    )
+
+
+def figure_7_filters(subject: Subject, out: Path, num_components: int = 28) -> Path:
+    """Figure 7 left: the top principal components of the patch-embedding filters E."""
+    weight = subject.model.embedding.projection.weight
+    components, explained = filter_principal_components(weight, num_components)
+    return plots.draw_embedding_filters(components, explained, out / FIGURE_7_LEFT, subject.label)
+
+
+def figure_7_position_similarity(subject: Subject, out: Path) -> Path:
+    """Figure 7 centre: cosine similarity between the position embeddings E_pos."""
+    similarity = position_similarity(subject.model.embedding.position_embedding)
+    return plots.draw_position_similarity(similarity, out / FIGURE_7_CENTRE, subject.label)
+
+
+def figure_7_attention_distance(
+    subject: Subject, images: ImageSet, out: Path, batch_size: int = 8
+) -> Path:
+    """Figure 7 right (and Figure 11): mean attention distance of every head by depth."""
+    config = subject.model.config
+    distances = attention_distance_by_layer(
+        subject.model, images.batches(subject.mean, subject.std, batch_size), len(images.images)
+    )
+    uniform = patch_distances(config.grid_size, config.patch_size).mean().item()
+    title = (
+        f"Mean attention distance by head and depth ({config.image_size}x{config.image_size} "
+        f"input)\n{subject.label}; {images.label}"
+    )
+    return plots.draw_attention_distance(distances.numpy(), out / FIGURE_7_RIGHT, title, uniform)
+
+
+@torch.no_grad()
+def figure_6_rollout(subject: Subject, images: ImageSet, out: Path, num_images: int = 4) -> Path:
+    """Figure 6: attention from the output token to the input space, by attention rollout."""
+    shown = images.images[:num_images]
+    inputs = images.normalised(subject.mean, subject.std)[:num_images]
+    rollout = attention_rollout(subject.model.attention_maps(inputs))
+    maps = upsample_maps(class_token_maps(rollout), subject.model.config.image_size)
+    title = f"Figure 6, attention rollout (Abnar & Zuidema 2020)\n{subject.label}; {images.label}"
+    return plots.draw_rollout(
+        _as_hwc(shown), maps.numpy(), out / FIGURE_6, title, _predictions(subject, inputs)
+    )
+
+
+def _predictions(subject: Subject, inputs: torch.Tensor) -> list[str] | None:
+    """ "predicted: bees (87%)" per image, when the checkpoint names its classes."""
+    if not subject.class_names:
+        return None
+    probabilities = subject.model(inputs).softmax(dim=-1)
+    best, index = probabilities.max(dim=-1)
+    return [
+        f"predicted: {subject.class_names[i]} ({100 * p:.0f}%)"
+        for p, i in zip(best.tolist(), index.tolist(), strict=True)
+    ]
+
+
+def training_curves(runs: list[Run], out: Path, source: str) -> Path:
+    """Train and test loss and accuracy per epoch of every run, on one figure."""
+    title = f"Training curves: {len(runs)} run{'s' * (len(runs) != 1)} from {source}"
+    return plots.draw_training_curves(runs, out / TRAINING_CURVES, title)

@@ -1,0 +1,95 @@
+"""Read the run folders that `replicate.train` writes.
+
+    runs/<name>/config.json     the resolved run config: variant, dataset, recipe, pretrained,
+                                image_size, epochs, ...
+    runs/<name>/metrics.jsonl   one JSON object per epoch: epoch, step, train_loss, train_acc,
+                                test_loss, test_acc, test_top5, images_per_s, wall_time_s
+
+Accuracies are fractions in [0, 1]. Every key but `epoch` is optional, so older or partial runs
+still load; a folder without metrics is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str  # the folder's name
+    config: dict
+    metrics: tuple[dict, ...]  # one entry per epoch, in order
+
+    def series(self, key: str) -> tuple[list[float], list[float]]:
+        """(epochs, values) of one metric over the epochs that logged it."""
+        rows = [row for row in self.metrics if row.get(key) is not None]
+        return [row["epoch"] for row in rows], [float(row[key]) for row in rows]
+
+    def final(self, key: str) -> float | None:
+        """The metric's last logged value."""
+        _, values = self.series(key)
+        return values[-1] if values else None
+
+    @property
+    def label(self) -> str:
+        """The run's name with what it trained: "b16-c10 (vit_b16, cifar10, scratch)"."""
+        variant = self.config.get("variant", "?")
+        dataset = self.config.get("dataset", "?")
+        return f"{self.name} ({variant}, {dataset}, {self.config.get('pretrained') or 'scratch'})"
+
+
+def read_metrics(path: Path) -> tuple[dict, ...]:
+    """The epochs of a metrics.jsonl; a line that is not a JSON object with an `epoch` (a run
+    killed mid-write) is skipped with a warning."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or "epoch" not in row:
+            log.warning("%s:%d: not a JSON object with an 'epoch', skipped", path, number)
+            continue
+        rows.append(row)
+    return tuple(sorted(rows, key=lambda row: row["epoch"]))
+
+
+def load_run(folder: Path) -> Run | None:
+    """One run folder, or None (with a warning) if it has no epochs to show."""
+    metrics_path = folder / "metrics.jsonl"
+    if not metrics_path.is_file():
+        log.warning("skipping %s: no metrics.jsonl", folder)
+        return None
+    metrics = read_metrics(metrics_path)
+    if not metrics:
+        log.warning("skipping %s: metrics.jsonl has no epochs", folder)
+        return None
+    config_path = folder / "config.json"
+    try:
+        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{config_path} is not valid JSON: {error}") from None
+    return Run(folder.name, config, metrics)
+
+
+def load_runs(runs_dir: str | Path) -> list[Run]:
+    """Every run under `runs_dir` (its sub-folders, in name order), or `runs_dir` itself if it
+    is a run folder."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise ValueError(f"runs folder {str(runs_dir)!r} does not exist")
+    if (runs_dir / "metrics.jsonl").is_file():
+        folders = [runs_dir]
+    else:
+        folders = sorted(path for path in runs_dir.iterdir() if path.is_dir())
+    runs = [run for run in map(load_run, folders) if run is not None]
+    if not runs:
+        raise ValueError(f"no run under {str(runs_dir)!r} has a metrics.jsonl")
+    return runs
