@@ -86,37 +86,44 @@ def load_images(args: argparse.Namespace, subject: Subject) -> ImageSet:
 
 
 def run(args: argparse.Namespace) -> list[Path]:
-    """Write the requested parts; return the files written."""
+    """Write the requested parts; return the files written. Inputs are all read before
+    anything is computed, so that a bad path fails at once."""
     parts = set(args.only or PARTS)
     if args.num_images < 1:
         raise ValueError(f"--num-images must be at least 1, not {args.num_images}")
+    runs_dir = args.runs or (DEFAULT_RUNS if DEFAULT_RUNS.is_dir() else None)
+    runs = None
+    if parts & {"curves", "results"}:
+        if runs_dir is None:
+            log.info(
+                "no %s/ folder: skipping training curves and results (pass --runs)", DEFAULT_RUNS
+            )
+        else:
+            runs = load_runs(runs_dir)
+    subject = images = None
+    if parts & {"fig1", "fig6", "fig7"}:
+        subject = load_subject(args)
+        images = load_images(args, subject)
+
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if "table1" in parts:
         written.append(out / TABLE_1)
         written[-1].write_text(table1_markdown())
-    runs_dir = args.runs or (DEFAULT_RUNS if DEFAULT_RUNS.is_dir() else None)
-    if parts & {"curves", "results"} and runs_dir is None:
-        log.info("no %s/ folder: skipping training curves and results (pass --runs)", DEFAULT_RUNS)
-    elif parts & {"curves", "results"}:
-        runs = load_runs(runs_dir)
-        if "curves" in parts:
-            written.append(make.training_curves(runs, out, f"{runs_dir}/"))
-        if "results" in parts:
-            written.append(out / RESULTS)
-            written[-1].write_text(results_markdown(runs))
-    if parts & {"fig1", "fig6", "fig7"}:
-        subject = load_subject(args)
-        images = load_images(args, subject)
-        if "fig1" in parts:
-            written.append(make.figure_1(subject, images, out))
-        if "fig7" in parts:
-            written.append(make.figure_7_filters(subject, out))
-            written.append(make.figure_7_position_similarity(subject, out))
-            written.append(make.figure_7_attention_distance(subject, images, out))
-        if "fig6" in parts:
-            written.append(make.figure_6_rollout(subject, images, out))
+    if runs and "curves" in parts:
+        written.append(make.training_curves(runs, out, f"{runs_dir}/"))
+    if runs and "results" in parts:
+        written.append(out / RESULTS)
+        written[-1].write_text(results_markdown(runs))
+    if subject and "fig1" in parts:
+        written.append(make.figure_1(subject, images, out))
+    if subject and "fig7" in parts:
+        written.append(make.figure_7_filters(subject, out))
+        written.append(make.figure_7_position_similarity(subject, out))
+        written.append(make.figure_7_attention_distance(subject, images, out))
+    if subject and "fig6" in parts:
+        written.append(make.figure_6_rollout(subject, images, out))
     return written
 
 

@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from replicate.figures.runs import Run
 
 DPI = 150
+PATCH_GAP = 0.5  # mid-grey between patches: visible on white and on black backgrounds
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -36,10 +37,10 @@ def tile(tiles: np.ndarray, gap: int, fill: float = np.nan) -> np.ndarray:
     return image[: rows * (h + gap) - gap, : cols * (w + gap) - gap]
 
 
-def _tile_ticks(ax: Axes, rows: int, cols: int, size: int, gap: int) -> None:
+def _tile_ticks(ax: Axes, rows: int, cols: int, size: int, gap: int, max_labels: int = 16) -> None:
     """Number the tiles' rows and columns from 1, ticks at the tiles' centres."""
     step, centre = size + gap, (size - 1) / 2
-    every = max(1, max(rows, cols) // 16)  # at most ~16 labels per axis
+    every = -(-max(rows, cols) // max_labels)  # ceil: at most max_labels labels per axis
     ax.set_xticks(np.arange(0, cols, every) * step + centre, np.arange(1, cols + 1, every))
     ax.set_yticks(np.arange(0, rows, every) * step + centre, np.arange(1, rows + 1, every))
     ax.tick_params(length=0)
@@ -82,11 +83,11 @@ def _draw_image_and_patches(fig: SubFigure, image: np.ndarray, patches: np.ndarr
     ax_image, ax_grid = fig.subplots(1, 2)
     ax_image.imshow(image)
     for edge in range(patch_size, size, patch_size):
-        ax_image.axhline(edge - 0.5, color="white", lw=0.8)
-        ax_image.axvline(edge - 0.5, color="white", lw=0.8)
+        ax_image.axhline(edge - 0.5, color="cyan", lw=0.7)
+        ax_image.axvline(edge - 0.5, color="cyan", lw=0.7)
     ax_image.set(title=f"1. Input image x, {size}x{size}", xlabel="pixel", ylabel="pixel")
     gap = max(1, patch_size // 8)
-    ax_grid.imshow(tile(patches, gap, fill=1.0))
+    ax_grid.imshow(tile(patches, gap, fill=PATCH_GAP))
     _tile_ticks(ax_grid, grid, grid, patch_size, gap)
     ax_grid.set(
         title=f"2. N = {grid}x{grid} = {grid * grid} patches $x_p$ of {patch_size}x{patch_size}",
@@ -100,7 +101,7 @@ def _draw_patch_sequence(fig: SubFigure, patches: np.ndarray, shown: int) -> Non
     count, gap = min(shown, grid * grid), max(2, patch_size // 3)
     ax = fig.subplots()
     strip = rearrange(patches, "gh gw p1 p2 c -> (gh gw) p1 p2 c")[None, :count]
-    ax.imshow(tile(strip, gap, fill=1.0))
+    ax.imshow(tile(strip, gap, fill=PATCH_GAP))
     ax.set_xticks(
         np.arange(count) * (patch_size + gap) + (patch_size - 1) / 2,
         [f"$x_p^{{{i + 1}}}$" for i in range(count)],
@@ -124,7 +125,7 @@ def _draw_embedding_channels(
     for ax, channel in zip(axes, chosen, strict=True):
         shown = ax.imshow(embedding[channel], cmap="coolwarm", vmin=-limit, vmax=limit)
         ax.set_title(f"channel {channel + 1} of {dim}", fontsize=10)
-        _tile_ticks(ax, grid, grid, 1, 0)
+        _tile_ticks(ax, grid, grid, 1, 0, max_labels=7)
     axes[0].set(xlabel="patch column", ylabel="patch row")
     fig.colorbar(shown, ax=list(axes), label="value", shrink=0.9)
     fig.suptitle(

@@ -1,0 +1,169 @@
+"""Every figure and table of `replicate.figures` written by a tiny model, and the CLI end to end
+on a run folder and a checkpoint written here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from safetensors.torch import save_file
+
+import vit
+from replicate.figures import make
+from replicate.figures.__main__ import main
+from replicate.figures.images import ImageSet, digit_images, folder_images
+from replicate.figures.runs import Run
+from replicate.figures.sources import Subject, from_checkpoint, variant_from_spec
+from replicate.figures.tables import measure_variant, table1_markdown
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def subject() -> Subject:
+    model = vit.create_model("vit_ti16", num_classes=3, image_size=32, depth=2).eval()
+    return Subject(model, "ViT-Ti/16 (tiny test)", (0.5,) * 3, (0.5,) * 3, ("a", "b", "c"))
+
+
+@pytest.fixture(scope="module")
+def images() -> ImageSet:
+    return digit_images(num=3, image_size=32)
+
+
+def _assert_png(path: Path) -> None:
+    assert path.is_file() and path.stat().st_size > 1000
+    assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize(
+    "figure",
+    [
+        lambda s, i, out: make.figure_1(s, i, out),
+        lambda s, i, out: make.figure_7_filters(s, out),
+        lambda s, i, out: make.figure_7_position_similarity(s, out),
+        lambda s, i, out: make.figure_7_attention_distance(s, i, out, batch_size=2),
+        lambda s, i, out: make.figure_6_rollout(s, i, out),
+    ],
+    ids=["fig1", "fig7-left", "fig7-centre", "fig7-right", "fig6"],
+)
+def test_each_figure_writes_a_png(
+    figure: Callable, subject: Subject, images: ImageSet, tmp_path: Path
+) -> None:
+    _assert_png(figure(subject, images, tmp_path))
+
+
+def test_training_curves_write_a_png_with_missing_metrics(tmp_path: Path) -> None:
+    full = Run("a", {"variant": "vit_b16"}, ({"epoch": 1, "train_loss": 1.0, "test_acc": 0.5},))
+    sparse = Run("b", {}, ({"epoch": 1}, {"epoch": 2, "test_loss": 0.3}))
+    _assert_png(make.training_curves([full, sparse], tmp_path, "runs/"))
+
+
+def test_table1_measures_variants_beside_the_paper() -> None:
+    table = table1_markdown([measure_variant("vit_b16"), measure_variant("vit_ti16")])
+    b16, ti16 = (line for line in table.splitlines() if line.startswith("| ViT-"))
+    assert "| 12 | 768 | 3072 | 12 | 86.6M | ViT-Base: 12 / 768 / 3072 / 12, 86M |" in b16
+    assert "| 35.1 |" in b16  # GFLOPs at 224, as the GUIDE's anchor (17.6 GMACs)
+    assert "not in the paper" in ti16
+
+
+def test_images_from_a_folder_cover_every_class(tmp_path: Path) -> None:
+    for name, colour in [("ants", (255, 0, 0)), ("bees", (0, 0, 255))]:
+        (tmp_path / name).mkdir()
+        for k in range(3):
+            Image.new("RGB", (40, 30), colour).save(tmp_path / name / f"{k}.png")
+    chosen = folder_images(tmp_path, num=2, image_size=16)
+    assert chosen.images.shape == (2, 3, 16, 16)
+    assert chosen.images[0, 0].mean() == 1 and chosen.images[1, 2].mean() == 1  # ants, bees
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        folder_images(tmp_path / "empty", num=1, image_size=16)
+
+
+def test_variant_from_spec() -> None:
+    assert variant_from_spec("timm:vit_large_patch32_384.orig_in21k_ft_in1k") == "vit_l32"
+    assert variant_from_spec("google:imagenet21k/ViT-H_14") == "vit_h14"
+    assert variant_from_spec("torchvision:IMAGENET1K_V1") is None
+
+
+def _write_checkpoint(folder: Path) -> Path:
+    """A checkpoint as replicate.train writes it: safetensors with the model's metadata."""
+    model = vit.create_model("vit_ti16", num_classes=3, image_size=32)
+    path = folder / "model.safetensors"
+    metadata = {
+        "variant": "vit_ti16",
+        "num_classes": "3",
+        "image_size": "32",
+        "mean": "[0.5, 0.5, 0.5]",
+        "std": "[0.5, 0.5, 0.5]",
+        "class_names": '["zero", "one", "two"]',
+    }
+    save_file(model.state_dict(), path, metadata=metadata)
+    return path
+
+
+def _write_run(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    config = {"variant": "vit_ti16", "dataset": "digits", "recipe": "scratch", "epochs": 2}
+    (folder / "config.json").write_text(json.dumps(config))
+    rows = [{"epoch": e, "train_loss": 1 / e, "test_acc": 0.4 * e} for e in (1, 2)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return _write_checkpoint(folder)
+
+
+def test_checkpoint_loads_with_its_metadata(tmp_path: Path) -> None:
+    subject = from_checkpoint(_write_run(tmp_path / "run"))
+    assert subject.model.config.image_size == 32 and subject.class_names == ("zero", "one", "two")
+    assert subject.dataset == "digits" and "ViT-Ti/16" in subject.label
+
+
+def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    checkpoint = _write_run(tmp_path / "runs" / "ti16-digits")
+    (tmp_path / "runs" / "crashed").mkdir()  # no metrics: skipped with a warning
+    out = tmp_path / "figures"
+    argv = ["--runs", str(tmp_path / "runs"), "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert (
+        main([*argv, "--num-images", "4", "--only", "fig1", "fig6", "fig7", "curves", "results"])
+        == 0
+    )
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(
+        [
+            make.FIGURE_1,
+            make.FIGURE_6,
+            make.FIGURE_7_LEFT,
+            make.FIGURE_7_CENTRE,
+            make.FIGURE_7_RIGHT,
+            make.TRAINING_CURVES,
+            "results.md",
+        ]
+    )
+    for png in out.glob("*.png"):
+        _assert_png(png)
+    results = (out / "results.md").read_text()
+    assert (
+        "| ti16-digits | ViT-Ti/16 | `scratch` | digits | 2 | 80.00 | no paper number |" in results
+    )
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--runs", "no/such/runs", "--only", "curves"], "runs folder 'no/such/runs' does not"),
+        (["--checkpoint", "no/such.safetensors", "--only", "fig7"], "checkpoint 'no/such"),
+        (
+            ["--images", "no/such/dir", "--variant", "vit_ti16", "--image-size", "32"],
+            "image folder",
+        ),
+        (["--pretrained", "torchvision:IMAGENET1K_V1", "--only", "fig6"], "pass --variant"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
