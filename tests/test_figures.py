@@ -14,9 +14,14 @@ from safetensors.torch import save_file
 import vit
 from replicate.figures import make
 from replicate.figures.__main__ import main
-from replicate.figures.images import ImageSet, digit_images, folder_images
+from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
 from replicate.figures.runs import Run
-from replicate.figures.sources import Subject, from_checkpoint, variant_from_spec
+from replicate.figures.sources import (
+    Subject,
+    from_checkpoint,
+    from_pretrained,
+    variant_from_spec,
+)
 from replicate.figures.tables import measure_variant, table1_markdown
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -82,6 +87,12 @@ def test_images_from_a_folder_cover_every_class(tmp_path: Path) -> None:
         folder_images(tmp_path / "empty", num=1, image_size=16)
 
 
+def test_a_runs_image_folder_dataset_gives_its_test_images(tmp_path: Path) -> None:
+    (tmp_path / "data" / "val").mkdir(parents=True)
+    assert run_dataset_folder(f"imagefolder:{tmp_path / 'data'}") == tmp_path / "data" / "val"
+    assert run_dataset_folder("cifar10") is None and run_dataset_folder(None) is None
+
+
 def test_variant_from_spec() -> None:
     assert variant_from_spec("timm:vit_large_patch32_384.orig_in21k_ft_in1k") == "vit_l32"
     assert variant_from_spec("google:imagenet21k/ViT-H_14") == "vit_h14"
@@ -117,6 +128,12 @@ def test_checkpoint_loads_with_its_metadata(tmp_path: Path) -> None:
     subject = from_checkpoint(_write_run(tmp_path / "run"))
     assert subject.model.config.image_size == 32 and subject.class_names == ("zero", "one", "two")
     assert subject.dataset == "digits" and "ViT-Ti/16" in subject.label
+
+
+def test_pretrained_spec_of_a_local_file(tmp_path: Path) -> None:
+    path = _write_checkpoint(tmp_path)
+    subject = from_pretrained(str(path), variant="vit_ti16", image_size=32, num_classes=3)
+    assert subject.model.config.image_size == 32 and str(path) in subject.label
 
 
 def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

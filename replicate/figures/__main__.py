@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from replicate.figures import make
-from replicate.figures.images import ImageSet, digit_images, folder_images
+from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
 from replicate.figures.runs import load_runs
 from replicate.figures.sources import Subject, from_checkpoint, from_pretrained, untrained
 from replicate.figures.tables import results_markdown, table1_markdown
@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--images",
         type=Path,
-        help="folder of images for Figures 1, 6 and 7 right (default: scikit-learn digits)",
+        help="folder of images for Figures 1, 6 and 7 right (default: the checkpoint run's "
+        "imagefolder dataset, else scikit-learn digits)",
     )
     parser.add_argument(
         "--num-images",
@@ -78,8 +79,9 @@ def load_subject(args: argparse.Namespace) -> Subject:
 
 def load_images(args: argparse.Namespace, subject: Subject) -> ImageSet:
     size = subject.model.config.image_size
-    if args.images:
-        return folder_images(args.images, args.num_images, size)
+    folder = args.images or run_dataset_folder(subject.dataset)
+    if folder:
+        return folder_images(folder, args.num_images, size)
     if subject.dataset not in (None, "digits"):
         log.info("images: scikit-learn digits; pass --images DIR for %s images", subject.dataset)
     return digit_images(args.num_images, size)

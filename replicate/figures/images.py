@@ -1,8 +1,9 @@
 """Input images for Figure 1, Figure 6 and the attention statistics of Figure 7.
 
-From a folder of images (`--images DIR`, e.g. an ImageFolder split), or else scikit-learn's
-bundled handwritten digits, which every install has: 8x8 grey digits scaled up to the model's
-resolution, not photographs, so say so in the titles.
+From a folder of images (`--images DIR`, e.g. an ImageFolder split; by default the test split of
+a run's `imagefolder:PATH` dataset), or else scikit-learn's bundled handwritten digits, which
+every install has: 8x8 grey digits scaled up to the model's resolution, not photographs, so the
+titles say so. Images are resized to S x S as `replicate.data` shows them to the model.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def _spread(count: int, num: int) -> np.ndarray:
 
 
 def folder_images(folder: str | Path, num: int, image_size: int) -> ImageSet:
-    """Up to `num` images found under `folder` (recursively), resized on the short side and
-    centre-cropped to image_size x image_size."""
+    """Up to `num` images found under `folder` (recursively), resized to image_size x
+    image_size."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"image folder {str(folder)!r} does not exist")
@@ -53,9 +54,18 @@ def folder_images(folder: str | Path, num: int, image_size: int) -> ImageSet:
     images = []
     for index in _spread(len(paths), num):
         with Image.open(paths[index]) as image:
-            image = TF.resize(image.convert("RGB"), image_size)
-            images.append(TF.to_tensor(TF.center_crop(image, image_size)))
+            image = TF.resize(image.convert("RGB"), [image_size, image_size])
+            images.append(TF.to_tensor(image))
     return ImageSet(torch.stack(images), f"{len(images)} images from {folder.name}/")
+
+
+def run_dataset_folder(dataset: str | None) -> Path | None:
+    """The test images of a run's `imagefolder:PATH` dataset (PATH/val or PATH/test), if they
+    are on this machine."""
+    if not dataset or not dataset.startswith("imagefolder:"):
+        return None
+    root = Path(dataset.removeprefix("imagefolder:")).expanduser()
+    return next((root / split for split in ("val", "test") if (root / split).is_dir()), None)
 
 
 def digit_images(num: int, image_size: int) -> ImageSet:
