@@ -118,13 +118,13 @@ def run(args: argparse.Namespace) -> list[Path]:
     if runs and "results" in parts:
         written.append(out / RESULTS)
         written[-1].write_text(results_markdown(runs))
-    if subject and "fig1" in parts:
+    if subject is not None and "fig1" in parts:
         written.append(make.figure_1(subject, images, out))
-    if subject and "fig7" in parts:
+    if subject is not None and "fig7" in parts:
         written.append(make.figure_7_filters(subject, out))
         written.append(make.figure_7_position_similarity(subject, out))
         written.append(make.figure_7_attention_distance(subject, images, out))
-    if subject and "fig6" in parts:
+    if subject is not None and "fig6" in parts:
         written.append(make.figure_6_rollout(subject, images, out))
     return written
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from einops import rearrange
 
@@ -23,7 +24,7 @@ FIGURE_6 = "fig6_attention_rollout.png"
 TRAINING_CURVES = "training_curves.png"
 
 
-def _as_hwc(images: torch.Tensor) -> torch.Tensor:
+def _as_hwc(images: torch.Tensor) -> np.ndarray:
     return rearrange(images, "... c h w -> ... h w c").numpy()
 
 
