@@ -100,16 +100,18 @@ def test_variant_from_spec() -> None:
 
 
 def _write_checkpoint(folder: Path) -> Path:
-    """A checkpoint as replicate.train writes it: safetensors with the model's metadata."""
-    model = vit.create_model("vit_ti16", num_classes=3, image_size=32)
+    """A checkpoint as replicate.train writes it: safetensors, every metadata value JSON."""
+    model = vit.create_model("vit_ti16", num_classes=3, image_size=32, depth=2)
     path = folder / "model.safetensors"
     metadata = {
-        "variant": "vit_ti16",
+        "variant": '"vit_ti16"',
         "num_classes": "3",
         "image_size": "32",
+        "classes": '["zero", "one", "two"]',
         "mean": "[0.5, 0.5, 0.5]",
         "std": "[0.5, 0.5, 0.5]",
-        "class_names": '["zero", "one", "two"]',
+        "model_overrides": '{"depth": 2}',
+        "dataset": '"digits"',
     }
     save_file(model.state_dict(), path, metadata=metadata)
     return path
@@ -127,12 +129,13 @@ def _write_run(folder: Path) -> Path:
 def test_checkpoint_loads_with_its_metadata(tmp_path: Path) -> None:
     subject = from_checkpoint(_write_run(tmp_path / "run"))
     assert subject.model.config.image_size == 32 and subject.class_names == ("zero", "one", "two")
+    assert subject.model.config.depth == 2  # the run's model_overrides
     assert subject.dataset == "digits" and "ViT-Ti/16" in subject.label
 
 
 def test_pretrained_spec_of_a_local_file(tmp_path: Path) -> None:
     path = _write_checkpoint(tmp_path)
-    subject = from_pretrained(str(path), variant="vit_ti16", image_size=32, num_classes=3)
+    subject = from_pretrained(str(path), "vit_ti16", image_size=32, num_classes=3, depth=2)
     assert subject.model.config.image_size == 32 and str(path) in subject.label
 
 

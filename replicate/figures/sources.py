@@ -51,7 +51,8 @@ def checkpoint_metadata(path: Path) -> dict:
 
 
 def from_checkpoint(path: str | Path) -> Subject:
-    """A checkpoint of this project: its metadata names the variant, classes and resolution."""
+    """A checkpoint of `replicate.train`: its metadata (`replicate.checkpoint.CheckpointInfo`)
+    names the variant, its config overrides, the classes, the resolution and the dataset."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} not found")
@@ -72,13 +73,14 @@ def from_checkpoint(path: str | Path) -> Subject:
         num_classes=int(meta.get("num_classes", 1000)),
         image_size=meta.get("image_size"),
         pretrained=str(path),
+        **meta.get("model_overrides", {}),  # e.g. {"depth": 2} for a smoke run
     )
     info = model.pretrained_info
     run_config = path.parent / "config.json"  # the run folder's, for the dataset's name
     dataset = meta.get("dataset") or (
         json.loads(run_config.read_text()).get("dataset") if run_config.is_file() else None
     )
-    names = meta.get("class_names")
+    names = meta.get("classes")
     return Subject(
         model.eval(), label, info.mean, info.std, tuple(names) if names else None, dataset
     )
@@ -104,14 +106,21 @@ def image_size_from_spec(spec: str) -> int | None:
 
 
 def from_pretrained(
-    spec: str, variant: str | None = None, image_size: int | None = None, num_classes: int = 1000
+    spec: str,
+    variant: str | None = None,
+    image_size: int | None = None,
+    num_classes: int = 1000,
+    **overrides,
 ) -> Subject:
-    """Weights by spec (`vit.pretrained`): timm, torchvision, official .npz or a local file."""
+    """Weights by spec (`vit.pretrained`): timm, torchvision, official .npz or a local file.
+    overrides: config fields of the model the weights belong to, as `create_model` takes."""
     variant = variant or variant_from_spec(spec)
     if variant is None:
         raise ValueError(f"cannot tell the ViT variant from {spec!r}; pass --variant")
     image_size = image_size or image_size_from_spec(spec)
-    model = create_model(variant, num_classes=num_classes, image_size=image_size, pretrained=spec)
+    model = create_model(
+        variant, num_classes=num_classes, image_size=image_size, pretrained=spec, **overrides
+    )
     info = model.pretrained_info
     return Subject(model.eval(), f"{_paper_name(variant)}, {spec}", info.mean, info.std)
 
