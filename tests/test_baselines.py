@@ -82,9 +82,11 @@ def test_weights_unavailable_name_weights_and_cause(monkeypatch, fetch, cause: s
 
 
 def test_bad_weight_specs() -> None:
-    with pytest.raises(WeightsUnavailableError, match="available: IMAGENET1K_V1, DEFAULT"):
+    with pytest.raises(
+        ValueError, match="no weights 'IMAGENET21K'; available: IMAGENET1K_V1, DEFAULT"
+    ):
         create_model("effnet_b0", pretrained="torchvision:IMAGENET21K")
-    with pytest.raises(WeightsUnavailableError, match="nor an existing state-dict file"):
+    with pytest.raises(ValueError, match="no weights file no/such/file.pth"):
         create_model("effnet_b0", pretrained="no/such/file.pth")
 
 

@@ -49,7 +49,8 @@ class VisionTransformer(nn.Module):
         single, zero-initialized linear layer outputting the number of classes"."""
         self.head.pre_logits = nn.Identity()
         self.head.classifier = nn.Linear(self.config.hidden_size, num_classes)
-        self.head.classifier.to(self.embedding.class_token.device)
+        reference = self.embedding.class_token  # the new layer lives where the model does
+        self.head.classifier.to(device=reference.device, dtype=reference.dtype)
         nn.init.zeros_(self.head.classifier.weight)
         nn.init.zeros_(self.head.classifier.bias)
         self.config = self.config.replace(num_classes=num_classes, representation_size=None)

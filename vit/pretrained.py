@@ -23,6 +23,7 @@ import math
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,6 +32,9 @@ from torch import Tensor
 from vit.config import ViTConfig
 from vit.layouts import OURS, to_ours
 from vit.model import VisionTransformer
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -89,11 +93,11 @@ def read_weights(spec: str, variant: str) -> tuple[dict[str, Tensor], dict[str, 
     """The raw state dict (any layout) and string metadata named by `spec`."""
     source, _, name = spec.partition(":")
     if source == "timm" and name:
-        return _read_file(_fetch_timm(name))
+        return read_state_dict(_fetch_timm(name))
     if source == "torchvision" and name:
         return _fetch_torchvision(name, variant), {}
     if source == "google" and name:
-        return _read_file(_fetch_url(GOOGLE_STORAGE + name.removesuffix(".npz") + ".npz"))
+        return read_state_dict(_fetch_url(GOOGLE_STORAGE + name.removesuffix(".npz") + ".npz"))
     path = Path(spec).expanduser()
     if not path.is_file():
         raise ValueError(
@@ -101,10 +105,13 @@ def read_weights(spec: str, variant: str) -> tuple[dict[str, Tensor], dict[str, 
             "'timm:MODEL.TAG', 'torchvision:WEIGHTS' (e.g. IMAGENET1K_V1), "
             "'google:imagenet21k/ViT-B_16' or the path of a .npz/.safetensors/.pt file"
         )
-    return _read_file(path)
+    return read_state_dict(path)
 
 
-def _read_file(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+def read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """The state dict in a .npz, .safetensors or PyTorch file, and the file's string metadata."""
+    if not path.is_file():
+        raise ValueError(f"no weights file {path}")
     if path.suffix == ".npz":
         with np.load(path) as arrays:
             return {k: torch.from_numpy(arrays[k]) for k in arrays.files}, {}
@@ -149,28 +156,50 @@ def _fetch_timm(name: str) -> Path:
 
 
 def _fetch_torchvision(name: str, variant: str) -> dict[str, Tensor]:
-    import torchvision
-
     from vit.references import TORCHVISION_NAMES
 
     if variant not in TORCHVISION_NAMES:
         raise ValueError(
             f"torchvision has no weights for {variant}; it has {sorted(TORCHVISION_NAMES)}"
         )
-    builder = TORCHVISION_NAMES[variant]
-    enum = torchvision.models.get_model_weights(builder)
-    if name not in enum.__members__:
-        raise ValueError(
-            f"torchvision {builder} has no weights {name!r}; choose one of {list(enum.__members__)}"
-        )
-    weights = enum[name]
+    return fetch_torchvision(TORCHVISION_NAMES[variant], name)[0]
+
+
+def fetch_torchvision(builder: str, tag: str) -> tuple[dict[str, Tensor], WeightsEnum]:
+    """The state dict of torchvision's weights `tag` for `builder` (e.g. "vit_b_16",
+    "efficientnet_b0"), downloaded with its hash checked, and the weights enum member."""
+    from torchvision.models import get_model_weights  # torchvision only when asked for
+
+    enum = get_model_weights(builder)
+    if tag not in enum.__members__:
+        available = ", ".join(enum.__members__)
+        raise ValueError(f"torchvision {builder} has no weights {tag!r}; available: {available}")
+    weights = enum[tag]
     try:
-        return weights.get_state_dict(progress=True, check_hash=True)
-    except (OSError, RuntimeError) as error:  # URLError offline; RuntimeError on a bad hash
-        raise WeightsUnavailableError(
-            f"could not fetch torchvision weights {enum.__name__}.{name} from {weights.url}: "
-            f"{error}. {OFFLINE_HINT}"
-        ) from error
+        state = torch.hub.load_state_dict_from_url(
+            weights.url, map_location="cpu", check_hash=True, weights_only=True
+        )
+        return state, weights
+    except (OSError, RuntimeError) as error:  # URLError offline; "invalid hash value (...)"
+        raise WeightsUnavailableError(_torchvision_fetch_error(weights, error)) from error
+
+
+def _torchvision_fetch_error(weights: WeightsEnum, error: Exception) -> str:
+    """What failed, why, and the way out (GUIDE item 9: stale hashes in some versions)."""
+    filename = weights.url.rsplit("/", 1)[-1]
+    if "hash" in str(error):
+        way_out = (
+            "the download is corrupt or the expected hash is stale; retry, or check a copy by hand "
+            "(the name's suffix is the start of its sha256) and pass its path as pretrained="
+        )
+    else:
+        way_out = (
+            f"without network access, fetch {filename} elsewhere and pass its path as pretrained="
+        )
+    return (
+        f"could not fetch the torchvision weights {weights} from {weights.url}: {error}; "
+        f"{way_out}'/path/to/{filename}'"
+    )
 
 
 def _fetch_url(url: str) -> Path:
