@@ -1,0 +1,216 @@
+"""Datasets for `replicate.train`: each a `DatasetSpec` (its defaults as data) that builds a
+train and a test split of (image, label) pairs.
+
+    digits              scikit-learn's bundled 8x8 handwritten digits, upsampled to RGB (offline)
+    imagefolder:PATH    PATH/train and PATH/val (or PATH/test), one subfolder per class (offline)
+    pizza_steak_sushi   the course's FoodVision Mini zip, an image folder
+    cifar10, cifar100, food101, oxford_pets, flowers102   torchvision datasets
+
+Downloads go to `--data-dir`, show progress and, where the source publishes checksums
+(torchvision's datasets), verify them. Images reach the trainer as `SquareImages`: uint8,
+RGB, resized to S x S, the evaluation view of big_vision's fine-tuning ("resize(384)");
+`replicate.augment` draws the training crops from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import ConcatDataset, Dataset, TensorDataset
+from torchvision.transforms.v2 import functional as TF
+
+from replicate.cli_errors import DataError
+
+PIZZA_STEAK_SUSHI_URL = (
+    "https://github.com/mrdbourke/pytorch-deep-learning/raw/main/data/pizza_steak_sushi.zip"
+)
+IMAGEFOLDER = "imagefolder:"
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: Dataset  # (PIL image or uint8 CHW tensor, label) pairs
+    test: Dataset
+    classes: list[str]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset and the defaults a run on it starts from (every one can be overridden)."""
+
+    name: str
+    build: Callable[[Path], Splits]  # data_dir -> splits, downloading when needed
+    epochs: int = 10  # run length from scratch
+    batch_size: int = 32  # the course's batch size; the paper's 4096/512 need accelerators
+    image_size: int | None = None  # None: the model's own default (224 for the ViTs)
+    finetune_steps: int | None = None  # Table 4's fine-tuning steps, where the paper gives them
+    flip: bool = True  # random horizontal flips (not for digits: a mirrored 2 is no digit)
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # random-resized-crop area, inception style
+    offline: bool = False  # needs no download
+
+
+def digits_splits(data_dir: Path) -> Splits:
+    """scikit-learn's 1,797 digits (8x8, 17 grey levels) as uint8 RGB, split 80/20 with a fixed
+    seed and stratified by class, so every run and every machine sees the same test set."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images * (255 / 16)).round().to(torch.uint8)
+    images = images[:, None].expand(-1, 3, -1, -1).contiguous()  # grey -> RGB, (N, 3, 8, 8)
+    labels = torch.from_numpy(digits.target)
+    train, test = train_test_split(
+        torch.arange(len(labels)), test_size=0.2, random_state=0, stratify=labels
+    )
+    return Splits(
+        TensorDataset(images[train], labels[train]),
+        TensorDataset(images[test], labels[test]),
+        classes=[str(d) for d in digits.target_names],
+    )
+
+
+def image_folder_splits(root: Path) -> Splits:
+    """`root/train` and `root/val` (or `root/test`), each with one subfolder per class."""
+    from torchvision.datasets import ImageFolder
+
+    test_dir = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
+    if not (root / "train").is_dir() or test_dir is None:
+        raise DataError(
+            f"image folder {root} needs a train/ and a val/ (or test/) folder, each with one "
+            "subfolder of images per class"
+        )
+    train, test = (_checked_image_folder(ImageFolder, d) for d in (root / "train", test_dir))
+    if train.classes != test.classes:
+        raise DataError(
+            f"{root}: train/ has classes {train.classes} but {test_dir.name}/ has {test.classes}"
+        )
+    return Splits(train, test, train.classes)
+
+
+def _checked_image_folder(image_folder: type, folder: Path) -> Dataset:
+    try:
+        dataset = image_folder(folder, loader=load_image)
+    except FileNotFoundError as error:  # no class folders, or no images in them
+        raise DataError(f"no images in {folder}: {error}") from error
+    for path, _ in dataset.samples:  # up front, so a bad file stops the run before training
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (OSError, SyntaxError) as error:  # PIL reports some corrupt PNGs as SyntaxError
+            raise DataError(f"cannot read image {path}: {error}") from error
+    return dataset
+
+
+def load_image(path: str) -> Image.Image:
+    """PIL's decode, with the file named when it fails (verify() does not catch truncation)."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError as error:
+        raise DataError(f"cannot read image {path}: {error}") from error
+
+
+def pizza_steak_sushi_splits(data_dir: Path) -> Splits:
+    """The course's FoodVision Mini: 3 Food-101 classes, 225 train and 75 test images."""
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    root = data_dir / "pizza_steak_sushi"
+    if not root.is_dir():  # GitHub publishes no checksum for the zip
+        download_and_extract_archive(PIZZA_STEAK_SUSHI_URL, data_dir, extract_root=root)
+    return image_folder_splits(root)
+
+
+def torchvision_splits(name: str, data_dir: Path) -> Splits:
+    """A torchvision dataset, downloaded and md5-checked by torchvision."""
+    from torchvision import datasets
+
+    root = data_dir / name
+    if name in ("cifar10", "cifar100"):
+        cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+        train, test = (cls(root, train=t, download=True) for t in (True, False))
+    elif name == "food101":
+        train, test = (datasets.Food101(root, split=s, download=True) for s in ("train", "test"))
+    elif name == "oxford_pets":
+        train, test = (
+            datasets.OxfordIIITPet(root, split=s, download=True) for s in ("trainval", "test")
+        )
+    else:  # flowers102: train on train + val (1,020 + 1,020), test on the 6,149 test images
+        train, val, test = (
+            datasets.Flowers102(root, split=s, download=True) for s in ("train", "val", "test")
+        )
+        return Splits(ConcatDataset([train, val]), test, test.classes)
+    return Splits(train, test, train.classes)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in [
+        # ViT-B/16 at 32x32 (a 2x2 grid of patches) trains at ~50 images/s on a 2-core CPU:
+        # 20 epochs of the 1,437 training digits take about 10 minutes.
+        DatasetSpec(
+            "digits",
+            digits_splits,
+            epochs=20,
+            batch_size=64,
+            image_size=32,
+            flip=False,
+            crop_scale=(0.6, 1.0),
+            offline=True,
+        ),
+        DatasetSpec("pizza_steak_sushi", pizza_steak_sushi_splits),
+        DatasetSpec("cifar10", partial(torchvision_splits, "cifar10"), finetune_steps=10_000),
+        DatasetSpec("cifar100", partial(torchvision_splits, "cifar100"), finetune_steps=10_000),
+        DatasetSpec("food101", partial(torchvision_splits, "food101")),
+        DatasetSpec("oxford_pets", partial(torchvision_splits, "oxford_pets"), finetune_steps=500),
+        DatasetSpec("flowers102", partial(torchvision_splits, "flowers102"), finetune_steps=500),
+    ]
+}
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+    """The spec of a named dataset, or of `imagefolder:PATH`."""
+    if name.startswith(IMAGEFOLDER):
+        path = Path(name.removeprefix(IMAGEFOLDER)).expanduser()
+        return DatasetSpec(name, lambda _: image_folder_splits(path), offline=True)
+    if name not in DATASETS:
+        raise DataError(
+            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or imagefolder:PATH"
+        )
+    return DATASETS[name]
+
+
+def load_splits(spec: DatasetSpec, data_dir: Path) -> Splits:
+    """Build the splits; a dataset that is neither in `data_dir` nor downloadable is a DataError."""
+    try:
+        return spec.build(data_dir)
+    except (OSError, RuntimeError) as error:  # URLError offline; torchvision's "not found"
+        offline = ", ".join(s.name for s in DATASETS.values() if s.offline)
+        raise DataError(
+            f"dataset {spec.name!r} is not in --data-dir {data_dir} and could not be downloaded "
+            f"({error}); copy it into --data-dir, or use a dataset that needs no network: "
+            f"{offline}, or imagefolder:PATH"
+        ) from error
+
+
+class SquareImages(Dataset):
+    """(uint8 (3, S, S) image, label) pairs: each image decoded, made RGB, resized to S x S."""
+
+    def __init__(self, dataset: Dataset, size: int) -> None:
+        self.dataset = dataset
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        image, label = self.dataset[index]
+        if isinstance(image, Image.Image):
+            image = image.convert("RGB")
+        image = TF.resize(TF.to_image(image), [self.size, self.size], antialias=True)
+        return image.as_subclass(Tensor), int(label)

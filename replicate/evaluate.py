@@ -1,0 +1,128 @@
+"""Test-set evaluation: loss, top-1 and top-5 accuracy and the confusion matrix (torchmetrics).
+
+    python -m replicate.evaluate --checkpoint runs/vit_b16-digits-.../model.safetensors
+
+The model, its classes, resolution and input normalisation come from the checkpoint's metadata;
+the dataset is the one it was trained on unless `--dataset` names another with the same classes.
+Used by `replicate.train` after every epoch too; under torchrun each rank evaluates a shard and
+torchmetrics sums the counts over the ranks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from replicate.augment import Augmentation
+from replicate.checkpoint import load_model
+from replicate.cli_errors import DataError, run_cli
+from replicate.data import SquareImages, get_dataset_spec, load_splits
+from replicate.loader import ImageSource, ResidentImages
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    top1: float
+    top5: float  # top-min(5, K): every class is in the top 5 of a 5-class problem
+    confusion: Tensor  # (K, K) counts, rows the true class, columns the predicted one
+
+
+def accuracy_metrics(num_classes: int, device: torch.device) -> MetricCollection:
+    """Mean loss and top-1 accuracy over the samples seen; NaN losses are kept, not dropped, so a
+    diverged run shows."""
+    return MetricCollection(
+        {
+            "loss": MeanMetric(nan_strategy="disable"),
+            "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+        }
+    ).to(device)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    images: ImageSource,
+    indices: Sequence[int],
+    augmentation: Augmentation,
+    batch_size: int,
+    num_classes: int,
+    autocast=nullcontext,
+) -> Evaluation:
+    device = next(model.parameters()).device
+    metrics = accuracy_metrics(num_classes, device)
+    top5 = MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro").to(device)
+    confusion = MulticlassConfusionMatrix(num_classes).to(device)
+    was_training = model.training
+    model.eval()
+    for batch, labels in images.batches(indices, batch_size):
+        with autocast():
+            logits = model(augmentation.eval(batch)).float()
+        metrics["loss"].update(F.cross_entropy(logits, labels), weight=len(labels))
+        metrics["top1"].update(logits, labels)
+        top5.update(logits, labels)
+        confusion.update(logits, labels)
+    model.train(was_training)
+    results = metrics.compute()  # sums over ranks under torchrun
+    return Evaluation(
+        loss=results["loss"].item(),
+        top1=results["top1"].item(),
+        top5=top5.compute().item(),
+        confusion=confusion.compute().cpu(),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m replicate.evaluate",
+        description="Evaluate a checkpoint of replicate.train on a test set.",
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, required=True, help="a model.safetensors of replicate.train"
+    )
+    parser.add_argument(
+        "--dataset",
+        help="dataset whose test split to use (default: the one the checkpoint was trained on); "
+        "its classes must be the checkpoint's",
+    )
+    parser.add_argument("--data-dir", type=Path, default=Path(".data"), help="dataset folder")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> Evaluation:
+    args = build_parser().parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, info = load_model(args.checkpoint, device)
+    dataset = args.dataset or info.dataset
+    splits = load_splits(get_dataset_spec(dataset), args.data_dir)
+    if splits.classes != info.classes:
+        raise DataError(
+            f"{dataset} has classes {splits.classes[:5]}..., the checkpoint {info.classes[:5]}..."
+        )
+    test = ResidentImages.decode(SquareImages(splits.test, info.image_size), device, workers=0)
+    result = evaluate(
+        model,
+        test,
+        range(len(test)),
+        Augmentation(info.mean, info.std),
+        args.batch_size,
+        info.num_classes,
+    )
+    summary = {"test_loss": result.loss, "test_acc": result.top1, "test_top5": result.top5}
+    print(json.dumps({"checkpoint": str(args.checkpoint), "dataset": dataset, **summary}))
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli("replicate.evaluate", main))

@@ -1,0 +1,99 @@
+"""What a training run leaves in its `--out` folder, besides the checkpoints.
+
+    config.json                the full resolved configuration (`--resume` reads it back)
+    metrics.jsonl              one `EpochRecord` per line
+    events.out.tfevents.*      TensorBoard: loss, accuracy, learning rate, throughput
+    confusion_matrix.{png,json} the final test-set confusion matrix, as a picture and as counts
+
+Only rank 0 writes; on the other ranks a `RunLog` is built with `enabled=False` and does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+MAX_ANNOTATED_CLASSES = 20  # beyond this the counts in the cells become unreadable
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # epochs completed
+    step: int  # optimiser steps completed
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float  # top-1
+    test_top5: float
+    images_per_s: float  # training throughput over all ranks, evaluation excluded
+    wall_time_s: float  # since the run (or its resumption) started
+    lr: float
+
+
+class RunLog:
+    def __init__(self, out: Path, enabled: bool, epoch: int = 0, step: int = 0) -> None:
+        """Logs from `epoch` and `step` on: a resumed run drops what the interrupted one logged
+        after its last checkpoint, so nothing appears twice."""
+        self.out = out
+        self.writer = SummaryWriter(out, purge_step=step or None) if enabled else None
+        metrics = out / METRICS
+        if self.writer and metrics.exists():
+            kept = [
+                line
+                for line in metrics.read_text().splitlines(keepends=True)
+                if json.loads(line)["epoch"] <= epoch
+            ]
+            metrics.write_text("".join(kept))
+
+    def config(self, config: dict[str, Any]) -> None:
+        if self.writer:
+            (self.out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+            self.writer.add_text("config", f"```\n{json.dumps(config, indent=2)}\n```")
+
+    def step(self, step: int, loss: float, accuracy: float, lr: float) -> None:
+        if self.writer:
+            self.writer.add_scalar("train/loss", loss, step)
+            self.writer.add_scalar("train/accuracy", accuracy, step)
+            self.writer.add_scalar("train/lr", lr, step)
+
+    def epoch(self, record: EpochRecord) -> None:
+        if not self.writer:
+            return
+        with open(self.out / METRICS, "a") as f:
+            f.write(json.dumps(asdict(record)) + "\n")
+        scalars = {
+            "test/loss": record.test_loss,
+            "test/accuracy": record.test_acc,
+            "test/top5": record.test_top5,
+            "train/epoch_accuracy": record.train_acc,
+            "train/images_per_s": record.images_per_s,
+        }
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, record.step)
+        self.writer.flush()
+
+    def confusion_matrix(self, counts: Tensor, classes: list[str]) -> None:
+        if not self.writer:
+            return
+        from torchmetrics.classification import MulticlassConfusionMatrix
+
+        (self.out / "confusion_matrix.json").write_text(
+            json.dumps({"classes": classes, "counts": counts.tolist()}) + "\n"
+        )
+        annotate = len(classes) <= MAX_ANNOTATED_CLASSES
+        figure, _ = MulticlassConfusionMatrix(len(classes)).plot(
+            counts, add_text=annotate, labels=classes if annotate else None
+        )
+        figure.savefig(self.out / "confusion_matrix.png", dpi=120, bbox_inches="tight")
+        self.writer.add_figure("test/confusion_matrix", figure)
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
