@@ -29,9 +29,7 @@ class Augmentation:
     def train(self, images: Tensor, generator: torch.Generator) -> Tensor:
         """uint8 (B, 3, S, S) -> a normalised float batch of random crops, (B, 3, S, S)."""
         theta = self.crop_transforms(images.shape[0], generator).to(images.device)
-        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-        crops = F.grid_sample(images.float(), grid, mode="bilinear", align_corners=False)
-        return self._normalise(crops)
+        return self._normalise(resample(images, theta))
 
     def eval(self, images: Tensor) -> Tensor:
         """uint8 (B, 3, S, S) -> the normalised float batch."""
@@ -62,3 +60,9 @@ class Augmentation:
         mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1) * 255
         std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1) * 255
         return (images - mean) / std
+
+
+def resample(images: Tensor, theta: Tensor) -> Tensor:
+    """uint8 (B, C, H, W) -> float (B, C, H, W), bilinear, through the (B, 2, 3) affine maps."""
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images.float(), grid, mode="bilinear", align_corners=False)
