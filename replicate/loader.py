@@ -40,7 +40,7 @@ class ResidentImages:
 
     @classmethod
     def decode(cls, dataset: SquareImages, device: torch.device, workers: int) -> ResidentImages:
-        loader = DataLoader(dataset, batch_size=256, num_workers=workers)
+        loader = DataLoader(dataset, batch_size=256, num_workers=workers, generator=_unused())
         images, labels = zip(*loader, strict=True)
         return cls(torch.cat(images).to(device), torch.cat(labels).to(device))
 
@@ -67,12 +67,19 @@ class StreamedImages:
             batch_sampler=chunks,
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
+            generator=_unused(),
         )
         for images, labels in loader:
             yield (
                 images.to(self.device, non_blocking=True),
                 labels.to(self.device, non_blocking=True),
             )
+
+
+def _unused() -> torch.Generator:
+    """For the seed a DataLoader draws for its workers, which use no randomness here: drawn
+    from the global generator, it would shift the dropout masks of a streamed run."""
+    return torch.Generator()
 
 
 def place(

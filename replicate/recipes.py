@@ -19,6 +19,8 @@ import torch
 from timm.optim import param_groups_weight_decay
 from torch import nn
 
+MAX_WARMUP_FRACTION = 0.1  # the paper warms up 10k of ~100k+ steps; short runs keep that ratio
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -35,10 +37,6 @@ class Recipe:
     image_size: int | None = None  # ViT resolution when loading pretrained weights
     new_head: bool = False  # replace the (pretrained) head by a zero-initialised one
     freeze_backbone: bool = False  # train `model.head` only
-
-    @property
-    def warmup_fraction_cap(self) -> float:
-        return 0.1
 
 
 SCRATCH = Recipe(
@@ -80,7 +78,7 @@ def build_optimizer(model: nn.Module, recipe: Recipe, fused: bool) -> torch.opti
 def build_scheduler(
     optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    warmup = min(recipe.warmup_steps, int(total_steps * recipe.warmup_fraction_cap))
+    warmup = min(recipe.warmup_steps, int(total_steps * MAX_WARMUP_FRACTION))
     factor = partial(lr_factor, warmup=warmup, total=total_steps, schedule=recipe.schedule)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 

@@ -16,6 +16,7 @@ import argparse
 import ast
 import json
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -169,7 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
         "stream: decode them every epoch in DataLoader workers; auto (default): device when they "
         "take at most a quarter of its free memory",
     )
-    add("--workers", type=int, help="DataLoader processes decoding images (default 4)")
+    add(
+        "--workers",
+        type=int,
+        help="DataLoader processes decoding images (default: 4, or fewer CPU cores)",
+    )
     add("--log-every", type=int, help="steps between progress-bar and TensorBoard updates (10)")
     return p
 
@@ -215,7 +220,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed if args.seed is not None else 0,
         out=args.out or f"runs/{variant}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}",
         data_placement=args.data_placement or "auto",
-        workers=args.workers if args.workers is not None else 4,
+        workers=args.workers if args.workers is not None else min(4, os.cpu_count() or 1),
         log_every=args.log_every or 10,
     )
 
@@ -376,7 +381,6 @@ class Trainer:
                 test = self.evaluate()
                 self.epoch += 1
                 self.best_test_acc = max(self.best_test_acc, test.top1)
-                self.save_checkpoint()
                 record = EpochRecord(
                     epoch=self.epoch,
                     step=self.step,
@@ -389,7 +393,8 @@ class Trainer:
                     wall_time_s=time.perf_counter() - start,
                     lr=self.scheduler.get_last_lr()[0],
                 )
-                self.log.epoch(record)
+                self.log.epoch(record)  # before the checkpoint: a resumed run drops what follows
+                self.save_checkpoint()
                 if self.runtime.is_main:
                     progress.write(_summary(record))
         if test is not None:

@@ -1,0 +1,281 @@
+"""`python -m replicate.train` end to end on the CPU, with models small enough to train in
+seconds: recipes, outputs, exact resumption, fine-tuning from a checkpoint, torchrun, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_data import write_image_folder
+
+import vit
+from replicate import train as train_module
+from replicate.checkpoint import STATE, WEIGHTS, read_state
+from replicate.cli_errors import DivergedError, run_cli
+from replicate.recipes import FEATURE_EXTRACT, FINETUNE, SCRATCH, build_optimizer, lr_factor
+from replicate.train import build_parser, main, resolve_config
+
+REPO = Path(__file__).resolve().parents[1]
+# ViT-Ti/16 shrunk to one layer of width 32 on 16x16 digits with 8x8 patches: a 2x2 grid.
+TINY_VIT = [
+    "--variant", "vit_ti16", "--image-size", "16", "--batch-size", "128",
+    *("--model-arg", "patch_size=8", "--model-arg", "depth=1"),
+    *("--model-arg", "hidden_size=32", "--model-arg", "num_heads=2", "--model-arg", "mlp_size=64"),
+]  # fmt: skip
+
+
+def run(out: Path, *options: str) -> torch.nn.Module:
+    return main([*TINY_VIT, "--out", str(out), *options])
+
+
+def metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def resolve(*argv: str):
+    return resolve_config(build_parser().parse_args(list(argv)))
+
+
+# Recipes: Appendix B's values, and what the options and the dataset change.
+
+
+def test_recipes_hold_the_papers_values() -> None:
+    assert (SCRATCH.optimizer, SCRATCH.betas, SCRATCH.weight_decay) == ("adamw", (0.9, 0.999), 0.1)
+    assert (SCRATCH.grad_clip, SCRATCH.dropout, SCRATCH.warmup_steps) == (1.0, 0.1, 10_000)
+    assert (FINETUNE.optimizer, FINETUNE.momentum, FINETUNE.weight_decay) == ("sgd", 0.9, 0.0)
+    assert (FINETUNE.schedule, FINETUNE.grad_clip, FINETUNE.image_size) == ("cosine", 1.0, 384)
+    assert FINETUNE.new_head and not FINETUNE.freeze_backbone
+    assert FEATURE_EXTRACT.freeze_backbone and FEATURE_EXTRACT.optimizer == "sgd"
+
+
+def test_no_weight_decay_on_position_embedding_class_token_biases_and_norms() -> None:
+    model = vit.create_model("vit_ti16", num_classes=3, image_size=32, depth=1)
+    optimizer = build_optimizer(model, SCRATCH, fused=False)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    decay = {id(p) for g in optimizer.param_groups if g["weight_decay"] == 0.1 for p in g["params"]}
+    names = {n for n, p in model.named_parameters() if id(p) in decay}
+    assert "embedding.projection.weight" in names and "head.classifier.weight" in names
+    assert not names & {"embedding.position_embedding", "embedding.class_token"}
+    assert not any(n.endswith("bias") or "norm" in n for n in names)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+
+
+def test_learning_rate_warms_up_linearly_then_decays_to_zero() -> None:
+    cosine = [lr_factor(s, warmup=10, total=110, schedule="cosine") for s in range(110)]
+    linear = [lr_factor(s, warmup=10, total=110, schedule="linear") for s in range(110)]
+    assert cosine[:10] == pytest.approx([(s + 1) / 10 for s in range(10)])
+    assert cosine[10] == linear[10] == 1.0
+    assert cosine[60] == pytest.approx(0.5) and linear[60] == pytest.approx(0.5)
+    assert cosine[35] > linear[35]  # cosine stays high longer
+    assert lr_factor(110, warmup=10, total=110, schedule="cosine") == pytest.approx(0.0)
+
+
+def test_default_run_is_vit_b16_from_scratch_on_digits_at_32() -> None:
+    config = resolve()
+    assert (config.variant, config.dataset, config.recipe.name) == ("vit_b16", "digits", "scratch")
+    assert (config.image_size, config.epochs, config.steps) == (32, 20, None)
+    assert config.precision == ("bf16" if torch.cuda.is_available() else "fp32")
+    assert config.out.startswith("runs/vit_b16-digits-")
+
+
+def test_options_override_recipe_and_dataset_defaults() -> None:
+    config = resolve("--variant", "vit_s16", "--pretrained", "x.safetensors", "--dataset",
+                     "oxford_pets", "--lr", "0.003", "--schedule", "linear")  # fmt: skip
+    assert config.recipe.name == "finetune" and config.image_size == 384  # Table 4
+    assert (config.recipe.lr, config.recipe.schedule) == (0.003, "linear")
+    assert (config.steps, config.epochs) == (500, None)  # Table 4: Pets, 500 steps
+    assert resolve("--variant", "tinyvgg", "--dataset", "cifar10").image_size == 64
+    tiny = resolve("--model-arg", "depth=2", "--model-arg", "pool=gap", "--epochs", "3")
+    assert tiny.model_overrides == {"depth": 2, "pool": "gap"} and tiny.epochs == 3
+
+
+# End to end: a tiny ViT and TinyVGG on digits and on an image folder.
+
+
+def test_vit_run_writes_every_output_and_its_loss_falls(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    model = run(out, "--epochs", "3", "--lr", "3e-3")
+    lines = metrics(out)
+    assert [m["epoch"] for m in lines] == [1, 2, 3] and lines[-1]["step"] == 36
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"] < math.log(10)
+    assert lines[-1]["test_acc"] > 0.3  # chance is 0.1
+    assert all(m["test_top5"] >= m["test_acc"] and m["images_per_s"] > 0 for m in lines)
+    config = json.loads((out / "config.json").read_text())
+    assert config["recipe"]["lr"] == 3e-3 and config["model_overrides"]["depth"] == 1
+    assert list(out.glob("events.out.tfevents.*"))
+    confusion = json.loads((out / "confusion_matrix.json").read_text())
+    assert sum(map(sum, confusion["counts"])) == 360 and confusion["classes"][3] == "3"
+    assert (out / "confusion_matrix.png").stat().st_size > 0
+    state = read_state(out / STATE)  # weights_only=True
+    assert (state["epoch"], state["step"]) == (3, 36)
+    # The weights are plain state_dict keys that vit.create_model loads as pretrained weights.
+    loaded = vit.create_model("vit_ti16", num_classes=10, image_size=16,
+                              pretrained=str(out / WEIGHTS), patch_size=8, depth=1,
+                              hidden_size=32, num_heads=2, mlp_size=64)  # fmt: skip
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], tensor), key
+    assert loaded.pretrained_info.mean == (0.5, 0.5, 0.5)
+
+
+def test_resumed_run_ends_with_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = ["--epochs", "3", "--lr", "3e-3"]  # dropout 0.1: the RNG state must be restored
+    uninterrupted = run(tmp_path / "a", *options)
+
+    save = train_module.Trainer.save_checkpoint
+
+    def save_then_interrupt(trainer) -> None:
+        save(trainer)
+        if trainer.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.Trainer, "save_checkpoint", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):  # streamed from DataLoader workers this time
+        run(tmp_path / "b", *options, "--data-placement", "stream", "--workers", "1")
+    monkeypatch.undo()
+    assert [m["epoch"] for m in metrics(tmp_path / "b")] == [1]
+    resumed = main(["--resume", "--out", str(tmp_path / "b"), "--data-placement", "device"])
+
+    for key, tensor in uninterrupted.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], tensor), key
+    assert [m["epoch"] for m in metrics(tmp_path / "b")] == [1, 2, 3]
+    assert metrics(tmp_path / "b")[-1]["test_loss"] == metrics(tmp_path / "a")[-1]["test_loss"]
+
+
+def test_feature_extraction_from_a_checkpoint_trains_the_head_only(tmp_path: Path) -> None:
+    run(tmp_path / "base", "--steps", "3")
+    base = load_file(tmp_path / "base" / WEIGHTS)
+    model = run(tmp_path / "head", "--pretrained", str(tmp_path / "base" / WEIGHTS),
+                "--recipe", "feature-extract", "--steps", "5", "--lr", "0.1")  # fmt: skip
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, base[k])}
+    assert changed and all(k.startswith("head.") for k in changed)
+    assert "head.classifier.weight" in changed
+
+
+def test_finetune_replaces_the_head_and_trains_everything(tmp_path: Path) -> None:
+    run(tmp_path / "base", "--steps", "3")
+    config = resolve(*TINY_VIT, "--pretrained", str(tmp_path / "base" / WEIGHTS), "--steps", "1",
+                     "--out", str(tmp_path / "ft"))  # fmt: skip
+    model = train_module.build_model(config, num_classes=10)
+    assert torch.count_nonzero(model.head.classifier.weight) == 0  # Appendix B.1.1
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_tinyvgg_on_digits_and_on_an_image_folder(tmp_path: Path) -> None:
+    folder = write_image_folder(tmp_path / "images", per_class=8)
+    tinyvgg = ["--variant", "tinyvgg", "--model-arg", "hidden_units=4", "--lr", "3e-3"]
+    main([*tinyvgg, "--image-size", "16", "--steps", "4", "--out", str(tmp_path / "digits")])
+    assert metrics(tmp_path / "digits")[-1]["step"] == 4
+    out = tmp_path / "folder"
+    main([*tinyvgg, "--dataset", f"imagefolder:{folder}", "--epochs", "6", "--batch-size", "4",
+          "--out", str(out)])  # fmt: skip
+    lines = metrics(out)
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"]
+    assert lines[-1]["test_acc"] == 1.0  # dark against bright
+    assert json.loads((out / "confusion_matrix.json").read_text())["classes"] == ["bright", "dark"]
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = train_module.Trainer.train_step
+
+    def nan_in_epoch_two(trainer, images, labels):
+        logits, loss = step(trainer, images, labels)
+        return logits, loss * (math.nan if trainer.epoch == 1 else 1)
+
+    monkeypatch.setattr(train_module.Trainer, "train_step", nan_in_epoch_two)
+    with pytest.raises(DivergedError, match="last good checkpoint .epoch 1."):
+        run(tmp_path, "--epochs", "2", "--log-every", "5")
+    assert read_state(tmp_path / STATE)["epoch"] == 1
+
+
+def test_two_processes_end_with_identical_weights(tmp_path: Path) -> None:
+    """torchrun with the gloo backend on the CPU: DistributedDataParallel keeps ranks in step."""
+    script = tmp_path / "ddp_run.py"
+    script.write_text(
+        "import os, sys\n"
+        "from safetensors.torch import save_file\n"
+        "from replicate.train import main\n"
+        "model = main(sys.argv[1:])\n"
+        "save_file(model.state_dict(), f'{sys.argv[-1]}/rank{os.environ[\"RANK\"]}.safetensors')\n"
+    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               "--standalone", str(script), *TINY_VIT, "--steps", "4", "--workers", "0",
+               "--out", str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    subprocess.run(command, check=True, cwd=REPO, env=env, capture_output=True, timeout=120)
+    rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    assert metrics(tmp_path)[-1]["step"] == 4  # 4 steps of 64 images on each rank
+
+
+# Bad input: one line on stderr, exit status 2, no traceback.
+
+
+def expect_one_line_error(capsys, argv: list[str], pattern: str) -> None:
+    capsys.readouterr()  # what earlier runs printed
+    assert run_cli("replicate.train", main, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("replicate.train: error:") and pattern in err, err
+
+
+def test_unknown_variant_and_dataset(capsys) -> None:
+    expect_one_line_error(capsys, ["--variant", "vit_b17"], "Did you mean 'vit_b16'")
+    expect_one_line_error(capsys, ["--dataset", "mnist"], "unknown dataset 'mnist'")
+
+
+def test_empty_and_corrupt_image_folders(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    (tmp_path / "empty" / "val").mkdir()
+    expect_one_line_error(capsys, ["--dataset", f"imagefolder:{tmp_path / 'empty'}"], "no images")
+    folder = write_image_folder(tmp_path / "corrupt")
+    (folder / "val" / "dark" / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    argv = ["--variant", "tinyvgg", "--dataset", f"imagefolder:{folder}"]
+    expect_one_line_error(capsys, argv, "truncated.png")
+
+
+def test_pretrained_weights_offline(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr("socket.create_connection", no_network)
+    spec = "timm:vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+    expect_one_line_error(capsys, [*TINY_VIT, "--pretrained", spec], "huggingface.co")
+
+
+def test_checkpoint_of_another_variant(tmp_path: Path, capsys) -> None:
+    run(tmp_path / "ti", "--steps", "1")
+    weights = str(tmp_path / "ti" / WEIGHTS)
+    expect_one_line_error(
+        capsys, ["--variant", "vit_s16", "--pretrained", weights, "--image-size", "16",
+                 "--out", str(tmp_path / "s")], "another variant")  # fmt: skip
+    expect_one_line_error(
+        capsys, ["--resume", "--out", str(tmp_path / "ti"), "--variant", "vit_s16"], "--variant"
+    )
+    expect_one_line_error(capsys, [*TINY_VIT, "--out", str(tmp_path / "ti")], "--resume")
+
+
+def test_command_line_exit_status_and_help() -> None:
+    command = [sys.executable, "-m", "replicate.train"]
+    bad = subprocess.run([*command, "--dataset", "mnist"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "mnist" in bad.stderr
+    with pytest.raises(SystemExit) as usage:  # argparse's own errors exit with 2 as well
+        main(["--precision", "fp8"])
+    assert usage.value.code == 2
+    help_text = build_parser().format_help()
+    for option in ("--variant", "--dataset", "--data-dir", "--pretrained", "--recipe", "--epochs",
+                   "--steps", "--batch-size", "--lr", "--image-size", "--precision", "--compile",
+                   "--seed", "--out", "--resume"):  # fmt: skip
+        assert option in help_text
