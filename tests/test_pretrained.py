@@ -49,27 +49,9 @@ def test_timm_weights_give_timm_logits(tmp_path: Path, timm_name: str, variant: 
     assert_same_logits(reference, ours, 224)
 
 
-def test_timm_global_average_pool_model(tmp_path: Path, tiny_config: ViTConfig) -> None:
-    reference = timm.models.vision_transformer.VisionTransformer(
-        img_size=32,
-        patch_size=8,
-        num_classes=5,
-        embed_dim=32,
-        depth=2,
-        num_heads=4,
-        mlp_ratio=2.0,
-        global_pool="avg",
-    )
-    randomise_heads(reference)
-    path = save(reference.state_dict(), tmp_path / "gap.pth")
-    assert_same_logits(
-        reference, load_pretrained(tiny_config.replace(pool="gap"), path, "tiny"), 32
-    )
-
-
-def test_timm_pre_logits_checkpoint(tmp_path: Path, tiny_config: ViTConfig) -> None:
-    """Older timm ImageNet-21k checkpoints carry a tanh pre-logits layer, `pre_logits.fc`."""
-    reference = randomise_heads(
+def small_timm_vit(**kwargs) -> torch.nn.Module:
+    """A timm ViT of the `tiny_config` geometry, with a random head."""
+    return randomise_heads(
         timm.models.vision_transformer.VisionTransformer(
             img_size=32,
             patch_size=8,
@@ -78,12 +60,24 @@ def test_timm_pre_logits_checkpoint(tmp_path: Path, tiny_config: ViTConfig) -> N
             depth=2,
             num_heads=4,
             mlp_ratio=2.0,
+            **kwargs,
         )
     )
+
+
+def test_timm_global_average_pool_model(tmp_path: Path, tiny_config: ViTConfig) -> None:
+    reference = small_timm_vit(global_pool="avg")
+    path = save(reference.state_dict(), tmp_path / "gap.pth")
+    ours = load_pretrained(tiny_config.replace(pool="gap"), path, "tiny")
+    assert_same_logits(reference, ours, 32)
+
+
+def test_timm_pre_logits_checkpoint(tmp_path: Path, tiny_config: ViTConfig) -> None:
+    """Older timm ImageNet-21k checkpoints carry a tanh pre-logits layer, `pre_logits.fc`."""
+    reference = small_timm_vit()
     state = reference.state_dict()
     fc = torch.nn.Linear(32, 32)
     state |= {"pre_logits.fc.weight": fc.weight.detach(), "pre_logits.fc.bias": fc.bias.detach()}
-    state["head.weight"] = reference.head.weight.detach()
     ours = load_pretrained(tiny_config, save(state, tmp_path / "pre.pth"), "tiny").eval()
     assert ours.config.representation_size == 32
     images = torch.randn(2, 3, 32, 32)
