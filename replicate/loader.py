@@ -76,6 +76,10 @@ class StreamedImages:
             )
 
 
+def default_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
 def _unused() -> torch.Generator:
     """For the seed a DataLoader draws for its workers, which use no randomness here: drawn
     from the global generator, it would shift the dropout masks of a streamed run."""

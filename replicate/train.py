@@ -1,26 +1,18 @@
 """Train a registered model (a ViT variant or a CNN baseline) on an image-classification dataset.
 
-    python -m replicate.train --variant vit_b16                      # digits, from scratch, offline
-    python -m replicate.train --variant vit_b16 --dataset oxford_pets \\
-        --pretrained timm:vit_base_patch16_224.orig_in21k_ft_in1k     # Table 4 fine-tuning at 384
-    python -m replicate.train --variant tinyvgg --dataset imagefolder:data/hymenoptera
-    torchrun --nproc_per_node=8 -m replicate.train --variant vit_b16 --dataset cifar100 ...
+    python -m replicate.train --variant vit_b16        # options: --help, or replicate.train_config
 
-The recipe (`replicate.recipes`, Appendix B) and the dataset (`replicate.data`) give the defaults;
-options override them; the resolved configuration is written to `--out/config.json`.
+One `Trainer` holds a run: the model as its recipe wants it, the images on the device, the
+optimiser and schedule; each epoch it trains, evaluates on the test split, logs (`RunLog`) and
+checkpoints (`replicate.checkpoint`), so that `--resume` continues exactly where it stopped.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
-import json
 import math
-import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,214 +38,15 @@ from replicate.checkpoint import (
     set_rng_state,
 )
 from replicate.cli_errors import DivergedError, run_cli
-from replicate.data import IMAGEFOLDER, SquareImages, get_dataset_spec, load_splits
+from replicate.data import SquareImages, get_dataset_spec, load_splits
 from replicate.evaluate import Evaluation, accuracy_metrics, evaluate
-from replicate.loader import Placement, epoch_indices, place
-from replicate.recipes import RECIPES, Recipe, build_optimizer, build_scheduler
-from replicate.run_log import CONFIG, EpochRecord, RunLog
-from replicate.runtime import Precision, Runtime, default_precision, seed_everything
+from replicate.loader import epoch_indices, place
+from replicate.recipes import build_optimizer, build_scheduler
+from replicate.run_log import EpochRecord, RunLog
+from replicate.runtime import Runtime, seed_everything
+from replicate.train_config import TrainConfig, build_parser, resolve_config
 
 SCRATCH_MEAN = SCRATCH_STD = (0.5, 0.5, 0.5)  # from scratch: pixels to [-1, 1], as the paper's
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run depends on, resolved; written to config.json."""
-
-    variant: str
-    dataset: str
-    data_dir: str
-    pretrained: str | None  # weights spec: timm:NAME, torchvision:WEIGHTS or a file
-    recipe: Recipe  # the preset, with the options applied
-    model_overrides: dict[str, Any]  # create_model(variant, **model_overrides)
-    image_size: int
-    batch_size: int  # over all processes
-    epochs: int | None  # exactly one of epochs and steps is set
-    steps: int | None
-    precision: Precision
-    compile: bool
-    seed: int
-    out: str
-    data_placement: Placement
-    workers: int  # DataLoader processes that decode images
-    log_every: int  # steps between progress updates (each costs a device sync)
-
-    @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
-        recipe = config["recipe"]
-        return cls(**{**config, "recipe": Recipe(**{**recipe, "betas": tuple(recipe["betas"])})})
-
-
-# Options that change where or how fast a run goes but not what it computes: --resume accepts
-# them; every other option must come from the run's config.json, so a resumed run is the same run.
-RESUMABLE_OPTIONS = ("data_dir", "workers", "data_placement", "log_every")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m replicate.train",
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # every default is None, "not given": resolve_config fills in the real defaults
-    add = p.add_argument
-    add("--variant", help="registry name: " + ", ".join(vit.list_models()) + " (default vit_b16)")
-    add(
-        "--dataset",
-        help="digits (default; bundled with scikit-learn, offline), pizza_steak_sushi, cifar10, "
-        "cifar100, food101, oxford_pets, flowers102, or imagefolder:PATH (PATH/train and PATH/val "
-        "or PATH/test, one subfolder per class)",
-    )
-    add("--data-dir", help="where datasets are downloaded to and read from (default .data)")
-    add(
-        "--pretrained",
-        metavar="SPEC",
-        help="start from these weights: timm:MODEL.TAG, torchvision:WEIGHTS (e.g. IMAGENET1K_V1), "
-        "google:imagenet21k/ViT-B_16, or a file (e.g. a model.safetensors of an earlier run)",
-    )
-    add(
-        "--recipe",
-        choices=list(RECIPES),
-        help="Appendix B presets: scratch (Table 3: AdamW, wd 0.1, warm-up + cosine, clip 1, "
-        "dropout 0.1), finetune (Table 4: SGD momentum 0.9, cosine, clip 1, new zero-init head, "
-        "384px for ViTs), feature-extract (finetune on the head only, backbone frozen); default "
-        "finetune with --pretrained, else scratch",
-    )
-    length = p.add_mutually_exclusive_group()
-    length.add_argument(
-        "--epochs", type=int, help="passes over the training set (default: the dataset's)"
-    )
-    length.add_argument(
-        "--steps",
-        type=int,
-        help="optimiser steps instead of epochs (default with finetune: Table 4's, where given)",
-    )
-    add("--batch-size", type=int, help="images per step over all processes (default: dataset's)")
-    add("--lr", type=float, help="peak learning rate (default: the recipe's)")
-    add("--weight-decay", type=float, help="decoupled weight decay (default: the recipe's)")
-    add("--warmup-steps", type=int, help="linear warm-up steps, at most a tenth of the run")
-    add("--schedule", choices=["cosine", "linear"], help="decay after the warm-up")
-    add("--grad-clip", type=float, help="clip gradients at this global norm (0: no clipping)")
-    add("--dropout", type=float, help="ViT dropout rate (default: the recipe's)")
-    add(
-        "--image-size",
-        type=int,
-        help="training resolution (default: 384 for a pretrained ViT, else the dataset's, e.g. 32 "
-        "for digits, else the model's, e.g. 224 for a ViT, 64 for TinyVGG)",
-    )
-    add(
-        "--model-arg",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a model argument, e.g. depth=2 or hidden_size=64 (ViT config fields) or "
-        "hidden_units=32 (TinyVGG); repeatable",
-    )
-    add(
-        "--precision",
-        choices=["bf16", "fp16", "fp32"],
-        help="autocast dtype (fp16 with loss scaling); default bf16 on a GPU, fp32 on the CPU",
-    )
-    add("--compile", action="store_true", default=None, help="wrap the model in torch.compile")
-    add("--seed", type=int, help="seeds initialisation, data order and augmentation (default 0)")
-    add("--out", help="run folder (default runs/VARIANT-DATASET-TIME)")
-    add(
-        "--resume",
-        action="store_true",
-        default=None,
-        help="continue the run in --out from its last checkpoint, with its config.json; only "
-        "--data-dir, --workers, --data-placement and --log-every may be given again",
-    )
-    add(
-        "--data-placement",
-        choices=["auto", "device", "stream"],
-        help="device: decode the images once and keep them on the training device as uint8; "
-        "stream: decode them every epoch in DataLoader workers; auto (default): device when they "
-        "take at most a quarter of its free memory",
-    )
-    add(
-        "--workers",
-        type=int,
-        help="DataLoader processes decoding images (default: 4, or fewer CPU cores)",
-    )
-    add("--log-every", type=int, help="steps between progress-bar and TensorBoard updates (10)")
-    return p
-
-
-def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """The defaults of the recipe and the dataset, overridden by the options given."""
-    if args.resume:
-        return resumed_config(args)
-    variant = args.variant or "vit_b16"
-    entry = vit.get_model_entry(variant)  # fails early on an unknown name
-    spec = get_dataset_spec(args.dataset or "digits")
-    recipe = RECIPES[args.recipe or ("finetune" if args.pretrained else "scratch")]
-    recipe = replace(
-        recipe,
-        **{
-            field: value
-            for field in ("lr", "weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout")
-            if (value := getattr(args, field)) is not None
-        },
-    )
-    pretrained_vit_size = recipe.image_size if args.pretrained and entry.family == "vit" else None
-    epochs, steps = args.epochs, args.steps
-    if epochs is None and steps is None:
-        steps = spec.finetune_steps if args.pretrained else None
-        epochs = None if steps else spec.epochs
-    dataset = spec.name.replace(IMAGEFOLDER, "imagefolder-").rstrip("/").replace("/", "-")
-    return TrainConfig(
-        variant=variant,
-        dataset=spec.name,
-        data_dir=args.data_dir or ".data",
-        pretrained=args.pretrained,
-        recipe=recipe,
-        model_overrides=dict(_parse_model_arg(a) for a in args.model_arg or ()),
-        image_size=args.image_size
-        or pretrained_vit_size
-        or spec.image_size
-        or entry.default_image_size,
-        batch_size=args.batch_size or spec.batch_size,
-        epochs=epochs,
-        steps=steps,
-        precision=args.precision or default_precision(),
-        compile=bool(args.compile),
-        seed=args.seed if args.seed is not None else 0,
-        out=args.out or f"runs/{variant}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}",
-        data_placement=args.data_placement or "auto",
-        workers=args.workers if args.workers is not None else min(4, os.cpu_count() or 1),
-        log_every=args.log_every or 10,
-    )
-
-
-def resumed_config(args: argparse.Namespace) -> TrainConfig:
-    if not args.out:
-        raise ValueError("--resume needs --out, the folder of the run to continue")
-    config_path = Path(args.out) / CONFIG
-    if not config_path.is_file():
-        raise FileNotFoundError(f"no run to resume in {args.out}: {CONFIG} is missing")
-    config = TrainConfig.from_dict(json.loads(config_path.read_text()))
-    given = {
-        k: v
-        for k, v in vars(args).items()
-        if v is not None and k not in ("resume", "out", *RESUMABLE_OPTIONS)
-    }
-    if given:
-        names = ", ".join("--" + k.replace("_", "-") for k in given)
-        raise ValueError(
-            f"--resume continues the run as {config_path} configures it; drop {names} "
-            f"(to change them, start a new run)"
-        )
-    return replace(config, **{k: getattr(args, k) for k in RESUMABLE_OPTIONS if getattr(args, k)})
-
-
-def _parse_model_arg(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise ValueError(f"--model-arg takes KEY=VALUE, e.g. depth=2; got {text!r}")
-    try:
-        return key, ast.literal_eval(value)  # numbers, True/False, None, quoted strings
-    except (ValueError, SyntaxError):
-        return key, value  # a bare word, e.g. pool=gap
 
 
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
@@ -415,8 +208,8 @@ class Trainer:
         indices = indices[: steps * self.local_batch]
         start = time.perf_counter()
         for images, labels in self.train_images.batches(indices, self.local_batch):
-            logits, loss = self.train_step(self.augmentation.train(images, generator), labels)
-            metrics["loss"].update(loss, weight=len(labels))
+            logits, losses = self.train_step(self.augmentation.train(images, generator), labels)
+            metrics["loss"].update(losses)
             metrics["top1"].update(logits, labels)
             self.step += 1
             progress.update()
@@ -431,13 +224,17 @@ class Trainer:
         self.network.train(not self.recipe.freeze_backbone)
         self.model.head.train()
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple:
+    def train_step(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step on the batch's mean loss; returns the logits and the per-sample
+        losses, detached, for the metrics."""
         if self.runtime.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         with self.runtime.autocast():
             logits = self.network(images).float()
-            loss = F.cross_entropy(logits, labels)
-        self.scaler.scale(loss).backward()
+            losses = F.cross_entropy(logits, labels, reduction="none")
+        self.scaler.scale(losses.mean()).backward()
         if self.recipe.grad_clip:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
             nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
@@ -445,7 +242,7 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return logits.detach(), loss.detach()
+        return logits.detach(), losses.detach()
 
     def _report(self, metrics: MetricCollection, progress: tqdm) -> dict[str, float]:
         """The running loss and accuracy to the progress bar and TensorBoard; stops a run whose

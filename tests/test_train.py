@@ -20,7 +20,8 @@ from replicate import train as train_module
 from replicate.checkpoint import STATE, WEIGHTS, read_state
 from replicate.cli_errors import DivergedError, run_cli
 from replicate.recipes import FEATURE_EXTRACT, FINETUNE, SCRATCH, build_optimizer, lr_factor
-from replicate.train import build_parser, main, resolve_config
+from replicate.train import main
+from replicate.train_config import build_parser, resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
 # ViT-Ti/16 shrunk to one layer of width 32 on 16x16 digits with 8x8 patches: a 2x2 grid.
@@ -80,7 +81,7 @@ def test_learning_rate_warms_up_linearly_then_decays_to_zero() -> None:
 def test_default_run_is_vit_b16_from_scratch_on_digits_at_32() -> None:
     config = resolve()
     assert (config.variant, config.dataset, config.recipe.name) == ("vit_b16", "digits", "scratch")
-    assert (config.image_size, config.epochs, config.steps) == (32, 20, None)
+    assert (config.image_size, config.epochs, config.steps) == (32, 15, None)
     assert config.precision == ("bf16" if torch.cuda.is_available() else "fp32")
     assert config.out.startswith("runs/vit_b16-digits-")
 
@@ -189,8 +190,8 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(
     step = train_module.Trainer.train_step
 
     def nan_in_epoch_two(trainer, images, labels):
-        logits, loss = step(trainer, images, labels)
-        return logits, loss * (math.nan if trainer.epoch == 1 else 1)
+        logits, losses = step(trainer, images, labels)
+        return logits, losses * (math.nan if trainer.epoch == 1 else 1)
 
     monkeypatch.setattr(train_module.Trainer, "train_step", nan_in_epoch_two)
     with pytest.raises(DivergedError, match="last good checkpoint .epoch 1."):

@@ -1,0 +1,74 @@
+"""Classify your own images with a trained checkpoint, as the course does for a custom image.
+
+    python -m replicate.predict --checkpoint runs/vit_b16-digits-.../model.safetensors my_digit.png
+
+Prints each image's top-k classes with their probabilities. The model, the class names, the
+resolution and the input normalisation all come from the checkpoint's metadata; images are
+prepared as the test set was (RGB, resized to S x S, normalised).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from replicate.augment import Augmentation
+from replicate.checkpoint import CheckpointInfo, load_model
+from replicate.cli_errors import run_cli
+from replicate.data import SquareImages, load_image
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: str
+    top: list[tuple[str, float]]  # (class, probability), most probable first
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, info: CheckpointInfo, paths: Sequence[Path], top_k: int = 5
+) -> list[Prediction]:
+    device = next(model.parameters()).device
+    images = SquareImages([(load_image(str(p)), 0) for p in paths], info.image_size)
+    batch = torch.stack([images[i][0] for i in range(len(images))]).to(device)
+    probabilities = model(Augmentation(info.mean, info.std).eval(batch)).float().softmax(dim=-1)
+    values, indices = probabilities.topk(min(top_k, info.num_classes), dim=-1)
+    return [
+        Prediction(str(path), [(info.classes[i], v) for i, v in zip(top, probs, strict=True)])
+        for path, probs, top in zip(paths, values.tolist(), indices.tolist(), strict=True)
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m replicate.predict",
+        description="Top-k classes, with probabilities, of images under a trained checkpoint.",
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, required=True, help="a model.safetensors of replicate.train"
+    )
+    parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
+    parser.add_argument("--top-k", type=int, default=3, help="classes to show per image (3)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> list[Prediction]:
+    args = build_parser().parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, info = load_model(args.checkpoint, device)
+    predictions = predict(model, info, args.images, args.top_k)
+    width = max(len(name) for name in info.classes)
+    for prediction in predictions:
+        print(prediction.path)
+        for name, probability in prediction.top:
+            print(f"  {name:<{width}}  {probability:.3f}")
+    return predictions
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli("replicate.predict", main))

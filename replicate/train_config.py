@@ -1,0 +1,230 @@
+"""The command line of `replicate.train`: options, defaults, and the resolved `TrainConfig`.
+
+    python -m replicate.train --variant vit_b16                      # digits, from scratch, offline
+    python -m replicate.train --variant vit_b16 --dataset oxford_pets \\
+        --pretrained timm:vit_base_patch16_224.orig_in21k_ft_in1k     # Table 4 fine-tuning at 384
+    python -m replicate.train --variant tinyvgg --dataset imagefolder:data/hymenoptera
+    python -m replicate.train --resume --out runs/vit_b16-digits-20250101-120000
+    torchrun --nproc_per_node=8 -m replicate.train --variant vit_b16 --dataset cifar100 ...
+
+Defaults come from the recipe (`replicate.recipes`, Appendix B) and the dataset
+(`replicate.data`); options override them; the resolved configuration is written to
+`--out/config.json`, which `--resume` reads back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import vit
+from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, get_dataset_spec
+from replicate.loader import Placement, default_workers
+from replicate.recipes import RECIPES, Recipe
+from replicate.run_log import CONFIG
+from replicate.runtime import Precision, default_precision
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run depends on, resolved; written to config.json."""
+
+    variant: str
+    dataset: str
+    data_dir: str
+    pretrained: str | None  # weights spec: timm:NAME, torchvision:WEIGHTS or a file
+    recipe: Recipe  # the preset, with the options applied
+    model_overrides: dict[str, Any]  # create_model(variant, **model_overrides)
+    image_size: int
+    batch_size: int  # over all processes
+    epochs: int | None  # exactly one of epochs and steps is set
+    steps: int | None
+    precision: Precision
+    compile: bool
+    seed: int
+    out: str
+    data_placement: Placement
+    workers: int  # DataLoader processes that decode images
+    log_every: int  # steps between progress updates (each costs a device sync)
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
+        recipe = config["recipe"]
+        return cls(**{**config, "recipe": Recipe(**{**recipe, "betas": tuple(recipe["betas"])})})
+
+
+# Options that change where or how fast a run goes but not what it computes: --resume accepts
+# them; every other option must come from the run's config.json, so a resumed run is the same run.
+RESUMABLE_OPTIONS = ("data_dir", "workers", "data_placement", "log_every")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m replicate.train",
+        description="Train a registered model (a ViT variant or a CNN baseline) on an image "
+        "classification dataset.",
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # every default is None, "not given": resolve_config fills in the real defaults
+    add = p.add_argument
+    add("--variant", help="registry name: " + ", ".join(vit.list_models()) + " (default vit_b16)")
+    add(
+        "--dataset",
+        help=f"{', '.join(DATASETS)} (default digits: bundled with scikit-learn, offline), or "
+        "imagefolder:PATH (PATH/train and PATH/val or PATH/test, one subfolder per class)",
+    )
+    add("--data-dir", help=f"datasets are downloaded to and read from here ({DEFAULT_DATA_DIR})")
+    add(
+        "--pretrained",
+        metavar="SPEC",
+        help="start from these weights: timm:MODEL.TAG, torchvision:WEIGHTS (e.g. IMAGENET1K_V1), "
+        "google:imagenet21k/ViT-B_16, or a file (e.g. a model.safetensors of an earlier run)",
+    )
+    add(
+        "--recipe",
+        choices=list(RECIPES),
+        help="Appendix B presets: scratch (Table 3: AdamW, wd 0.1, warm-up + cosine, clip 1, "
+        "dropout 0.1), finetune (Table 4: SGD momentum 0.9, cosine, clip 1, new zero-init head, "
+        "384px for ViTs), feature-extract (finetune on the head only, backbone frozen); default "
+        "finetune with --pretrained, else scratch",
+    )
+    length = p.add_mutually_exclusive_group()
+    length.add_argument(
+        "--epochs", type=int, help="passes over the training set (default: the dataset's)"
+    )
+    length.add_argument(
+        "--steps",
+        type=int,
+        help="optimiser steps instead of epochs (default with finetune: Table 4's, where given)",
+    )
+    add("--batch-size", type=int, help="images per step over all processes (default: dataset's)")
+    add("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    add("--weight-decay", type=float, help="decoupled weight decay (default: the recipe's)")
+    add("--warmup-steps", type=int, help="linear warm-up steps, at most a tenth of the run")
+    add("--schedule", choices=["cosine", "linear"], help="decay after the warm-up")
+    add("--grad-clip", type=float, help="clip gradients at this global norm (0: no clipping)")
+    add("--dropout", type=float, help="ViT dropout rate (default: the recipe's)")
+    add(
+        "--image-size",
+        type=int,
+        help="training resolution (default: 384 for a pretrained ViT, else the dataset's, e.g. 32 "
+        "for digits, else the model's, e.g. 224 for a ViT, 64 for TinyVGG)",
+    )
+    add(
+        "--model-arg",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a model argument, e.g. depth=2 or hidden_size=64 (ViT config fields) or "
+        "hidden_units=32 (TinyVGG); repeatable",
+    )
+    add(
+        "--precision",
+        choices=["bf16", "fp16", "fp32"],
+        help="autocast dtype (fp16 with loss scaling); default bf16 on a GPU, fp32 on the CPU",
+    )
+    add("--compile", action="store_true", default=None, help="wrap the model in torch.compile")
+    add("--seed", type=int, help="seeds initialisation, data order and augmentation (default 0)")
+    add("--out", help="run folder (default runs/VARIANT-DATASET-TIME)")
+    add(
+        "--resume",
+        action="store_true",
+        default=None,
+        help="continue the run in --out from its last checkpoint, with its config.json; only "
+        "--data-dir, --workers, --data-placement and --log-every may be given again",
+    )
+    add(
+        "--data-placement",
+        choices=["auto", "device", "stream"],
+        help="device: decode the images once and keep them on the training device as uint8; "
+        "stream: decode them every epoch in DataLoader workers; auto (default): device when they "
+        "take at most a quarter of its free memory",
+    )
+    add(
+        "--workers",
+        type=int,
+        help="DataLoader processes decoding images (default: 4, or the CPU count if lower)",
+    )
+    add("--log-every", type=int, help="steps between progress-bar and TensorBoard updates (10)")
+    return p
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """The defaults of the recipe and the dataset, overridden by the options given."""
+    if args.resume:
+        return resumed_config(args)
+    variant = args.variant or "vit_b16"
+    entry = vit.get_model_entry(variant)  # fails early on an unknown name
+    spec = get_dataset_spec(args.dataset or "digits")
+    recipe = RECIPES[args.recipe or ("finetune" if args.pretrained else "scratch")]
+    recipe = replace(
+        recipe,
+        **{
+            field: value
+            for field in ("lr", "weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout")
+            if (value := getattr(args, field)) is not None
+        },
+    )
+    pretrained_vit_size = recipe.image_size if args.pretrained and entry.family == "vit" else None
+    epochs, steps = args.epochs, args.steps
+    if epochs is None and steps is None:
+        steps = spec.finetune_steps if args.pretrained and recipe.name != "scratch" else None
+        epochs = None if steps else spec.epochs
+    dataset = spec.name.replace(IMAGEFOLDER, "imagefolder-").rstrip("/").replace("/", "-")
+    return TrainConfig(
+        variant=variant,
+        dataset=spec.name,
+        data_dir=args.data_dir or DEFAULT_DATA_DIR,
+        pretrained=args.pretrained,
+        recipe=recipe,
+        model_overrides=dict(_parse_model_arg(a) for a in args.model_arg or ()),
+        image_size=args.image_size
+        or pretrained_vit_size
+        or spec.image_size
+        or entry.default_image_size,
+        batch_size=args.batch_size or spec.batch_size,
+        epochs=epochs,
+        steps=steps,
+        precision=args.precision or default_precision(),
+        compile=bool(args.compile),
+        seed=args.seed if args.seed is not None else 0,
+        out=args.out or f"runs/{variant}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}",
+        data_placement=args.data_placement or "auto",
+        workers=args.workers if args.workers is not None else default_workers(),
+        log_every=args.log_every or 10,
+    )
+
+
+def resumed_config(args: argparse.Namespace) -> TrainConfig:
+    if not args.out:
+        raise ValueError("--resume needs --out, the folder of the run to continue")
+    config_path = Path(args.out) / CONFIG
+    if not config_path.is_file():
+        raise FileNotFoundError(f"no run to resume in {args.out}: {CONFIG} is missing")
+    config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    given = {
+        k: v
+        for k, v in vars(args).items()
+        if v is not None and k not in ("resume", "out", *RESUMABLE_OPTIONS)
+    }
+    if given:
+        names = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise ValueError(
+            f"--resume continues the run as {config_path} configures it; drop {names} "
+            f"(to change them, start a new run)"
+        )
+    return replace(config, **{k: getattr(args, k) for k in RESUMABLE_OPTIONS if getattr(args, k)})
+
+
+def _parse_model_arg(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--model-arg takes KEY=VALUE, e.g. depth=2; got {text!r}")
+    try:
+        return key, ast.literal_eval(value)  # numbers, True/False, None, quoted strings
+    except (ValueError, SyntaxError):
+        return key, value  # a bare word, e.g. pool=gap

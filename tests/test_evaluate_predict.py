@@ -1,0 +1,101 @@
+"""`replicate.evaluate` and `replicate.predict` on checkpoints of `replicate.train`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from test_data import write_image_folder
+from test_train import TINY_VIT
+
+from replicate import evaluate, predict, train
+from replicate.augment import Augmentation
+from replicate.checkpoint import WEIGHTS, load_model
+from replicate.cli_errors import run_cli
+from replicate.data import SquareImages, digits_splits
+
+
+@pytest.fixture(scope="module")
+def vit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("vit")
+    train.main([*TINY_VIT, "--epochs", "2", "--lr", "3e-3", "--out", str(out)])
+    return out
+
+
+def digit_pngs(folder: Path, count: int) -> tuple[list[Path], list[int]]:
+    """The first test digits as 8x8 RGB PNG files, the form a user's own image would take."""
+    test = digits_splits(Path()).test
+    paths = []
+    for i in range(count):
+        paths.append(folder / f"digit{i}.png")
+        Image.fromarray(test[i][0].permute(1, 2, 0).numpy()).save(paths[-1])
+    return paths, [int(test[i][1]) for i in range(count)]
+
+
+def test_evaluate_reproduces_the_runs_final_test_accuracy(vit_run: Path, capsys) -> None:
+    result = evaluate.main(["--checkpoint", str(vit_run / WEIGHTS)])
+    final = json.loads((vit_run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert result.top1 == pytest.approx(final["test_acc"], abs=1e-6)
+    assert result.loss == pytest.approx(final["test_loss"], rel=1e-6)  # other batch size
+    assert result.confusion.sum() == 360
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["dataset"] == "digits" and printed["test_acc"] == result.top1
+
+
+def test_predict_matches_the_model_on_the_test_images(vit_run: Path, tmp_path: Path) -> None:
+    paths, _ = digit_pngs(tmp_path, 4)
+    checkpoint = ["--checkpoint", str(vit_run / WEIGHTS)]
+    predictions = predict.main([*checkpoint, "--top-k", "3", *map(str, paths)])
+
+    model, info = load_model(vit_run / WEIGHTS)
+    test = SquareImages(digits_splits(Path()).test, info.image_size)
+    batch = torch.stack([test[i][0] for i in range(4)])
+    expected = model(Augmentation(info.mean, info.std).eval(batch)).softmax(-1)
+    for prediction, probabilities in zip(predictions, expected, strict=True):
+        names, values = zip(*prediction.top, strict=True)
+        assert len(names) == 3 and list(values) == sorted(values, reverse=True)
+        assert names[0] == info.classes[probabilities.argmax()]
+        assert values[0] == pytest.approx(probabilities.max().item(), abs=1e-6)
+
+
+def test_predict_with_a_tinyvgg_checkpoint(tmp_path: Path, capsys) -> None:
+    folder = write_image_folder(tmp_path / "images")
+    out = tmp_path / "run"
+    train.main(["--variant", "tinyvgg", "--dataset", f"imagefolder:{folder}", "--steps", "2",
+                "--batch-size", "4", "--out", str(out)])  # fmt: skip
+    capsys.readouterr()
+    image = folder / "val" / "dark" / "0.png"
+    argv = ["--checkpoint", str(out / WEIGHTS), str(image)]
+    assert run_cli("replicate.predict", predict.main, argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(image)
+    assert {line.split()[0] for line in lines[1:]} == {"bright", "dark"}
+    assert sum(float(line.split()[1]) for line in lines[1:]) == pytest.approx(1, abs=2e-3)
+
+
+def test_bad_checkpoints_and_images_are_one_line_errors(
+    vit_run: Path, tmp_path: Path, capsys
+) -> None:
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(2)}, foreign)
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8 not really a jpeg")
+    folder = write_image_folder(tmp_path / "images")
+    cases = [
+        (evaluate.main, ["--checkpoint", str(foreign)], "not a checkpoint of replicate.train"),
+        (evaluate.main, ["--checkpoint", str(tmp_path / "missing.safetensors")], "no checkpoint"),
+        (
+            evaluate.main,
+            ["--checkpoint", str(vit_run / WEIGHTS), "--dataset", f"imagefolder:{folder}"],
+            "classes",
+        ),  # fmt: skip
+        (predict.main, ["--checkpoint", str(vit_run / WEIGHTS), str(corrupt)], "corrupt.jpg"),
+    ]
+    for main, argv, pattern in cases:
+        assert run_cli("prog", main, argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and pattern in err, err
