@@ -21,7 +21,8 @@ log = logging.getLogger("replicate.figures")
 PARTS = ("table1", "fig1", "fig6", "fig7", "curves", "results")
 TABLE_1 = "table1_variants.md"
 RESULTS = "results.md"
-DEFAULT_RUNS = Path("runs")
+# Your own runs first, else the runs committed with the project (metrics and configs only).
+DEFAULT_RUNS = (Path("runs"), Path("results/runs"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,7 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "untrained (randomly initialised) model, and their titles say so.",
     )
     parser.add_argument(
-        "--runs", type=Path, help=f"folder of run folders (default: {DEFAULT_RUNS}/ if present)"
+        "--runs",
+        type=Path,
+        help="folder of run folders (default: runs/ if present, else results/runs/)",
     )
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--checkpoint", help="a model.safetensors written by replicate.train")
@@ -93,12 +96,13 @@ def run(args: argparse.Namespace) -> list[Path]:
     parts = set(args.only or PARTS)
     if args.num_images < 1:
         raise ValueError(f"--num-images must be at least 1, not {args.num_images}")
-    runs_dir = args.runs or (DEFAULT_RUNS if DEFAULT_RUNS.is_dir() else None)
+    runs_dir = args.runs or next((d for d in DEFAULT_RUNS if d.is_dir()), None)
     runs = None
     if parts & {"curves", "results"}:
         if runs_dir is None:
             log.info(
-                "no %s/ folder: skipping training curves and results (pass --runs)", DEFAULT_RUNS
+                "no runs/ or results/runs/ folder: skipping training curves and results "
+                "(pass --runs)"
             )
         else:
             runs = load_runs(runs_dir)
