@@ -263,8 +263,10 @@ class Trainer:
 
     def evaluate(self) -> Evaluation:
         indices = epoch_indices(len(self.test_images), **self._sharding(self.epoch), shuffle=False)
+        # Under torchrun the shards may differ by a batch, and DDP's forward is a collective
+        # (it broadcasts buffers): each rank evaluates with the plain model instead.
         return evaluate(
-            self.network,
+            self.model if self.runtime.distributed else self.network,
             self.test_images,
             indices,
             self.augmentation,

@@ -72,13 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # every default is None, "not given": resolve_config fills in the real defaults
     add = p.add_argument
-    add("--variant", help="registry name: " + ", ".join(vit.list_models()) + " (default vit_b16)")
+    add(
+        "--variant",
+        metavar="NAME",
+        help="registry name: " + ", ".join(vit.list_models()) + " (default vit_b16)",
+    )
     add(
         "--dataset",
+        metavar="NAME",
         help=f"{', '.join(DATASETS)} (default digits: bundled with scikit-learn, offline), or "
         "imagefolder:PATH (PATH/train and PATH/val or PATH/test, one subfolder per class)",
     )
-    add("--data-dir", help=f"datasets are downloaded to and read from here ({DEFAULT_DATA_DIR})")
+    add(
+        "--data-dir",
+        metavar="DIR",
+        help=f"datasets are downloaded to and read from here ({DEFAULT_DATA_DIR})",
+    )
     add(
         "--pretrained",
         metavar="SPEC",
@@ -95,14 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     length = p.add_mutually_exclusive_group()
     length.add_argument(
-        "--epochs", type=int, help="passes over the training set (default: the dataset's)"
+        "--epochs",
+        type=int,
+        metavar="N",
+        help="passes over the training set (default: the dataset's)",
     )
     length.add_argument(
         "--steps",
         type=int,
+        metavar="N",
         help="optimiser steps instead of epochs (default with finetune: Table 4's, where given)",
     )
-    add("--batch-size", type=int, help="images per step over all processes (default: dataset's)")
+    add(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="images per step over all processes (default: dataset's)",
+    )
     add("--lr", type=float, help="peak learning rate (default: the recipe's)")
     add("--weight-decay", type=float, help="decoupled weight decay (default: the recipe's)")
     add("--warmup-steps", type=int, help="linear warm-up steps, at most a tenth of the run")
@@ -112,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--image-size",
         type=int,
+        metavar="S",
         help="training resolution (default: 384 for a pretrained ViT, else the dataset's, e.g. 32 "
         "for digits, else the model's, e.g. 224 for a ViT, 64 for TinyVGG)",
     )
@@ -128,8 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="autocast dtype (fp16 with loss scaling); default bf16 on a GPU, fp32 on the CPU",
     )
     add("--compile", action="store_true", default=None, help="wrap the model in torch.compile")
-    add("--seed", type=int, help="seeds initialisation, data order and augmentation (default 0)")
-    add("--out", help="run folder (default runs/VARIANT-DATASET-TIME)")
+    add(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seeds initialisation, data order and augmentation (default 0)",
+    )
+    add("--out", metavar="DIR", help="run folder (default runs/VARIANT-DATASET-TIME)")
     add(
         "--resume",
         action="store_true",
@@ -147,9 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--workers",
         type=int,
+        metavar="N",
         help="DataLoader processes decoding images (default: 4, or the CPU count if lower)",
     )
-    add("--log-every", type=int, help="steps between progress-bar and TensorBoard updates (10)")
+    add(
+        "--log-every",
+        type=int,
+        metavar="N",
+        help="steps between progress-bar and TensorBoard updates (10)",
+    )
     return p
 
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 from test_data import write_image_folder
-from test_train import TINY_VIT
+from test_train import TINY_VIT, one_thread  # noqa: F401  (autouse)
 
 from replicate import evaluate, predict, train
 from replicate.augment import Augmentation

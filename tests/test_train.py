@@ -26,10 +26,19 @@ from replicate.train_config import build_parser, resolve_config
 REPO = Path(__file__).resolve().parents[1]
 # ViT-Ti/16 shrunk to one layer of width 32 on 16x16 digits with 8x8 patches: a 2x2 grid.
 TINY_VIT = [
-    "--variant", "vit_ti16", "--image-size", "16", "--batch-size", "128",
+    "--variant", "vit_ti16", "--image-size", "16", "--batch-size", "128", "--workers", "0",
     *("--model-arg", "patch_size=8", "--model-arg", "depth=1"),
     *("--model-arg", "hidden_size=32", "--model-arg", "num_heads=2", "--model-arg", "mlp_size=64"),
 ]  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread, and lose much when the cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def run(out: Path, *options: str) -> torch.nn.Module:
@@ -139,8 +148,8 @@ def test_resumed_run_ends_with_the_same_weights(
             raise KeyboardInterrupt
 
     monkeypatch.setattr(train_module.Trainer, "save_checkpoint", save_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):  # streamed from DataLoader workers this time
-        run(tmp_path / "b", *options, "--data-placement", "stream", "--workers", "1")
+    with pytest.raises(KeyboardInterrupt):  # images streamed by a DataLoader this time
+        run(tmp_path / "b", *options, "--data-placement", "stream")
     monkeypatch.undo()
     assert [m["epoch"] for m in metrics(tmp_path / "b")] == [1]
     resumed = main(["--resume", "--out", str(tmp_path / "b"), "--data-placement", "device"])
@@ -172,7 +181,8 @@ def test_finetune_replaces_the_head_and_trains_everything(tmp_path: Path) -> Non
 
 def test_tinyvgg_on_digits_and_on_an_image_folder(tmp_path: Path) -> None:
     folder = write_image_folder(tmp_path / "images", per_class=8)
-    tinyvgg = ["--variant", "tinyvgg", "--model-arg", "hidden_units=4", "--lr", "3e-3"]
+    tinyvgg = ["--variant", "tinyvgg", "--model-arg", "hidden_units=4", "--lr", "3e-3",
+               "--workers", "0"]  # fmt: skip
     main([*tinyvgg, "--image-size", "16", "--steps", "4", "--out", str(tmp_path / "digits")])
     assert metrics(tmp_path / "digits")[-1]["step"] == 4
     out = tmp_path / "folder"
@@ -210,7 +220,7 @@ def test_two_processes_end_with_identical_weights(tmp_path: Path) -> None:
         "save_file(model.state_dict(), f'{sys.argv[-1]}/rank{os.environ[\"RANK\"]}.safetensors')\n"
     )
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-               "--standalone", str(script), *TINY_VIT, "--steps", "4", "--workers", "0",
+               "--standalone", str(script), *TINY_VIT, "--steps", "4",
                "--out", str(tmp_path)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     subprocess.run(command, check=True, cwd=REPO, env=env, capture_output=True, timeout=120)
