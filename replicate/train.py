@@ -55,13 +55,16 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     overrides = dict(config.model_overrides)
     if entry.family == "vit":
         overrides.setdefault("dropout", config.recipe.dropout)
-    model = vit.create_model(
-        config.variant,
-        num_classes=num_classes,
-        image_size=config.image_size,
-        pretrained=config.pretrained,
-        **overrides,
-    )
+    try:
+        model = vit.create_model(
+            config.variant,
+            num_classes=num_classes,
+            image_size=config.image_size,
+            pretrained=config.pretrained,
+            **overrides,
+        )
+    except TypeError as error:  # a --model-arg the model's builder does not take
+        raise ValueError(f"--model-arg: {config.variant} cannot take it ({error})") from error
     if config.recipe.new_head and config.pretrained:
         model.replace_head(num_classes)  # Appendix B.1.1, even when the class count matches
     if config.recipe.freeze_backbone:
@@ -127,7 +130,6 @@ class Trainer:
         self.model = build_model(
             replace(config, pretrained=None) if resume else config, len(self.classes)
         ).to(runtime.device)
-        mean, std = input_normalisation(self.model)
         self.optimizer = build_optimizer(
             self.model, self.recipe, fused=runtime.device.type == "cuda"
         )
@@ -135,8 +137,7 @@ class Trainer:
         self.scaler = runtime.grad_scaler()
         self.epoch = self.step = 0
         self.best_test_acc = 0.0
-        if resume:
-            mean, std = self._load_checkpoint()
+        mean, std = self._load_checkpoint() if resume else input_normalisation(self.model)
         self.augmentation = Augmentation(mean, std, spec.flip, spec.crop_scale)
         self.network = self._wrap(self.model)
         self.log = RunLog(self.out, enabled=runtime.is_main, epoch=self.epoch, step=self.step)

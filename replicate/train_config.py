@@ -105,19 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     length = p.add_mutually_exclusive_group()
     length.add_argument(
         "--epochs",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="passes over the training set (default: the dataset's)",
     )
     length.add_argument(
         "--steps",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="optimiser steps instead of epochs (default with finetune: Table 4's, where given)",
     )
     add(
         "--batch-size",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="images per step over all processes (default: dataset's)",
     )
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--dropout", type=float, help="ViT dropout rate (default: the recipe's)")
     add(
         "--image-size",
-        type=int,
+        type=positive_int,
         metavar="S",
         help="training resolution (default: 384 for a pretrained ViT, else the dataset's, e.g. 32 "
         "for digits, else the model's, e.g. 224 for a ViT, 64 for TinyVGG)",
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--log-every",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="steps between progress-bar and TensorBoard updates (10)",
     )
@@ -235,7 +235,10 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
     config_path = Path(args.out) / CONFIG
     if not config_path.is_file():
         raise FileNotFoundError(f"no run to resume in {args.out}: {CONFIG} is missing")
-    config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    try:
+        config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    except (TypeError, KeyError, json.JSONDecodeError) as error:  # edited, or another version's
+        raise ValueError(f"cannot read the run configuration {config_path}: {error}") from error
     given = {
         k: v
         for k, v in vars(args).items()
@@ -247,7 +250,15 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
             f"--resume continues the run as {config_path} configures it; drop {names} "
             f"(to change them, start a new run)"
         )
-    return replace(config, **{k: getattr(args, k) for k in RESUMABLE_OPTIONS if getattr(args, k)})
+    changes = {k: v for k in RESUMABLE_OPTIONS if (v := getattr(args, k)) is not None}
+    return replace(config, **changes)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _parse_model_arg(text: str) -> tuple[str, Any]:

@@ -245,6 +245,7 @@ def expect_one_line_error(capsys, argv: list[str], pattern: str) -> None:
 def test_unknown_variant_and_dataset(capsys) -> None:
     expect_one_line_error(capsys, ["--variant", "vit_b17"], "Did you mean 'vit_b16'")
     expect_one_line_error(capsys, ["--dataset", "mnist"], "unknown dataset 'mnist'")
+    expect_one_line_error(capsys, ["--variant", "tinyvgg", "--model-arg", "depth=2"], "depth")
 
 
 def test_empty_and_corrupt_image_folders(tmp_path: Path, capsys) -> None:
