@@ -40,7 +40,9 @@ class ResidentImages:
 
     @classmethod
     def decode(cls, dataset: SquareImages, device: torch.device, workers: int) -> ResidentImages:
-        loader = DataLoader(dataset, batch_size=256, num_workers=workers, generator=_unused())
+        loader = DataLoader(
+            dataset, batch_size=256, num_workers=workers, generator=_detached_generator()
+        )
         images, labels = zip(*loader, strict=True)
         return cls(torch.cat(images).to(device), torch.cat(labels).to(device))
 
@@ -67,7 +69,7 @@ class StreamedImages:
             batch_sampler=chunks,
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
-            generator=_unused(),
+            generator=_detached_generator(),
         )
         for images, labels in loader:
             yield (
@@ -80,7 +82,7 @@ def default_workers() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-def _unused() -> torch.Generator:
+def _detached_generator() -> torch.Generator:
     """For the seed a DataLoader draws for its workers, which use no randomness here: drawn
     from the global generator, it would shift the dropout masks of a streamed run."""
     return torch.Generator()
