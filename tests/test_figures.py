@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from safetensors.torch import save_file
 
 import vit
+from replicate.checkpoint import CheckpointInfo, save_weights
 from replicate.figures import make
 from replicate.figures.__main__ import main
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
@@ -100,20 +100,23 @@ def test_variant_from_spec() -> None:
 
 
 def _write_checkpoint(folder: Path) -> Path:
-    """A checkpoint as replicate.train writes it: safetensors, every metadata value JSON."""
+    """A checkpoint as replicate.train writes it."""
     model = vit.create_model("vit_ti16", num_classes=3, image_size=32, depth=2)
     path = folder / "model.safetensors"
-    metadata = {
-        "variant": '"vit_ti16"',
-        "num_classes": "3",
-        "image_size": "32",
-        "classes": '["zero", "one", "two"]',
-        "mean": "[0.5, 0.5, 0.5]",
-        "std": "[0.5, 0.5, 0.5]",
-        "model_overrides": '{"depth": 2}',
-        "dataset": '"digits"',
-    }
-    save_file(model.state_dict(), path, metadata=metadata)
+    info = CheckpointInfo(
+        variant="vit_ti16",
+        num_classes=3,
+        image_size=32,
+        classes=["zero", "one", "two"],
+        mean=[0.5, 0.5, 0.5],
+        std=[0.5, 0.5, 0.5],
+        model_overrides={"depth": 2},
+        pretrained=None,
+        dataset="digits",
+        epoch=2,
+        step=4,
+    )
+    save_weights(path, model, info)
     return path
 
 

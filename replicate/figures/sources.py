@@ -3,14 +3,12 @@ spec, or (with a title that says so) a randomly initialised model."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from safetensors import safe_open
-
+from replicate.checkpoint import load_model
 from vit import VisionTransformer, create_model
 from vit.pretrained import INCEPTION_MEAN, INCEPTION_STD
 from vit.variants import VARIANTS
@@ -36,23 +34,9 @@ def _paper_name(variant: str) -> str:
     return VARIANTS[variant][0]
 
 
-def checkpoint_metadata(path: Path) -> dict:
-    """The safetensors metadata `replicate.train` writes, values JSON-decoded where they are
-    JSON ("224" -> 224, "[0.5, 0.5, 0.5]" -> a list), else kept as strings ("vit_b16")."""
-    with safe_open(path, framework="pt") as f:
-        metadata = f.metadata() or {}
-    decoded = {}
-    for key, value in metadata.items():
-        try:
-            decoded[key] = json.loads(value)
-        except json.JSONDecodeError:
-            decoded[key] = value
-    return decoded
-
-
 def from_checkpoint(path: str | Path) -> Subject:
-    """A checkpoint of `replicate.train`: its metadata (`replicate.checkpoint.CheckpointInfo`)
-    names the variant, its config overrides, the classes, the resolution and the dataset."""
+    """A checkpoint of `replicate.train`, rebuilt from its metadata
+    (`replicate.checkpoint.CheckpointInfo`: variant, overrides, classes, resolution, dataset)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} not found")
@@ -61,28 +45,12 @@ def from_checkpoint(path: str | Path) -> Subject:
             f"{path} is not a .safetensors checkpoint of this project; for other files use "
             "--pretrained PATH --variant NAME"
         )
-    meta = checkpoint_metadata(path)
-    if "variant" not in meta:
-        raise ValueError(
-            f"{path} has no 'variant' in its metadata; use --pretrained PATH --variant NAME"
-        )
-    variant = meta["variant"]
-    label = f"{_paper_name(variant)}, {path.parent.name}/{path.name}"
-    model = create_model(
-        variant,
-        num_classes=int(meta.get("num_classes", 1000)),
-        image_size=meta.get("image_size"),
-        pretrained=str(path),
-        **meta.get("model_overrides", {}),  # e.g. {"depth": 2} for a smoke run
-    )
-    info = model.pretrained_info
-    run_config = path.parent / "config.json"  # the run folder's, for the dataset's name
-    dataset = meta.get("dataset") or (
-        json.loads(run_config.read_text()).get("dataset") if run_config.is_file() else None
-    )
-    names = meta.get("classes")
+    model, info = load_model(path)
+    if not isinstance(model, VisionTransformer):
+        raise ValueError(f"{path} holds a {info.variant}, not a ViT: the figures need one")
+    label = f"{_paper_name(info.variant)}, {path.parent.name}/{path.name}"
     return Subject(
-        model.eval(), label, info.mean, info.std, tuple(names) if names else None, dataset
+        model, label, tuple(info.mean), tuple(info.std), tuple(info.classes), info.dataset
     )
 
 
