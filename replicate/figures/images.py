@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from sklearn.datasets import load_digits
 from torchvision.transforms import functional as TF
+
+from replicate.data import load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -53,9 +54,8 @@ def folder_images(folder: str | Path, num: int, image_size: int) -> ImageSet:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
     images = []
     for index in _spread(len(paths), num):
-        with Image.open(paths[index]) as image:
-            image = TF.resize(image.convert("RGB"), [image_size, image_size])
-            images.append(TF.to_tensor(image))
+        image = TF.resize(load_image(str(paths[index])), [image_size, image_size])
+        images.append(TF.to_tensor(image))
     return ImageSet(torch.stack(images), f"{len(images)} images from {folder.name}/")
 
 
