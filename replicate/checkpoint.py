@@ -29,7 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-import vit
+from replicate import models
 
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
@@ -100,7 +100,7 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointInfo]:
 def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, CheckpointInfo]:
     """The model a `model.safetensors` of this trainer holds, in eval mode, and its metadata."""
     state, info = read_weights(path)
-    model = vit.create_model(
+    model = models.create_model(
         info.variant,
         num_classes=info.num_classes,
         image_size=info.image_size,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from vit.registry import create_model, get_model_entry
+from replicate.models import create_model, get_model_entry
 
 
 def forward_flops(name: str, image_size: int | None = None, num_classes: int = 1000) -> int:

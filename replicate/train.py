@@ -23,7 +23,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from tqdm import tqdm
 
-import vit
+from replicate import models
 from replicate.augment import Augmentation
 from replicate.checkpoint import (
     STATE,
@@ -50,12 +50,12 @@ from vit.pretrained import INCEPTION_MEAN, INCEPTION_STD
 
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     """The model as the recipe wants it: pretrained weights, a new head, a frozen backbone."""
-    entry = vit.get_model_entry(config.variant)
+    entry = models.get_model_entry(config.variant)
     overrides = dict(config.model_overrides)
     if entry.family == "vit":
         overrides.setdefault("dropout", config.recipe.dropout)
     try:
-        model = vit.create_model(
+        model = models.create_model(
             config.variant,
             num_classes=num_classes,
             image_size=config.image_size,

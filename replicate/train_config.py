@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import vit
+from replicate import models
 from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, get_dataset_spec
 from replicate.loader import Placement, default_workers
 from replicate.recipes import RECIPES, Recipe
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--variant",
         metavar="NAME",
-        help="registry name: " + ", ".join(vit.list_models()) + " (default vit_b16)",
+        help="registry name: " + ", ".join(models.list_models()) + " (default vit_b16)",
     )
     add(
         "--dataset",
@@ -188,7 +188,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     if args.resume:
         return resumed_config(args)
     variant = args.variant or "vit_b16"
-    entry = vit.get_model_entry(variant)  # fails early on an unknown name
+    entry = models.get_model_entry(variant)  # fails early on an unknown name
     spec = get_dataset_spec(args.dataset or "digits")
     recipe = RECIPES[args.recipe or ("finetune" if args.pretrained else "scratch")]
     recipe = replace(

@@ -9,7 +9,7 @@ import torch
 import torchvision
 from torch import nn
 
-from vit import create_model, list_models
+from replicate.models import create_model, list_models
 from vit.pretrained import IMAGENET_MEAN, WeightsUnavailableError
 
 

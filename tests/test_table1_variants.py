@@ -51,7 +51,7 @@ def test_every_variant_is_registered() -> None:
 def test_every_variant_trains(name: str) -> None:
     """Forward and backward through every registered ViT, shrunk to two layers to stay fast;
     every parameter gets a gradient."""
-    patch = VARIANTS[name][2]
+    patch = VARIANTS[name].config.patch_size
     model = vit.create_model(name, num_classes=3, image_size=2 * patch, depth=2)
     torch.nn.init.normal_(model.head.classifier.weight)  # a zero head passes no gradient back
     model(torch.randn(2, 3, 2 * patch, 2 * patch)).logsumexp(-1).sum().backward()

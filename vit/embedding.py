@@ -27,7 +27,7 @@ class PatchEmbedding(nn.Module):
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
-        self.config = config
+        self.patch_size, self.in_channels = config.patch_size, config.in_channels
         # E: (P^2 C) -> D on each patch, stored as a stride-P convolution.
         self.projection = nn.Conv2d(
             config.in_channels, config.hidden_size, config.patch_size, stride=config.patch_size
@@ -38,18 +38,24 @@ class PatchEmbedding(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
 
+    @property
+    def image_size(self) -> int:
+        """H = W, read off E_pos: (N + 1) rows for N = (H / P)^2 patches, so resizing E_pos
+        (Section 3.2) is all it takes to change the resolution."""
+        return math.isqrt(self.position_embedding.shape[1] - 1) * self.patch_size
+
     def check_input(self, images: torch.Tensor) -> None:
-        c = self.config
+        size = self.image_size
         if images.ndim != 4:
             raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
-        if images.shape[1] != c.in_channels:
+        if images.shape[1] != self.in_channels:
             raise ValueError(
-                f"expected {c.in_channels} channels, got {images.shape[1]} "
+                f"expected {self.in_channels} channels, got {images.shape[1]} "
                 f"(input shape {tuple(images.shape)}); convert grayscale images to RGB"
             )
-        if images.shape[-2:] != (c.image_size, c.image_size):
+        if images.shape[-2:] != (size, size):
             raise ValueError(
-                f"expected {c.image_size}x{c.image_size} images, got "
+                f"expected {size}x{size} images, got "
                 f"{images.shape[-2]}x{images.shape[-1]}; resize the input, or call "
                 f"model.resize_position_embedding(image_size) to change the model's resolution "
                 f"(Section 3.2)"

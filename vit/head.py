@@ -27,7 +27,17 @@ class ClassificationHead(nn.Module):
             if config.representation_size
             else nn.Identity()
         )
-        self.classifier = nn.Linear(width, config.num_classes)
+        self.classifier = classifier(width, config.num_classes)
+
+    @property
+    def num_classes(self) -> int:
+        """K, read off the classifier (0: the head outputs the features, timm's convention)."""
+        return getattr(self.classifier, "out_features", 0)
+
+    @property
+    def representation_size(self) -> int | None:
+        """Width of the pre-logits layer, None without one."""
+        return None if isinstance(self.pre_logits, nn.Identity) else self.pre_logits[0].out_features
 
     def features(self, z_L: torch.Tensor) -> torch.Tensor:
         """y of Eq. 4: (B, N + 1, D) -> (B, D)."""
@@ -36,6 +46,12 @@ class ClassificationHead(nn.Module):
         # normalising the pooled vector is what timm (fc_norm) and big_vision do.
         return self.norm(pooled)
 
-    def forward(self, z_L: torch.Tensor) -> torch.Tensor:
-        """(B, N + 1, D) -> logits (B, K)."""
-        return self.classifier(self.pre_logits(self.features(z_L)))
+    def forward(self, z_L: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(B, N + 1, D) -> logits (B, K), or with `pre_logits` the classifier's input."""
+        x = self.pre_logits(self.features(z_L))
+        return x if pre_logits else self.classifier(x)
+
+
+def classifier(width: int, num_classes: int) -> nn.Module:
+    """The final linear layer; num_classes=0 leaves the features as they are (as in timm)."""
+    return nn.Linear(width, num_classes) if num_classes else nn.Identity()

@@ -10,25 +10,46 @@ from torch import nn
 from vit.config import ViTConfig
 from vit.embedding import PatchEmbedding, resize_position_embedding
 from vit.encoder import Encoder
-from vit.head import ClassificationHead
+from vit.head import ClassificationHead, classifier
 
 
 class VisionTransformer(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
-        self.config = config
+        self._architecture = config  # read through `config`, which the modules complete
         self.embedding = PatchEmbedding(config)  # Eq. 1
         self.encoder = Encoder(config)  # Eq. 2-3, L times
         self.head = ClassificationHead(config)  # Eq. 4 and the classifier
         init_weights(self)
 
+    @property
+    def config(self) -> ViTConfig:
+        """The configuration as the model stands, one source of truth: the architecture it was
+        built with, and the resolution and head read off the modules, which is what
+        `resize_position_embedding`, `replace_head` and `reset_classifier` change."""
+        return self._architecture.replace(
+            image_size=self.embedding.image_size,
+            num_classes=self.head.num_classes,
+            representation_size=self.head.representation_size,
+            pool=self.head.pool,
+        )
+
+    @property
+    def num_classes(self) -> int:
+        """K, the classifier's outputs (timm's attribute)."""
+        return self.head.num_classes
+
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> z_L, (B, N + 1, D)."""
         return self.encoder(self.embedding(images))
 
+    def forward_head(self, z_L: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """z_L -> logits (B, K), or the classifier's input with `pre_logits` (timm's method)."""
+        return self.head(z_L, pre_logits=pre_logits)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> logits (B, K)."""
-        return self.head(self.forward_features(images))
+        return self.forward_head(self.forward_features(images))
 
     @torch.no_grad()
     def attention_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -38,22 +59,28 @@ class VisionTransformer(nn.Module):
     @torch.no_grad()
     def resize_position_embedding(self, image_size: int) -> None:
         """Section 3.2: adapt the model to a new resolution, same patch size, E_pos interpolated."""
-        config = self.config.replace(image_size=image_size)  # validates divisibility
+        grid_size = self.config.replace(image_size=image_size).grid_size  # checks divisibility
         pos = self.embedding.position_embedding
-        new_pos = resize_position_embedding(pos.data, config.grid_size)
+        new_pos = resize_position_embedding(pos.data, grid_size)
         self.embedding.position_embedding = nn.Parameter(new_pos, requires_grad=pos.requires_grad)
-        self.config = self.embedding.config = config
 
     def replace_head(self, num_classes: int) -> None:
         """Appendix B.1.1: "we remove the whole head (two linear layers) and replace it by a
         single, zero-initialized linear layer outputting the number of classes"."""
         self.head.pre_logits = nn.Identity()
-        self.head.classifier = nn.Linear(self.config.hidden_size, num_classes)
+        self.head.classifier = classifier(self._architecture.hidden_size, num_classes)
         reference = self.embedding.class_token  # the new layer lives where the model does
         self.head.classifier.to(device=reference.device, dtype=reference.dtype)
-        nn.init.zeros_(self.head.classifier.weight)
-        nn.init.zeros_(self.head.classifier.bias)
-        self.config = self.config.replace(num_classes=num_classes, representation_size=None)
+        zero_classifier(self)
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """timm's name for `replace_head`; global_pool "token" (class token) or "avg" (GAP)."""
+        if global_pool is not None:
+            pools = {"token": "cls", "avg": "gap"}
+            if global_pool not in pools:
+                raise ValueError(f"global_pool must be 'token' or 'avg', not {global_pool!r}")
+            self.head.pool = pools[global_pool]
+        self.replace_head(num_classes)
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names that take no weight decay: E_pos and x_class (3-D tensors)."""
@@ -81,8 +108,13 @@ def init_weights(model: VisionTransformer) -> None:
         if isinstance(module, nn.Linear):
             lecun_normal_(module.weight)
             nn.init.zeros_(module.bias)
-    nn.init.zeros_(model.head.classifier.weight)
-    nn.init.zeros_(model.head.classifier.bias)
+    zero_classifier(model)
+
+
+def zero_classifier(model: VisionTransformer) -> None:
+    """Appendix B.1.1's zero-initialised head (a no-op when num_classes=0 left no layer)."""
+    for parameter in model.head.classifier.parameters():
+        nn.init.zeros_(parameter)
 
 
 def lecun_normal_(weight: torch.Tensor) -> None:

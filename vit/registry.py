@@ -1,7 +1,8 @@
 """One registry of models shared by the CLI, the tests, the benchmarks and the figures.
 
-ViT variants register in `vit.variants`, the CNN baselines in `baselines` (imported on first
-use, so `create_model("tinyvgg")` works without importing `baselines` yourself).
+The ViT variants register in `vit.variants` (imported on first use). Other models register
+from outside with `register_model`: the application (`replicate.models`) imports `baselines`,
+whose CNNs register themselves, so `vit` itself never imports the application.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
-_PLUGINS = ("vit.variants", "baselines")  # modules whose import registers models
+_PLUGINS = ("vit.variants",)  # vit's modules whose import registers models
 
 
 def register_model(

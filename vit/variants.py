@@ -5,60 +5,102 @@
     ViT-Large    24        1024         4096      16     307M
     ViT-Huge     32        1280         5120      16     632M
 
-"ViT-L/16 means the 'Large' variant with 16 x 16 input patch size."
+"ViT-L/16 means the 'Large' variant with 16 x 16 input patch size." One function per variant,
+as the official `get_b16_config` and timm's `vit_base_patch16_224`: its name is the registry
+name, its body the ViTConfig (at 224 px and 1000 classes; `create_model` changes those).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
 from vit.config import ViTConfig
 from vit.model import VisionTransformer
 from vit.registry import register_model
 
-TINY = dict(hidden_size=192, depth=12, num_heads=3, mlp_size=768)
-SMALL = dict(hidden_size=384, depth=12, num_heads=6, mlp_size=1536)
-BASE = dict(hidden_size=768, depth=12, num_heads=12, mlp_size=3072)
-LARGE = dict(hidden_size=1024, depth=24, num_heads=16, mlp_size=4096)
-HUGE = dict(hidden_size=1280, depth=32, num_heads=16, mlp_size=5120)
 
-VARIANTS: dict[str, tuple[str, dict, int]] = {
-    # name: (paper name, size, patch size)
-    "vit_ti16": ("ViT-Ti/16", TINY, 16),
-    "vit_s16": ("ViT-S/16", SMALL, 16),
-    "vit_b16": ("ViT-B/16", BASE, 16),
-    "vit_b32": ("ViT-B/32", BASE, 32),
-    "vit_l16": ("ViT-L/16", LARGE, 16),
-    "vit_l32": ("ViT-L/32", LARGE, 32),
-    "vit_h14": ("ViT-H/14", HUGE, 14),
-}
+@dataclass(frozen=True)
+class Variant:
+    name: str  # registry name, e.g. "vit_b16"
+    paper_name: str  # e.g. "ViT-B/16"
+    config: ViTConfig  # 224 x 224 inputs, 1000 classes
 
 
-def variant_config(name: str, **fields) -> ViTConfig:
-    """The ViTConfig of a variant, with `fields` (num_classes, image_size, ...) changed."""
-    _, size, patch = VARIANTS[name]
-    return ViTConfig(**{**size, "patch_size": patch, **fields})
+VARIANTS: dict[str, Variant] = {}
 
 
-def _register(name: str) -> None:
-    paper_name, size, patch = VARIANTS[name]
-
-    @register_model(
-        name,
-        family="vit",
-        default_image_size=224,
-        description=f"{paper_name}: {size['depth']} layers, D={size['hidden_size']}, "
-        f"MLP {size['mlp_size']}, {size['num_heads']} heads, {patch}x{patch} patches",
+def build_variant(
+    name: str, num_classes: int, image_size: int, pretrained: str | None, **overrides
+) -> VisionTransformer:
+    """The registry's builder for every variant: its config, changed, with weights on request."""
+    config = VARIANTS[name].config.replace(
+        num_classes=num_classes, image_size=image_size, **overrides
     )
-    def build(
-        num_classes: int, image_size: int, pretrained: str | None, **overrides
-    ) -> VisionTransformer:
-        config = variant_config(name, num_classes=num_classes, image_size=image_size)
-        config = config.replace(**overrides)
-        if pretrained is None:
-            return VisionTransformer(config)
-        from vit.pretrained import load_pretrained  # imports timm/torchvision only when needed
+    if pretrained is None:
+        return VisionTransformer(config)
+    from vit.pretrained import load_pretrained  # imports timm/torchvision only when needed
 
-        return load_pretrained(config, pretrained, variant=name)
+    return load_pretrained(config, pretrained, variant=name)
 
 
-for _name in VARIANTS:
-    _register(_name)
+def variant(paper_name: str) -> Callable[[Callable[[], ViTConfig]], Callable[[], ViTConfig]]:
+    """Register the decorated config function as a model named after the function."""
+
+    def decorator(make_config: Callable[[], ViTConfig]) -> Callable[[], ViTConfig]:
+        entry = Variant(make_config.__name__, paper_name, make_config())
+        VARIANTS[entry.name] = entry
+        c = entry.config
+        register_model(
+            entry.name,
+            family="vit",
+            default_image_size=c.image_size,
+            description=f"{paper_name}: {c.depth} layers, D={c.hidden_size}, MLP {c.mlp_size}, "
+            f"{c.num_heads} heads, {c.patch_size}x{c.patch_size} patches",
+        )(partial(build_variant, entry.name))
+        return make_config
+
+    return decorator
+
+
+@variant("ViT-Ti/16")
+def vit_ti16() -> ViTConfig:
+    """DeiT's Tiny size: 12 layers, D = 192, MLP 768, 3 heads (5.7M parameters)."""
+    return ViTConfig(patch_size=16, hidden_size=192, depth=12, num_heads=3, mlp_size=768)
+
+
+@variant("ViT-S/16")
+def vit_s16() -> ViTConfig:
+    """DeiT's Small size: 12 layers, D = 384, MLP 1536, 6 heads (22M parameters)."""
+    return ViTConfig(patch_size=16, hidden_size=384, depth=12, num_heads=6, mlp_size=1536)
+
+
+@variant("ViT-B/16")
+def vit_b16() -> ViTConfig:
+    """ViT-Base (Table 1): 12 layers, D = 768, MLP 3072, 12 heads (86M parameters)."""
+    return ViTConfig(patch_size=16, hidden_size=768, depth=12, num_heads=12, mlp_size=3072)
+
+
+@variant("ViT-B/32")
+def vit_b32() -> ViTConfig:
+    """ViT-Base with 32 x 32 patches."""
+    return vit_b16().replace(patch_size=32)
+
+
+@variant("ViT-L/16")
+def vit_l16() -> ViTConfig:
+    """ViT-Large (Table 1): 24 layers, D = 1024, MLP 4096, 16 heads (307M parameters)."""
+    return ViTConfig(patch_size=16, hidden_size=1024, depth=24, num_heads=16, mlp_size=4096)
+
+
+@variant("ViT-L/32")
+def vit_l32() -> ViTConfig:
+    """ViT-Large with 32 x 32 patches."""
+    return vit_l16().replace(patch_size=32)
+
+
+@variant("ViT-H/14")
+def vit_h14() -> ViTConfig:
+    """ViT-Huge (Table 1): 32 layers, D = 1280, MLP 5120, 16 heads (632M parameters)."""
+    return ViTConfig(patch_size=14, hidden_size=1280, depth=32, num_heads=16, mlp_size=5120)

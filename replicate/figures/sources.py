@@ -31,7 +31,7 @@ class Subject:
 def _paper_name(variant: str) -> str:
     if variant not in VARIANTS:
         raise ValueError(f"unknown ViT variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    return VARIANTS[variant][0]
+    return VARIANTS[variant].paper_name
 
 
 def from_checkpoint(path: str | Path) -> Subject:

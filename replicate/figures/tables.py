@@ -45,7 +45,7 @@ def measure_variant(name: str) -> VariantRow:
     fine_tune_size = 384 // c.patch_size * c.patch_size  # Table 5: "fine-tuned at 384 resolution"
     return VariantRow(
         name=name,
-        paper_name=VARIANTS[name][0],
+        paper_name=VARIANTS[name].paper_name,
         layers=c.depth,
         hidden_size=c.hidden_size,
         mlp_size=c.mlp_size,
@@ -106,7 +106,7 @@ def result_row(run: Run) -> ResultRow:
     """A run's final test accuracy, matched to the paper's number for the same model,
     pre-training data and dataset."""
     variant = run.config.get("variant", "?")
-    model = VARIANTS[variant][0] if variant in VARIANTS else variant
+    model = VARIANTS[variant].paper_name if variant in VARIANTS else variant
     dataset = str(run.config.get("dataset", "?"))
     spec = run.config.get("pretrained") or None
     final_acc = run.final("test_acc")
