@@ -36,8 +36,9 @@ class EfficientNet(CNNClassifier):
     """torchvision's EfficientNet with the head contract; module names (and so the state dict's
     keys) are torchvision's."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, image_size: int) -> None:
         super().__init__()
+        self.image_size = image_size  # any size works (global average pooling); evaluated at this
         self.features = model.features
         self.avgpool = model.avgpool
         self.classifier = model.classifier
@@ -48,7 +49,11 @@ class EfficientNet(CNNClassifier):
 
 
 def build_efficientnet(
-    variant: EfficientNetVariant, num_classes: int, pretrained: str | None, dropout: float
+    variant: EfficientNetVariant,
+    num_classes: int,
+    image_size: int,
+    pretrained: str | None,
+    dropout: float,
 ) -> EfficientNet:
     from torchvision.models import get_model_builder  # lazy: create_model("vit_b16") skips it
 
@@ -62,7 +67,7 @@ def build_efficientnet(
     head_weight = state.get("classifier.1.weight") if state else None
     source_classes = num_classes if head_weight is None else head_weight.shape[0]
     builder = get_model_builder(variant.torchvision_name)
-    model = EfficientNet(builder(num_classes=source_classes, dropout=dropout))
+    model = EfficientNet(builder(num_classes=source_classes, dropout=dropout), image_size)
     if state is not None:
         model.load_state_dict(state)
         model.pretrained_info = info
@@ -82,8 +87,7 @@ def _register(name: str, variant: EfficientNetVariant) -> None:
     def build(
         num_classes: int, image_size: int, pretrained: str | None, dropout: float = variant.dropout
     ) -> EfficientNet:
-        # image_size is free: global average pooling takes any resolution.
-        return build_efficientnet(variant, num_classes, pretrained, dropout)
+        return build_efficientnet(variant, num_classes, image_size, pretrained, dropout)
 
 
 for _name, _variant in VARIANTS.items():

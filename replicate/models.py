@@ -5,7 +5,21 @@
 name models through this module, which imports both.
 """
 
-import baselines  # noqa: F401  (importing registers tinyvgg, effnet_b0, effnet_b2)
+from __future__ import annotations
+
+from baselines import efficientnet  # importing `baselines` registers tinyvgg, effnet_b0, effnet_b2
+from vit.references import TIMM_NAMES
 from vit.registry import ModelEntry, create_model, get_model_entry, list_models
 
-__all__ = ["ModelEntry", "create_model", "get_model_entry", "list_models"]
+__all__ = ["ModelEntry", "create_model", "default_weights", "get_model_entry", "list_models"]
+
+
+def default_weights(name: str, tag: str | None = None) -> str:
+    """The weights spec that `pretrained=True` means (torch.hub, timm): the reference model's
+    default weights, or its weights `tag` as timm and torchvision name them."""
+    get_model_entry(name)  # an unknown name fails here, with the closest match
+    if name in TIMM_NAMES:
+        return f"timm:{TIMM_NAMES[name]}" + (f".{tag}" if tag else "")
+    if name in efficientnet.VARIANTS:
+        return f"torchvision:{tag or 'DEFAULT'}"
+    raise ValueError(f"{name} has no pretrained weights to default to; pass a weights spec")

@@ -45,7 +45,7 @@ from replicate.recipes import build_optimizer, build_scheduler
 from replicate.run_log import EpochRecord, RunLog
 from replicate.runtime import Runtime, seed_everything
 from replicate.train_config import TrainConfig, build_parser, resolve_config
-from vit.pretrained import INCEPTION_MEAN, INCEPTION_STD
+from vit.data_config import input_normalisation
 
 
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
@@ -70,13 +70,6 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
         model.requires_grad_(False)
         model.head.requires_grad_(True)
     return model
-
-
-def input_normalisation(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The mean and std the pretrained weights expect; from scratch, pixels to [-1, 1] as the
-    official weights take them."""
-    info = getattr(model, "pretrained_info", None)
-    return (info.mean, info.std) if info else (INCEPTION_MEAN, INCEPTION_STD)
 
 
 def train(config: TrainConfig, resume: bool = False) -> nn.Module:

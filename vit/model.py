@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from vit.config import ViTConfig
+from vit.data_config import evaluation_view
 from vit.embedding import PatchEmbedding, resize_position_embedding
 from vit.encoder import Encoder
 from vit.head import ClassificationHead, classifier
@@ -33,6 +34,11 @@ class VisionTransformer(nn.Module):
             representation_size=self.head.representation_size,
             pool=self.head.pool,
         )
+
+    @property
+    def pretrained_cfg(self) -> dict:
+        """timm's description of the input: size, mean/std, resizing (`vit.data_config`)."""
+        return evaluation_view(self, self.embedding.image_size)
 
     @property
     def num_classes(self) -> int:

@@ -30,15 +30,12 @@ import torch
 from torch import Tensor
 
 from vit.config import ViTConfig
+from vit.data_config import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD
 from vit.layouts import OURS, to_ours
 from vit.model import VisionTransformer
 
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-INCEPTION_MEAN = INCEPTION_STD = (0.5, 0.5, 0.5)  # official weights: inputs scaled to [-1, 1]
 
 # Input normalisation each layout's weights expect, when the file does not say.
 _LAYOUT_NORMALISATION = {
