@@ -1,4 +1,5 @@
-"""Expected failures of the command-line tools: a one-line message on stderr, never a traceback.
+"""Expected failures of the command-line tools (`replicate.errors`, bad input): a one-line
+message on stderr, never a traceback.
 
 Bad input (an unknown dataset or variant, an empty or corrupt image folder, weights that cannot be
 fetched offline, a checkpoint of another model) exits with status 2, as argparse does for a bad
@@ -10,16 +11,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
+from replicate.errors import DivergedError
 from vit.pretrained import WeightsUnavailableError
-
-
-class DataError(ValueError):
-    """A dataset is missing, empty, or holds an unreadable image."""
-
-
-class DivergedError(RuntimeError):
-    """The loss stopped being finite."""
-
 
 BAD_INPUT = (ValueError, WeightsUnavailableError, FileNotFoundError)
 

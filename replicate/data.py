@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset, TensorDataset
 from torchvision.transforms.v2 import functional as TF
 
-from replicate.cli_errors import DataError
+from replicate.errors import DataError
 
 PIZZA_STEAK_SUSHI_URL = (
     "https://github.com/mrdbourke/pytorch-deep-learning/raw/main/data/pizza_steak_sushi.zip"

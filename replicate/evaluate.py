@@ -20,14 +20,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from replicate.augment import Augmentation
 from replicate.checkpoint import load_model
-from replicate.cli_errors import DataError, run_cli
+from replicate.cli_errors import run_cli
 from replicate.data import DEFAULT_DATA_DIR, SquareImages, get_dataset_spec, load_splits
+from replicate.errors import DataError
 from replicate.loader import ImageSource, default_workers, place
+from replicate.metrics import accuracy_metrics
 
 
 @dataclass(frozen=True)
@@ -36,18 +37,6 @@ class Evaluation:
     top1: float
     top5: float  # top-min(5, K): every class is in the top 5 of a 5-class problem
     confusion: Tensor  # (K, K) counts, rows the true class, columns the predicted one
-
-
-def accuracy_metrics(num_classes: int, device: torch.device) -> MetricCollection:
-    """Mean loss and top-1 accuracy over the samples seen, from per-sample losses. NaN losses are
-    kept, not dropped, so a diverged run shows (and "disable" would ignore a `weight=`, so there
-    is none); the label checks are off, as they cost a device sync per batch."""
-    return MetricCollection(
-        {
-            "loss": MeanMetric(nan_strategy="disable"),
-            "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro", validate_args=False),
-        }
-    ).to(device)
 
 
 @torch.no_grad()

@@ -37,10 +37,12 @@ from replicate.checkpoint import (
     save_weights,
     set_rng_state,
 )
-from replicate.cli_errors import DivergedError, run_cli
+from replicate.cli_errors import run_cli
 from replicate.data import SquareImages, get_dataset_spec, load_splits
-from replicate.evaluate import Evaluation, accuracy_metrics, evaluate
+from replicate.errors import DivergedError
+from replicate.evaluate import Evaluation, evaluate
 from replicate.loader import epoch_indices, place
+from replicate.metrics import accuracy_metrics
 from replicate.recipes import build_optimizer, build_scheduler
 from replicate.run_log import EpochRecord, RunLog
 from replicate.runtime import Runtime, seed_everything

@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 from replicate.augment import Augmentation, resample
-from replicate.cli_errors import DataError
 from replicate.data import (
     SquareImages,
     digits_splits,
@@ -18,6 +17,7 @@ from replicate.data import (
     image_folder_splits,
     load_splits,
 )
+from replicate.errors import DataError
 from replicate.loader import ResidentImages, StreamedImages, epoch_indices
 
 

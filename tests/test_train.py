@@ -18,7 +18,8 @@ from test_data import write_image_folder
 import vit
 from replicate import train as train_module
 from replicate.checkpoint import STATE, WEIGHTS, read_state
-from replicate.cli_errors import DivergedError, run_cli
+from replicate.cli_errors import run_cli
+from replicate.errors import DivergedError
 from replicate.recipes import FEATURE_EXTRACT, FINETUNE, SCRATCH, build_optimizer, lr_factor
 from replicate.train import main
 from replicate.train_config import build_parser, resolve_config

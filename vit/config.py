@@ -49,11 +49,6 @@ class ViTConfig:
         """N = HW / P^2, the sequence length without the class token."""
         return self.grid_size**2
 
-    @property
-    def head_dim(self) -> int:
-        """D_h = D / k (Appendix A)."""
-        return self.hidden_size // self.num_heads
-
     def replace(self, **changes) -> ViTConfig:
         unknown = set(changes) - set(asdict(self))
         if unknown:

@@ -1,0 +1,10 @@
+"""The application's expected failures, raised by library code and turned into exit statuses by
+`replicate.cli_errors.run_cli`: bad input is a `ValueError` (a `DataError` for datasets)."""
+
+
+class DataError(ValueError):
+    """A dataset is missing, empty, or holds an unreadable image."""
+
+
+class DivergedError(RuntimeError):
+    """The loss stopped being finite."""
