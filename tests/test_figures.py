@@ -20,7 +20,6 @@ from replicate.figures.sources import (
     Subject,
     from_checkpoint,
     from_pretrained,
-    variant_from_spec,
 )
 from replicate.figures.tables import measure_variant, table1_markdown
 
@@ -91,12 +90,6 @@ def test_a_runs_image_folder_dataset_gives_its_test_images(tmp_path: Path) -> No
     (tmp_path / "data" / "val").mkdir(parents=True)
     assert run_dataset_folder(f"imagefolder:{tmp_path / 'data'}") == tmp_path / "data" / "val"
     assert run_dataset_folder("cifar10") is None and run_dataset_folder(None) is None
-
-
-def test_variant_from_spec() -> None:
-    assert variant_from_spec("timm:vit_large_patch32_384.orig_in21k_ft_in1k") == "vit_l32"
-    assert variant_from_spec("google:imagenet21k/ViT-H_14") == "vit_h14"
-    assert variant_from_spec("torchvision:IMAGENET1K_V1") is None
 
 
 def _write_checkpoint(folder: Path) -> Path:

@@ -17,6 +17,7 @@ import vit
 from vit import VisionTransformer, ViTConfig
 from vit.layouts import from_ours, npz_layout
 from vit.pretrained import INCEPTION_MEAN, WeightsUnavailableError, load_pretrained
+from vit.references import image_size_from_spec, variant_from_spec
 
 
 def randomise_heads(model: torch.nn.Module) -> torch.nn.Module:
@@ -235,3 +236,14 @@ def test_torchvision_download_offline_fails_clearly(monkeypatch: pytest.MonkeyPa
         vit.create_model("vit_b16", pretrained="torchvision:IMAGENET1K_V1")
     with pytest.raises(ValueError, match="no weights 'IMAGENET9K'"):
         vit.create_model("vit_b16", pretrained="torchvision:IMAGENET9K")
+
+
+def test_a_specs_variant_and_resolution_are_read_off_the_references_names() -> None:
+    assert variant_from_spec("timm:vit_large_patch32_384.orig_in21k_ft_in1k") == "vit_l32"
+    assert variant_from_spec("weights/vit_small_patch16_224_in21k.npz") == "vit_s16"
+    assert variant_from_spec("google:imagenet21k/ViT-H_14") == "vit_h14"
+    assert variant_from_spec("google:imagenet21k/ViT-B_16.npz") == "vit_b16"
+    assert variant_from_spec("timm:vit_base_patch16_clip_224.openai") is None  # not Table 1's
+    assert variant_from_spec("torchvision:IMAGENET1K_V1") is None
+    assert image_size_from_spec("timm:vit_base_patch16_384.augreg_in21k_ft_in1k") == 384
+    assert image_size_from_spec("google:imagenet21k/ViT-B_16") is None

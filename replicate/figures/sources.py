@@ -4,13 +4,13 @@ spec, or (with a title that says so) a randomly initialised model."""
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from replicate.checkpoint import load_model
 from vit import VisionTransformer, create_model
 from vit.pretrained import INCEPTION_MEAN, INCEPTION_STD
+from vit.references import image_size_from_spec, variant_from_spec
 from vit.variants import VARIANTS
 
 log = logging.getLogger(__name__)
@@ -52,25 +52,6 @@ def from_checkpoint(path: str | Path) -> Subject:
     return Subject(
         model, label, tuple(info.mean), tuple(info.std), tuple(info.classes), info.dataset
     )
-
-
-_TIMM_SIZES = {"tiny": "ti", "small": "s", "base": "b", "large": "l", "huge": "h"}
-
-
-def variant_from_spec(spec: str) -> str | None:
-    """The variant a weights spec names, if it names one: "timm:vit_base_patch16_384.orig..."
-    -> "vit_b16", "google:imagenet21k/ViT-L_32" -> "vit_l32"."""
-    if match := re.search(r"vit_(tiny|small|base|large|huge)_patch(\d+)", spec):
-        return f"vit_{_TIMM_SIZES[match[1]]}{match[2]}"
-    if match := re.search(r"ViT-(Ti|S|B|L|H)_(\d+)", spec):
-        return f"vit_{match[1].lower()}{match[2]}"
-    return None
-
-
-def image_size_from_spec(spec: str) -> int | None:
-    """The resolution a timm name carries ("vit_base_patch16_384" -> 384), if any."""
-    match = re.search(r"_patch\d+_(\d+)", spec)
-    return int(match[1]) if match else None
 
 
 def from_pretrained(
