@@ -12,6 +12,7 @@ from PIL import Image
 
 import vit
 from replicate.checkpoint import CheckpointInfo, save_weights
+from replicate.cli_errors import run_cli
 from replicate.figures import make
 from replicate.figures.__main__ import main
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
@@ -140,10 +141,8 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "runs" / "crashed").mkdir()  # no metrics: skipped with a warning
     out = tmp_path / "figures"
     argv = ["--runs", str(tmp_path / "runs"), "--checkpoint", str(checkpoint), "--out", str(out)]
-    assert (
-        main([*argv, "--num-images", "4", "--only", "fig1", "fig6", "fig7", "curves", "results"])
-        == 0
-    )
+    command = [*argv, "--num-images", "4", "--only", "fig1", "fig6", "fig7", "curves", "results"]
+    assert run_cli("replicate.figures", main, command) == 0
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(
         [
@@ -180,6 +179,6 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
 def test_cli_bad_input_exits_2_with_one_line(
     argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    assert main([*argv, "--out", str(tmp_path)]) == 2
+    assert run_cli("replicate.figures", main, [*argv, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and message in err and "\n" not in err
+    assert err.startswith("replicate.figures: error: ") and message in err and "\n" not in err

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
+from replicate.cli_errors import run_cli
 from replicate.figures import make
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
 from replicate.figures.runs import load_runs
 from replicate.figures.sources import Subject, from_checkpoint, from_pretrained, untrained
 from replicate.figures.tables import results_markdown, table1_markdown
-from vit.pretrained import WeightsUnavailableError
 from vit.variants import VARIANTS
 
 log = logging.getLogger("replicate.figures")
@@ -133,18 +132,13 @@ def run(args: argparse.Namespace) -> list[Path]:
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> list[Path]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    args = parse_args(argv)
-    try:
-        written = run(args)
-    except (ValueError, WeightsUnavailableError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    written = run(parse_args(argv))
     for path in written:
         print(f"wrote {path}")
-    return 0
+    return written
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_cli("replicate.figures", main))
