@@ -25,6 +25,7 @@ dependencies = ["torch", "torchvision", "timm", "einops", "safetensors"]
 def _entrypoint(name: str) -> Callable[..., nn.Module]:
     def load(pretrained: bool | str = False, **kwargs) -> nn.Module:
         spec = models.default_weights(name) if pretrained is True else pretrained or None
+        kwargs.setdefault("num_classes", None)  # the weights' own head, or 1000 without weights
         return models.create_model(name, pretrained=spec, **kwargs)
 
     load.__name__ = load.__qualname__ = name

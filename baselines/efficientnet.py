@@ -50,7 +50,7 @@ class EfficientNet(CNNClassifier):
 
 def build_efficientnet(
     variant: EfficientNetVariant,
-    num_classes: int,
+    num_classes: int | None,  # None: the weights' own head
     image_size: int,
     pretrained: str | None,
     dropout: float,
@@ -66,6 +66,7 @@ def build_efficientnet(
     # then resize the head: the loaded head is kept whenever it already fits.
     head_weight = state.get("classifier.1.weight") if state else None
     source_classes = num_classes if head_weight is None else head_weight.shape[0]
+    num_classes = source_classes if num_classes is None else num_classes
     builder = get_model_builder(variant.torchvision_name)
     model = EfficientNet(builder(num_classes=source_classes, dropout=dropout), image_size)
     if state is not None:
@@ -85,7 +86,10 @@ def _register(name: str, variant: EfficientNetVariant) -> None:
         " + Linear; ImageNet weights with pretrained='torchvision:IMAGENET1K_V1'",
     )
     def build(
-        num_classes: int, image_size: int, pretrained: str | None, dropout: float = variant.dropout
+        num_classes: int | None,
+        image_size: int,
+        pretrained: str | None,
+        dropout: float = variant.dropout,
     ) -> EfficientNet:
         return build_efficientnet(variant, num_classes, image_size, pretrained, dropout)
 

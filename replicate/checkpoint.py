@@ -30,6 +30,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from replicate import models
+from vit.layouts import OURS
+from vit.pretrained import WeightsInfo
 
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
@@ -107,6 +109,10 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Modul
         **info.model_overrides,
     )
     load_state(model, state, f"{path} ({info.variant})")
+    # What the weights expect, for `model.pretrained_cfg` (timm's data config) as for a spec.
+    model.pretrained_info = WeightsInfo(
+        str(path), OURS, info.image_size, tuple(info.mean), tuple(info.std)
+    )
     return model.to(device).eval(), info
 
 

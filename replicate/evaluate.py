@@ -1,9 +1,12 @@
 """Test-set evaluation: loss, top-1 and top-5 accuracy and the confusion matrix (torchmetrics).
 
     python -m replicate.evaluate --checkpoint runs/vit_b16-digits-.../model.safetensors
+    python -m replicate.evaluate --checkpoint timm:vit_base_patch16_224.orig_in21k_ft_in1k \\
+        --dataset imagefolder:path/to/imagenet
 
-The model, its classes, resolution and input normalisation come from the checkpoint's metadata;
-the dataset is the one it was trained on unless `--dataset` names another with the same classes.
+The model, its classes, resolution and input normalisation come from the checkpoint's metadata
+(or the weights', `replicate.sources`); the dataset is the one it was trained on unless
+`--dataset` names another with the same classes.
 Used by `replicate.train` after every epoch too; under torchrun each rank evaluates a shard and
 torchmetrics sums the counts over the ranks.
 """
@@ -23,12 +26,12 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from replicate.augment import Augmentation
-from replicate.checkpoint import load_model
 from replicate.cli_errors import run_cli
 from replicate.data import DEFAULT_DATA_DIR, SquareImages, get_dataset_spec, load_splits
 from replicate.errors import DataError
 from replicate.loader import ImageSource, default_workers, place
 from replicate.metrics import accuracy_metrics
+from replicate.sources import Source, add_source_arguments, load_source
 
 
 @dataclass(frozen=True)
@@ -77,37 +80,47 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m replicate.evaluate",
         description="Evaluate a checkpoint of replicate.train on a test set.",
     )
-    parser.add_argument(
-        "--checkpoint", type=Path, required=True, help="a model.safetensors of replicate.train"
-    )
+    add_source_arguments(parser)
     parser.add_argument(
         "--dataset",
-        help="dataset whose test split to use (default: the one the checkpoint was trained on); "
-        "its classes must be the checkpoint's",
+        help="dataset whose test split to use (default: the one the checkpoint was trained on; "
+        "needed for weights by spec); its classes must be the model's",
     )
     parser.add_argument("--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help="datasets")
     parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     return parser
 
 
+def check_classes(dataset: str, classes: list[str], source: Source) -> None:
+    """A run's checkpoint needs its own classes; weights by spec as many classes as they have."""
+    if source.dataset is not None and classes != list(source.classes):
+        raise DataError(
+            f"{dataset} has classes {classes[:5]}..., the checkpoint {list(source.classes[:5])}..."
+        )
+    if len(classes) != len(source.classes):
+        raise DataError(
+            f"{dataset} has {len(classes)} classes, the weights {len(source.classes)}: fine-tune "
+            "them first (python -m replicate.train --pretrained SPEC --dataset ...)"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> Evaluation:
     args = build_parser().parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model, info = load_model(args.checkpoint, device)
-    dataset = args.dataset or info.dataset
+    source = load_source(args.checkpoint, args.variant, args.image_size, device)
+    dataset = args.dataset or source.dataset
+    if dataset is None:
+        raise ValueError(f"--dataset: which test set to evaluate {args.checkpoint} on?")
     splits = load_splits(get_dataset_spec(dataset), args.data_dir)
-    if splits.classes != info.classes:
-        raise DataError(
-            f"{dataset} has classes {splits.classes[:5]}..., the checkpoint {info.classes[:5]}..."
-        )
-    test = place(SquareImages(splits.test, info.image_size), device, "auto", default_workers())
+    check_classes(dataset, splits.classes, source)
+    test = place(SquareImages(splits.test, source.image_size), device, "auto", default_workers())
     result = evaluate(
-        model,
+        source.model,
         test,
         range(len(test)),
-        Augmentation(info.mean, info.std),
+        Augmentation(source.mean, source.std),
         args.batch_size,
-        info.num_classes,
+        len(source.classes),
     )
     summary = {"test_loss": result.loss, "test_acc": result.top1, "test_top5": result.top5}
     print(json.dumps({"checkpoint": str(args.checkpoint), "dataset": dataset, **summary}))

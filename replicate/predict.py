@@ -1,10 +1,12 @@
 """Classify your own images with a trained checkpoint, as the course does for a custom image.
 
     python -m replicate.predict --checkpoint runs/vit_b16-digits-.../model.safetensors my_digit.png
+    python -m replicate.predict --checkpoint timm:vit_base_patch16_224.orig_in21k_ft_in1k cat.jpg
 
 Prints each image's top-k classes with their probabilities. The model, the class names, the
-resolution and the input normalisation all come from the checkpoint's metadata; images are
-prepared as the test set was (RGB, resized to S x S, normalised).
+resolution and the input normalisation come from the checkpoint's metadata, or for weights by
+spec from the weights (`replicate.sources`); images are prepared as the test set was (RGB,
+resized to S x S, normalised).
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from replicate.augment import Augmentation
-from replicate.checkpoint import CheckpointInfo, load_model
 from replicate.cli_errors import run_cli
 from replicate.data import SquareImages, load_image
+from replicate.sources import Source, add_source_arguments, load_source
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,15 @@ class Prediction:
 
 
 @torch.no_grad()
-def predict(
-    model: nn.Module, info: CheckpointInfo, paths: Sequence[Path], top_k: int = 5
-) -> list[Prediction]:
-    device = next(model.parameters()).device
-    images = SquareImages([(load_image(str(p)), 0) for p in paths], info.image_size)
+def predict(source: Source, paths: Sequence[Path], top_k: int = 5) -> list[Prediction]:
+    device = next(source.model.parameters()).device
+    images = SquareImages([(load_image(str(p)), 0) for p in paths], source.image_size)
     batch = torch.stack([images[i][0] for i in range(len(images))]).to(device)
-    probabilities = model(Augmentation(info.mean, info.std).eval(batch)).float().softmax(dim=-1)
-    values, indices = probabilities.topk(min(top_k, info.num_classes), dim=-1)
+    inputs = Augmentation(source.mean, source.std).eval(batch)
+    probabilities = source.model(inputs).float().softmax(dim=-1)
+    values, indices = probabilities.topk(min(top_k, len(source.classes)), dim=-1)
     return [
-        Prediction(str(path), [(info.classes[i], v) for i, v in zip(top, probs, strict=True)])
+        Prediction(str(path), [(source.classes[i], v) for i, v in zip(top, probs, strict=True)])
         for path, probs, top in zip(paths, values.tolist(), indices.tolist(), strict=True)
     ]
 
@@ -49,9 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m replicate.predict",
         description="Top-k classes, with probabilities, of images under a trained checkpoint.",
     )
-    parser.add_argument(
-        "--checkpoint", type=Path, required=True, help="a model.safetensors of replicate.train"
-    )
+    add_source_arguments(parser)
     parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
     parser.add_argument("--top-k", type=int, default=3, help="classes to show per image (3)")
     return parser
@@ -60,9 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> list[Prediction]:
     args = build_parser().parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model, info = load_model(args.checkpoint, device)
-    predictions = predict(model, info, args.images, args.top_k)
-    width = max(len(name) for name in info.classes)
+    source = load_source(args.checkpoint, args.variant, args.image_size, device)
+    predictions = predict(source, args.images, args.top_k)
+    width = max(len(name) for p in predictions for name, _ in p.top)
     for prediction in predictions:
         print(prediction.path)
         for name, probability in prediction.top:

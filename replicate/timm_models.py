@@ -35,7 +35,7 @@ POOLS = {"token": "cls", "avg": "gap"}  # timm's global_pool -> ViTConfig.pool
 
 def timm_arguments(
     family: str,
-    num_classes: int = 1000,
+    num_classes: int | None = None,  # None: the weights' own head, or 1000 without weights
     img_size: int | None = None,
     in_chans: int = 3,
     global_pool: str | None = None,

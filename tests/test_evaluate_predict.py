@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+import timm
+import timm.data
 import torch
 from PIL import Image
 from safetensors.torch import save_file
@@ -99,3 +101,56 @@ def test_bad_checkpoints_and_images_are_one_line_errors(
         assert run_cli("prog", main, argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and pattern in err, err
+
+
+HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared/data/hymenoptera_data"
+
+
+def timm_vit_file(folder: Path, num_classes: int) -> tuple[torch.nn.Module, Path]:
+    """A randomly initialised timm ViT-Ti/16 saved under its timm name, as a download would be."""
+    reference = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, num_classes=num_classes
+    ).eval()
+    path = folder / "vit_tiny_patch16_224.pth"
+    torch.save(reference.state_dict(), path)
+    return reference, path
+
+
+def test_predict_with_weights_by_spec_matches_timm(tmp_path: Path) -> None:
+    """A file of timm weights: the variant read off its name, the head its own (ImageNet's 1000
+    classes, named), the photos squashed and scaled to [-1, 1]: the timm model's own answer."""
+    reference, path = timm_vit_file(tmp_path, num_classes=1000)
+    photos = sorted((HYMENOPTERA / "val/ants").iterdir())[:2]
+    predictions = predict.main(["--weights", str(path), "--top-k", "2", *map(str, photos)])
+    config = {"input_size": (3, 224, 224), "interpolation": "bilinear", "crop_pct": 1.0,
+              "crop_mode": "squash", "mean": (0.5,) * 3, "std": (0.5,) * 3}  # fmt: skip
+    transform = timm.data.create_transform(**config)
+    names = timm.data.ImageNetInfo().index_to_description
+    for prediction, photo in zip(predictions, photos, strict=True):
+        with torch.no_grad():
+            probabilities = reference(transform(Image.open(photo).convert("RGB"))[None]).softmax(-1)
+        top = probabilities[0].topk(2)
+        assert [name for name, _ in prediction.top] == [
+            names(i).split(",")[0] for i in top.indices.tolist()
+        ]
+        torch.testing.assert_close(
+            torch.tensor([p for _, p in prediction.top]), top.values, atol=2e-3, rtol=0
+        )
+
+
+def test_evaluate_with_weights_by_spec(tmp_path: Path, capsys) -> None:
+    _, path = timm_vit_file(tmp_path, num_classes=2)
+    dataset = f"imagefolder:{HYMENOPTERA}"
+    argv = ["--weights", str(path), "--image-size", "32", "--dataset", dataset]
+    result = evaluate.main(argv)
+    assert result.confusion.sum() == len(list(HYMENOPTERA.glob("val/*/*")))
+    assert json.loads(capsys.readouterr().out)["test_acc"] == result.top1
+    for bad, message in [
+        (argv[:4], "--dataset: which test set"),
+        (["--weights", "torchvision:IMAGENET1K_V1", "--dataset", dataset], "pass --variant"),
+    ]:
+        assert run_cli("replicate.evaluate", evaluate.main, bad) == 2
+        assert message in capsys.readouterr().err
+    _, path = timm_vit_file(tmp_path, num_classes=1000)
+    assert run_cli("replicate.evaluate", evaluate.main, argv) == 2
+    assert "has 2 classes, the weights 1000" in capsys.readouterr().err

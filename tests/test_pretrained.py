@@ -247,3 +247,14 @@ def test_a_specs_variant_and_resolution_are_read_off_the_references_names() -> N
     assert variant_from_spec("torchvision:IMAGENET1K_V1") is None
     assert image_size_from_spec("timm:vit_base_patch16_384.augreg_in21k_ft_in1k") == 384
     assert image_size_from_spec("google:imagenet21k/ViT-B_16") is None
+
+
+def test_num_classes_none_keeps_the_weights_own_head(tmp_path: Path) -> None:
+    model = vit.create_model("vit_ti16", num_classes=7, image_size=32, depth=1)
+    torch.nn.init.normal_(model.head.classifier.weight)
+    path = save(model.state_dict(), tmp_path / "seven.pth")
+    kept = vit.create_model("vit_ti16", num_classes=None, image_size=32, depth=1, pretrained=path)
+    images = torch.randn(2, 3, 32, 32)
+    assert kept.num_classes == 7
+    torch.testing.assert_close(kept(images), model(images))
+    assert vit.create_model("vit_ti16", num_classes=None, depth=1).num_classes == 1000

@@ -69,8 +69,11 @@ class WeightsInfo:
         return asdict(self)
 
 
-def load_pretrained(config: ViTConfig, spec: str, variant: str) -> VisionTransformer:
-    """A `VisionTransformer` of `config` carrying the weights named by `spec`."""
+def load_pretrained(
+    config: ViTConfig, spec: str, variant: str, keep_head: bool = False
+) -> VisionTransformer:
+    """A `VisionTransformer` of `config` carrying the weights named by `spec`; with `keep_head`,
+    the weights' own head whatever `config.num_classes` says."""
     state, metadata = read_weights(spec, variant)
     state, layout = to_ours(state, config.num_heads)
     checkpoint_config = _checkpoint_config(config, state)
@@ -81,7 +84,7 @@ def load_pretrained(config: ViTConfig, spec: str, variant: str) -> VisionTransfo
     model.pretrained_info = WeightsInfo(spec, layout, checkpoint_config.image_size, mean, std)
     if config.image_size != checkpoint_config.image_size:
         model.resize_position_embedding(config.image_size)  # Section 3.2
-    if config.num_classes != checkpoint_config.num_classes:
+    if not keep_head and config.num_classes != checkpoint_config.num_classes:
         model.replace_head(config.num_classes)  # Appendix B.1.1
     return model
 

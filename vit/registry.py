@@ -20,6 +20,7 @@ class ModelEntry:
     name: str
     family: str  # "vit" or "cnn"
     build: Callable[..., nn.Module]  # build(num_classes, image_size, pretrained, **overrides)
+    # num_classes None: the weights' own head (only with pretrained weights)
     default_image_size: int
     description: str
 
@@ -61,7 +62,7 @@ def get_model_entry(name: str) -> ModelEntry:
 
 def create_model(
     name: str,
-    num_classes: int = 1000,
+    num_classes: int | None = 1000,
     image_size: int | None = None,
     pretrained: str | None = None,
     **overrides,
@@ -69,6 +70,8 @@ def create_model(
     """Build a registered model.
 
     name: a registry name (`list_models()`), e.g. "vit_b16", "tinyvgg", "effnet_b0".
+    num_classes: size of the head; None keeps the pretrained weights' own head (1000 classes
+        without weights).
     image_size: input resolution; None takes the model's default (224 for the ViTs).
     pretrained: a weights spec, e.g. "timm:vit_base_patch16_224.augreg2_in21k_ft_in1k",
         "torchvision:IMAGENET1K_V1", or a local file (see `vit.pretrained`).
@@ -76,6 +79,8 @@ def create_model(
     """
     entry = get_model_entry(name)
     image_size = entry.default_image_size if image_size is None else image_size
+    if num_classes is None and pretrained is None:
+        num_classes = 1000  # builders see None only with weights whose head they keep
     return entry.build(
         num_classes=num_classes, image_size=image_size, pretrained=pretrained, **overrides
     )

@@ -32,17 +32,18 @@ VARIANTS: dict[str, Variant] = {}
 
 
 def build_variant(
-    name: str, num_classes: int, image_size: int, pretrained: str | None, **overrides
+    name: str, num_classes: int | None, image_size: int, pretrained: str | None, **overrides
 ) -> VisionTransformer:
-    """The registry's builder for every variant: its config, changed, with weights on request."""
-    config = VARIANTS[name].config.replace(
-        num_classes=num_classes, image_size=image_size, **overrides
-    )
+    """The registry's builder for every variant: its config, changed, with weights on request
+    (num_classes None: the weights' own head)."""
+    config = VARIANTS[name].config.replace(image_size=image_size, **overrides)
+    if num_classes is not None:
+        config = config.replace(num_classes=num_classes)
     if pretrained is None:
         return VisionTransformer(config)
     from vit.pretrained import load_pretrained  # imports timm/torchvision only when needed
 
-    return load_pretrained(config, pretrained, variant=name)
+    return load_pretrained(config, pretrained, variant=name, keep_head=num_classes is None)
 
 
 def variant(paper_name: str) -> Callable[[Callable[[], ViTConfig]], Callable[[], ViTConfig]]:

@@ -1,0 +1,126 @@
+"""What `evaluate` and `predict` run: a checkpoint of `replicate.train`, or any weights spec.
+
+runs/vit_b16-digits-.../model.safetensors       a run's checkpoint: model, classes, resolution
+                                                and normalisation from its metadata
+timm:vit_base_patch16_224.orig_in21k_ft_in1k    weights by spec (`vit.pretrained`), or a file;
+torchvision:IMAGENET1K_V1 --variant vit_b16     the variant read off the spec's name or given,
+google:imagenet21k/ViT-B_16                     the head the weights' own, the input as the
+path/to/weights.npz --variant vit_b16           model's `pretrained_cfg` says; ImageNet heads
+                                                get ImageNet's class names (timm's lists)
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import nn
+
+from replicate import models
+from replicate.checkpoint import load_model
+from vit.references import image_size_from_spec, variant_from_spec
+
+SPEC_SOURCES = ("timm", "torchvision", "google")  # "timm:NAME", ...; anything else is a path
+
+
+@dataclass(frozen=True)
+class Source:
+    """A model ready to run, and what its inputs and outputs are."""
+
+    model: nn.Module  # in eval mode
+    image_size: int  # S: images are squashed to S x S
+    mean: tuple[float, ...]  # input normalisation the weights expect
+    std: tuple[float, ...]
+    classes: tuple[str, ...]  # one name per output
+    dataset: str | None  # the dataset a run trained on; None for weights by spec
+
+
+def load_source(
+    source: str | Path,
+    variant: str | None = None,
+    image_size: int | None = None,
+    device: torch.device | str = "cpu",
+) -> Source:
+    """A run's checkpoint (its file or folder) if `source` is one, else the weights it names."""
+    path = Path(source).expanduser()
+    if str(source).partition(":")[0] not in SPEC_SOURCES and not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.is_dir() or is_run_checkpoint(path):
+        model, info = load_model(path, device)
+        return Source(
+            model, info.image_size, tuple(info.mean), tuple(info.std), tuple(info.classes),
+            info.dataset,
+        )  # fmt: skip
+    return from_weights(str(source), variant, image_size, device)
+
+
+def is_run_checkpoint(path: Path) -> bool:
+    """Whether `path` is a `model.safetensors` with `replicate.train`'s metadata."""
+    if path.suffix != ".safetensors" or not path.is_file():
+        return False
+    try:
+        with safe_open(path, framework="pt") as f:
+            return "variant" in (f.metadata() or {})
+    except (SafetensorError, OSError):
+        return False  # not readable as one: the weights loader says what is wrong with it
+
+
+def from_weights(
+    spec: str,
+    variant: str | None = None,
+    image_size: int | None = None,
+    device: torch.device | str = "cpu",
+) -> Source:
+    """The model of weights spec `spec`, with the weights' own head."""
+    variant = variant or variant_from_spec(spec)
+    if variant is None:
+        raise ValueError(
+            f"cannot tell which model {spec!r} holds: it is not a checkpoint of replicate.train "
+            f"and names no variant; pass --variant NAME ({', '.join(models.list_models())})"
+        )
+    image_size = image_size or image_size_from_spec(spec)
+    model = models.create_model(variant, num_classes=None, image_size=image_size, pretrained=spec)
+    view = model.pretrained_cfg
+    return Source(
+        model.to(device).eval(), view["input_size"][-1], tuple(view["mean"]), tuple(view["std"]),
+        class_names(model.num_classes), dataset=None,
+    )  # fmt: skip
+
+
+def class_names(num_classes: int) -> tuple[str, ...]:
+    """ImageNet-1k's or -21k's class names for a head of their size, else "class 0", ..."""
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    subset = infer_imagenet_subset({"num_classes": num_classes})
+    if subset is None:
+        return tuple(f"class {i}" for i in range(num_classes))
+    info = ImageNetInfo(subset)
+    return tuple(info.index_to_description(i).split(",")[0] for i in range(num_classes))
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that name what `load_source` loads."""
+    parser.add_argument(
+        "--checkpoint",
+        "--weights",
+        dest="checkpoint",
+        required=True,
+        metavar="SOURCE",
+        help="a model.safetensors of replicate.train (or its run folder), or weights by spec: "
+        "timm:NAME.TAG, torchvision:WEIGHTS, google:imagenet21k/ViT-B_16, or a "
+        ".npz/.safetensors/.pth file",
+    )
+    parser.add_argument(
+        "--variant",
+        help="the model of weights whose name does not say it (e.g. vit_b16 for "
+        "torchvision:IMAGENET1K_V1)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        metavar="S",
+        help="resolution for weights by spec (default: the name's, e.g. 384, else the model's)",
+    )
