@@ -3,34 +3,41 @@ train and a test split of (image, label) pairs.
 
     digits              scikit-learn's bundled 8x8 handwritten digits, upsampled to RGB (offline)
     imagefolder:PATH    PATH/train and PATH/val (or PATH/test), one subfolder per class (offline)
+    wds:PATH            WebDataset-style tar shards PATH/train/*.tar and PATH/val/*.tar (offline)
     pizza_steak_sushi   the course's FoodVision Mini zip, an image folder
     cifar10, cifar100, food101, oxford_pets, flowers102   torchvision datasets
 
 Downloads go to `--data-dir`, show progress and, where the source publishes checksums
-(torchvision's datasets), verify them. Images reach the trainer as `SquareImages`: uint8,
-RGB, resized to S x S, the evaluation view of big_vision's fine-tuning ("resize(384)");
-`replicate.augment` draws the training crops from them.
+(torchvision's datasets), verify them. A dataset yields (image, label) pairs, the image as it
+was stored (a PIL image, or a uint8 tensor that `decode_file` decoded); `as_rgb_tensor` makes any
+of them uint8 RGB (3, H, W). Image files are listed, not opened, before training: a file that
+cannot be decoded is skipped by `replicate.loader` when it is met, and reported with its path;
+`load_splits(verify=True)` (`--verify-images`) checks every file up front instead.
 """
 
 from __future__ import annotations
 
+import io
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
-from torch.utils.data import ConcatDataset, Dataset, TensorDataset
+from torch.utils.data import ConcatDataset, Dataset, Subset, TensorDataset
 from torchvision.transforms.v2 import functional as TF
 
+from replicate.augment import resize
 from replicate.errors import DataError
 
 PIZZA_STEAK_SUSHI_URL = (
     "https://github.com/mrdbourke/pytorch-deep-learning/raw/main/data/pizza_steak_sushi.zip"
 )
 IMAGEFOLDER = "imagefolder:"
+WDS = "wds:"
 DEFAULT_DATA_DIR = ".data"
 
 
@@ -52,7 +59,7 @@ class DatasetSpec:
     image_size: int | None = None  # None: the model's own default (224 for the ViTs)
     finetune_steps: int | None = None  # Table 4's fine-tuning steps, where the paper gives them
     flip: bool = True  # random horizontal flips (not for digits: a mirrored 2 is no digit)
-    crop_scale: tuple[float, float] = (0.08, 1.0)  # random-resized-crop area, inception style
+    crop_scale: tuple[float, float] = (0.05, 1.0)  # inception-crop area, as vit_jax trains
     offline: bool = False  # needs no download
 
 
@@ -78,34 +85,99 @@ def digits_splits(data_dir: Path) -> Splits:
 
 def image_folder_splits(root: Path) -> Splits:
     """`root/train` and `root/val` (or `root/test`), each with one subfolder per class."""
-    from torchvision.datasets import ImageFolder
+    test_dir = test_folder(root, "image folder", "one subfolder of images per class")
+    train, test = (ImageFiles.scan(d) for d in (root / "train", test_dir))
+    return matching_splits(root, train, test, test_dir.name)
 
+
+def test_folder(root: Path, kind: str, holding: str) -> Path:
     test_dir = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
     if not (root / "train").is_dir() or test_dir is None:
         raise DataError(
-            f"image folder {root} needs a train/ and a val/ (or test/) folder, each with one "
-            "subfolder of images per class"
+            f"{kind} {root} needs a train/ and a val/ (or test/) folder, each with {holding}"
         )
-    train, test = (_checked_image_folder(ImageFolder, d) for d in (root / "train", test_dir))
+    return test_dir
+
+
+def matching_splits(root: Path, train: Dataset, test: Dataset, test_name: str) -> Splits:
     if train.classes != test.classes:
         raise DataError(
-            f"{root}: train/ has classes {train.classes} but {test_dir.name}/ has {test.classes}"
+            f"{root}: train/ has classes {train.classes} but {test_name}/ has {test.classes}"
         )
     return Splits(train, test, train.classes)
 
 
-def _checked_image_folder(image_folder: type, folder: Path) -> Dataset:
+class ImageFiles(Dataset):
+    """(uint8 (3, H, W) image, label) pairs from a list of files, decoded when asked for."""
+
+    def __init__(self, samples: list[tuple[str, int]], classes: list[str]) -> None:
+        self.samples, self.classes = samples, classes
+        self.targets = [label for _, label in samples]
+
+    @classmethod
+    def scan(cls, folder: Path) -> ImageFiles:
+        """The files of `folder/CLASS/...` with an image extension, listed without opening them."""
+        from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+        try:
+            classes, class_to_idx = find_classes(str(folder))
+            samples = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS)
+        except FileNotFoundError as error:  # no class folders, or no images in them
+            raise DataError(f"no images in {folder}: {error}") from error
+        return cls(samples, classes)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        path, label = self.samples[index]
+        return decode_file(path), label
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """(H, W) from the file's header, without decoding it."""
+        path = self.samples[index][0]
+        try:
+            with Image.open(path) as image:
+                return image.height, image.width
+        except OSError as error:
+            raise DataError(f"cannot read image {path}: {error}") from error
+
+    def paths(self) -> list[str]:
+        return [path for path, _ in self.samples]
+
+
+def decode_file(path: str) -> Tensor:
+    """uint8 RGB (3, H, W): torchvision's decoder (libjpeg-turbo, libpng, libwebp) straight to a
+    tensor; PIL for the formats it does not read (BMP, TIFF, ...). Fails naming the file."""
+    return decode_bytes(Path(path).read_bytes(), path)
+
+
+def decode_bytes(data: bytes, name: str) -> Tensor:
+    from torchvision.io import ImageReadMode, decode_image
+
     try:
-        dataset = image_folder(folder, loader=load_image)
-    except FileNotFoundError as error:  # no class folders, or no images in them
-        raise DataError(f"no images in {folder}: {error}") from error
-    for path, _ in dataset.samples:  # up front, so a bad file stops the run before training
+        encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        with warnings.catch_warnings():  # deprecated in 0.29 for TorchCodec, not installed here
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return decode_image(encoded, mode=ImageReadMode.RGB)
+    except RuntimeError:  # not a format torchvision decodes, or corrupt: PIL decides which
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                return TF.pil_to_tensor(image.convert("RGB"))
+        except UnidentifiedImageError as error:  # its message names a BytesIO at some address
+            raise DataError(f"cannot read image {name}: no decoder knows it") from error
+        except OSError as error:
+            raise DataError(f"cannot read image {name}: {error}") from error
+
+
+def verify_files(paths: list[str]) -> None:
+    """Every file opened and checked by PIL before training (`--verify-images`)."""
+    for path in paths:
         try:
             with Image.open(path) as image:
                 image.verify()
         except (OSError, SyntaxError) as error:  # PIL reports some corrupt PNGs as SyntaxError
             raise DataError(f"cannot read image {path}: {error}") from error
-    return dataset
 
 
 def load_image(path: str) -> Image.Image:
@@ -175,32 +247,64 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
-    """The spec of a named dataset, or of `imagefolder:PATH`."""
-    if name.startswith(IMAGEFOLDER):
-        path = Path(name.removeprefix(IMAGEFOLDER)).expanduser()
-        return DatasetSpec(name, lambda _: image_folder_splits(path), offline=True)
+    """The spec of a named dataset, of `imagefolder:PATH` or of `wds:PATH`."""
+    for prefix, build in ((IMAGEFOLDER, image_folder_splits), (WDS, _wds_splits)):
+        if name.startswith(prefix):
+            path = Path(name.removeprefix(prefix)).expanduser()
+            return DatasetSpec(name, lambda _, build=build, path=path: build(path), offline=True)
     if name not in DATASETS:
         raise DataError(
-            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or imagefolder:PATH"
+            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, imagefolder:PATH "
+            "or wds:PATH"
         )
     return DATASETS[name]
 
 
-def load_splits(spec: DatasetSpec, data_dir: Path) -> Splits:
-    """Build the splits; a dataset that is neither in `data_dir` nor downloadable is a DataError."""
+def _wds_splits(root: Path) -> Splits:
+    from replicate.shards import wds_splits  # which imports this module
+
+    return wds_splits(root)
+
+
+def load_splits(spec: DatasetSpec, data_dir: Path, verify: bool = False) -> Splits:
+    """Build the splits; a dataset that is neither in `data_dir` nor downloadable is a DataError.
+    `verify`: open and check every image file now rather than skip bad ones while training."""
     try:
-        return spec.build(data_dir)
+        splits = spec.build(data_dir)
     except (OSError, RuntimeError) as error:  # URLError offline; torchvision's "not found"
         offline = ", ".join(s.name for s in DATASETS.values() if s.offline)
         raise DataError(
             f"dataset {spec.name!r} is not in --data-dir {data_dir} and could not be downloaded "
             f"({error}); copy it into --data-dir, or use a dataset that needs no network: "
-            f"{offline}, or imagefolder:PATH"
+            f"{offline}, imagefolder:PATH or wds:PATH"
         ) from error
+    if verify:
+        for split in (splits.train, splits.test):
+            if isinstance(split, ImageFiles):
+                verify_files(split.paths())
+    return splits
+
+
+def as_rgb_tensor(image: Image.Image | Tensor) -> Tensor:
+    """A dataset's image (PIL, or a uint8 tensor with 1 or 3 channels) as uint8 RGB (3, H, W)."""
+    if isinstance(image, Image.Image):
+        return TF.pil_to_tensor(image.convert("RGB"))
+    return image.expand(3, -1, -1) if image.shape[0] == 1 else image
+
+
+def image_size(dataset: Dataset, index: int) -> tuple[int, int]:
+    """(H, W) of an item: from the file header where the dataset can read it, else decoded."""
+    if isinstance(dataset, Subset):
+        return image_size(dataset.dataset, dataset.indices[index])
+    if hasattr(dataset, "image_size"):
+        return dataset.image_size(index)
+    height, width = as_rgb_tensor(dataset[index][0]).shape[-2:]
+    return height, width
 
 
 class SquareImages(Dataset):
-    """(uint8 (3, S, S) image, label) pairs: each image decoded, made RGB, resized to S x S."""
+    """(uint8 (3, S, S) image, label) pairs: each image made RGB and resized to S x S, the
+    evaluation view of the reference code ("usage of crop_size here is intentional")."""
 
     def __init__(self, dataset: Dataset, size: int) -> None:
         self.dataset = dataset
@@ -211,7 +315,9 @@ class SquareImages(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         image, label = self.dataset[index]
-        if isinstance(image, Image.Image):
-            image = image.convert("RGB")
-        image = TF.resize(TF.to_image(image), [self.size, self.size], antialias=True)
-        return image.as_subclass(Tensor), int(label)
+        return square(as_rgb_tensor(image), self.size), int(label)
+
+
+def square(image: Tensor, size: int) -> Tensor:
+    """uint8 (3, H, W) -> uint8 (3, S, S), bilinear with antialiasing."""
+    return resize(image, size, antialias=True)

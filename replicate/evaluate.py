@@ -27,10 +27,11 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from replicate.augment import Augmentation
 from replicate.cli_errors import run_cli
-from replicate.data import DEFAULT_DATA_DIR, SquareImages, get_dataset_spec, load_splits
+from replicate.data import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
 from replicate.errors import DataError
 from replicate.loader import ImageSource, default_workers, place
 from replicate.metrics import accuracy_metrics
+from replicate.runtime import Runtime
 from replicate.sources import Source, add_source_arguments, load_source
 
 
@@ -113,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> Evaluation:
         raise ValueError(f"--dataset: which test set to evaluate {args.checkpoint} on?")
     splits = load_splits(get_dataset_spec(dataset), args.data_dir)
     check_classes(dataset, splits.classes, source)
-    test = place(SquareImages(splits.test, source.image_size), device, "auto", default_workers())
+    runtime = Runtime(device, rank=0, world_size=1, precision="fp32")
+    test = place(splits.test, source.image_size, runtime, "auto", default_workers())
     result = evaluate(
         source.model,
         test,

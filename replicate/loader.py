@@ -1,85 +1,302 @@
 """Batches of uint8 images on the training device, from one of two places.
 
-    ResidentImages   the split decoded once into one uint8 tensor kept on the device: a batch is
-                     an index lookup, with no workers and no host-to-device copies (the fast path
-                     on a GPU whenever the images fit)
-    StreamedImages   DataLoader workers decode every epoch into pinned memory, copied with
-                     non_blocking=True (for datasets larger than the device's memory)
+    StreamedImages   persistent DataLoader workers decode every image when it is needed and cut
+                     the training crop from the decoded original (`replicate.augment`), into
+                     pinned memory, copied as uint8 with non_blocking=True (any dataset size)
+    ResidentImages   the split decoded once per node into a shared memory-mapped file, then kept
+                     on the device; a batch is an index lookup and the crops are cut there in one
+                     `grid_sample` (the fast path on a GPU whenever the images fit)
 
-Both give the same images for the same indices, so a run does not depend on where they live.
-Which indices make a batch is the caller's: `epoch_indices` shards and shuffles by (seed, epoch).
+Where the images live decides only how a crop is resampled, not which crop: the boxes come from
+one seed per image (`Crops`), drawn from the run's (seed, epoch, rank) generator, and are those
+of the reference (`InceptionCrop`), in the original image's pixels. Streamed, the box is cut from
+the original at full resolution. Resident, a training image is stored at R x R with
+R = min(2 S, the largest original side) (`stored_side`): the box is the same fraction of it, so
+its area and aspect are the reference's; the pixels differ by the resampling of the stored copy
+(exactly the original for images of one size up to 2 S, as digits and CIFAR). Evaluation images
+are stored and streamed as the same S x S view. An image that cannot be decoded is skipped, named
+in a warning, and counted in `skipped`.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+import uuid
+import warnings
 from collections.abc import Iterator, Sequence
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NamedTuple, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from replicate.data import SquareImages
+from replicate.augment import InceptionCrop, crop_resize, crop_resize_batch
+from replicate.data import as_rgb_tensor, image_size, square
+from replicate.errors import DataError
+from replicate.runtime import Runtime
 
 Placement = Literal["auto", "device", "stream"]
 MEMORY_FRACTION = 0.25  # of the device's free memory that resident images may take
+HOST_FRACTION = 0.5  # of the host's available memory that the node's shared copy may take
+STORED_SCALE = 2  # resident training images are kept at up to 2 S a side (`stored_side`)
+SHARED_DIR = Path("/dev/shm")  # memory-backed where Linux has it; else the temp folder
+
+
+@dataclass(frozen=True)
+class Crops:
+    """The training crops of an epoch: the policy, and one seed per index of the epoch."""
+
+    policy: InceptionCrop
+    seeds: Sequence[int]
 
 
 class ImageSource(Protocol):
+    skipped: set[str]  # the unreadable images met so far, as "path: reason"
+
     def __len__(self) -> int: ...
 
-    def batches(self, indices: Sequence[int], batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        """uint8 (B, 3, S, S) images and int64 (B,) labels on the device, in `indices` order."""
+    def batches(
+        self, indices: Sequence[int], batch_size: int, crops: Crops | None = None
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """uint8 (B, 3, S, S) images and int64 (B,) labels on the device, in `indices` order:
+        training crops with `crops`, the whole image at S x S without. B falls short of
+        `batch_size` by the unreadable images of the batch."""
         ...
 
 
-class ResidentImages:
-    def __init__(self, images: Tensor, labels: Tensor) -> None:
-        self.images, self.labels = images, labels
-
-    @classmethod
-    def decode(cls, dataset: SquareImages, device: torch.device, workers: int) -> ResidentImages:
-        loader = DataLoader(
-            dataset, batch_size=256, num_workers=workers, generator=_detached_generator()
-        )
-        images, labels = zip(*loader, strict=True)
-        return cls(torch.cat(images).to(device), torch.cat(labels).to(device))
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def batches(self, indices: Sequence[int], batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        index = torch.as_tensor(indices, device=self.labels.device)
-        for chunk in index.split(batch_size):
-            yield self.images[chunk], self.labels[chunk]
+class Unreadable(NamedTuple):
+    reason: str  # DataError's message, which names the file
 
 
-class StreamedImages:
-    def __init__(self, dataset: SquareImages, device: torch.device, workers: int) -> None:
-        self.dataset, self.device, self.workers = dataset, device, workers
+class _Items(Dataset):
+    """What a worker computes for one key: (index, crop seed), or (index, None) for the whole
+    image at S x S; an unreadable image becomes `Unreadable`."""
+
+    def __init__(self, dataset: Dataset, size: int, policy: InceptionCrop | None) -> None:
+        self.dataset, self.size, self.policy = dataset, size, policy
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def batches(self, indices: Sequence[int], batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
-        loader = DataLoader(
-            self.dataset,
-            batch_sampler=chunks,
-            num_workers=self.workers,
-            pin_memory=self.device.type == "cuda",
+    def __getitem__(self, key: tuple[int, int | None]) -> tuple[Tensor, int] | Unreadable:
+        index, seed = key
+        try:
+            image, label = self.dataset[index]
+        except (DataError, OSError) as error:  # OSError: PIL, in torchvision's datasets
+            return Unreadable(str(error))
+        image = as_rgb_tensor(image)
+        if seed is None or self.policy is None:
+            return square(image, self.size), int(label)
+        crop = self.policy.sample(*image.shape[-2:], seed)
+        return crop_resize(image, crop, self.size), int(label)
+
+
+def _collate(items: list) -> tuple[Tensor, Tensor, list[str]]:
+    good = [item for item in items if not isinstance(item, Unreadable)]
+    bad = [item.reason for item in items if isinstance(item, Unreadable)]
+    images = torch.stack([image for image, _ in good]) if good else torch.empty(0, 3, 0, 0)
+    labels = torch.tensor([label for _, label in good], dtype=torch.long)
+    return images.to(torch.uint8), labels, bad
+
+
+class _EpochBatches:
+    """The batch sampler of a persistent DataLoader: it reads the epoch's keys anew each time."""
+
+    def __init__(self) -> None:
+        self.keys: list[list[tuple[int, int | None]]] = []
+
+    def __iter__(self) -> Iterator[list[tuple[int, int | None]]]:
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class StreamedImages:
+    def __init__(
+        self,
+        dataset: Dataset,
+        size: int,
+        device: torch.device,
+        workers: int,
+        policy: InceptionCrop | None = None,
+    ) -> None:
+        self.device, self.skipped = device, set()
+        self.epoch_batches = _EpochBatches()
+        self.loader = DataLoader(
+            _Items(dataset, size, policy),
+            batch_sampler=self.epoch_batches,
+            num_workers=workers,
+            collate_fn=_collate,
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,  # started once, not once per epoch
             generator=_detached_generator(),
         )
-        for images, labels in loader:
-            yield (
-                images.to(self.device, non_blocking=True),
-                labels.to(self.device, non_blocking=True),
-            )
+
+    def __len__(self) -> int:
+        return len(self.loader.dataset)
+
+    def batches(
+        self, indices: Sequence[int], batch_size: int, crops: Crops | None = None
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        seeds = crops.seeds if crops else [None] * len(indices)
+        keys = list(zip(indices, seeds, strict=True))
+        self.epoch_batches.keys = [
+            keys[i : i + batch_size] for i in range(0, len(keys), batch_size)
+        ]
+        for images, labels, unreadable in self.loader:
+            _report(self.skipped, unreadable)
+            if len(labels):
+                yield (
+                    images.to(self.device, non_blocking=True),
+                    labels.to(self.device, non_blocking=True),
+                )
 
 
-def default_workers() -> int:
-    return min(4, os.cpu_count() or 1)
+class ResidentImages:
+    def __init__(
+        self, images: Tensor, labels: Tensor, sizes: Tensor, size: int, skipped: set[str]
+    ) -> None:
+        """`images` (N, 3, R, R) on the device; `sizes` (N, 2), the originals' (H, W)."""
+        self.images, self.labels, self.sizes, self.size = images, labels, sizes, size
+        self.skipped = skipped
+
+    @classmethod
+    def decode(
+        cls, dataset: Dataset, side: int, size: int, runtime: Runtime, workers: int
+    ) -> ResidentImages:
+        """Local rank 0 of each node decodes the split at `side` x `side` into a memory-mapped
+        file; every rank of the node maps it and copies it to its device (on the CPU, the ranks
+        share the mapping), then the file is removed."""
+        path, count, labels, sizes, skipped = runtime.once_per_node(
+            lambda: _decode_to_file(dataset, side, workers)
+        )
+        images = torch.from_numpy(np.load(path, mmap_mode="r+")[:count])
+        images = images.to(runtime.device)
+        runtime.node_barrier()  # every rank has mapped or copied it
+        if runtime.local_rank == 0:
+            os.unlink(path)
+        skipped_now: set[str] = set()
+        _report(skipped_now, skipped)
+        device = runtime.device
+        return cls(images, labels.to(device), sizes, size, skipped_now)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(
+        self, indices: Sequence[int], batch_size: int, crops: Crops | None = None
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        for start in range(0, len(indices), batch_size):
+            chunk = index[start : start + batch_size]
+            images = self.images[chunk.to(self.images.device)]
+            if crops:
+                sizes = self.sizes[chunk]
+                seeds = crops.seeds[start : start + batch_size]
+                boxes = [
+                    crops.policy.sample(h, w, seed)
+                    for (h, w), seed in zip(sizes.tolist(), seeds, strict=True)
+                ]
+                images = crop_resize_batch(images, boxes, sizes, self.size)
+            elif images.shape[-1] != self.size:
+                images = square(images, self.size)
+            yield images, self.labels[chunk.to(self.labels.device)]
+
+
+def _decode_to_file(
+    dataset: Dataset, side: int, workers: int
+) -> tuple[str, int, Tensor, Tensor, list[str]]:
+    """Every image at `side` x `side` into an .npy file in shared memory, unreadable ones left
+    out; returns its path, the count written, the labels, original sizes and the reasons."""
+    directory = SHARED_DIR if SHARED_DIR.is_dir() else Path(tempfile.gettempdir())
+    path = str(directory / f"vit-replicate-{uuid.uuid4().hex}.npy")
+    shape = (len(dataset), 3, side, side)
+    store = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    loader = DataLoader(
+        _Originals(dataset, side),
+        batch_size=256,
+        num_workers=workers,
+        collate_fn=list,
+        generator=_detached_generator(),
+    )
+    count, labels, sizes, skipped = 0, [], [], []
+    for items in loader:
+        for item in items:
+            if isinstance(item, Unreadable):
+                skipped.append(item.reason)
+                continue
+            image, label, original = item
+            store[count] = image.numpy()
+            labels.append(label)
+            sizes.append(original)
+            count += 1
+    store.flush()
+    del store
+    return path, count, torch.tensor(labels), torch.tensor(sizes).view(-1, 2), skipped
+
+
+class _Originals(Dataset):
+    """(image at side x side, label, original (H, W)), or Unreadable."""
+
+    def __init__(self, dataset: Dataset, side: int) -> None:
+        self.dataset, self.side = dataset, side
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        try:
+            image, label = self.dataset[index]
+        except (DataError, OSError) as error:  # OSError: PIL, in torchvision's datasets
+            return Unreadable(str(error))
+        image = as_rgb_tensor(image)
+        return square(image, self.side), int(label), tuple(image.shape[-2:])
+
+
+class _Sides(Dataset):
+    """The longer side of each original image (0 for an unreadable one), from file headers
+    where the dataset can read them."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> int:
+        try:
+            return max(image_size(self.dataset, index))
+        except DataError:
+            return 0
+
+
+def stored_side(dataset: Dataset, size: int, workers: int) -> int:
+    """R = min(STORED_SCALE * S, the largest side of the originals): room for a crop of 5% of
+    the area to keep ~0.45 S pixels a side, and never more pixels than the originals have."""
+    loader = DataLoader(
+        _Sides(dataset), batch_size=1024, num_workers=workers, generator=_detached_generator()
+    )
+    largest = max((int(batch.max()) for batch in loader), default=0)
+    return max(1, min(STORED_SCALE * size, largest))
+
+
+def _report(seen: set[str], reasons: Sequence[str]) -> None:
+    for reason in reasons:
+        if reason not in seen:
+            seen.add(reason)
+            warnings.warn(f"skipped an unreadable image: {reason}", stacklevel=2)
+
+
+def default_workers(local_world_size: int | None = None) -> int:
+    """The cores this process may use, shared by the processes of the node."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    share = local_world_size or int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    return max(1, (cores or 1) // share)
 
 
 def _detached_generator() -> torch.Generator:
@@ -89,22 +306,45 @@ def _detached_generator() -> torch.Generator:
 
 
 def place(
-    dataset: SquareImages, device: torch.device, placement: Placement, workers: int
+    dataset: Dataset,
+    size: int,
+    runtime: Runtime,
+    placement: Placement,
+    workers: int,
+    policy: InceptionCrop | None = None,
 ) -> ImageSource:
     """Resident when asked, or ("auto") when the uint8 images take at most MEMORY_FRACTION of
-    the device's free memory; streamed otherwise."""
-    size = dataset.size
-    nbytes = len(dataset) * 3 * size * size
-    fits = nbytes <= _free_bytes(device) * MEMORY_FRACTION
-    if placement == "device" or (placement == "auto" and fits):
-        return ResidentImages.decode(dataset, device, workers)
-    return StreamedImages(dataset, device, workers)
+    the device's free memory and HOST_FRACTION of the host's available memory; streamed
+    otherwise. A training split (`policy` given) is stored at `stored_side`, an evaluation split
+    at S."""
+    if placement == "stream":
+        return StreamedImages(dataset, size, runtime.device, workers, policy)
+    side = runtime.once_per_node(lambda: stored_side(dataset, size, workers)) if policy else size
+    nbytes = len(dataset) * 3 * side * side
+    fits = nbytes <= min(
+        free_bytes(runtime.device) * MEMORY_FRACTION, available_host_bytes() * HOST_FRACTION
+    )
+    if placement == "device" or fits:
+        return ResidentImages.decode(dataset, side, size, runtime, workers)
+    return StreamedImages(dataset, size, runtime.device, workers, policy)
 
 
-def _free_bytes(device: torch.device) -> int:
+def free_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # RAM, on Linux and macOS
+    return available_host_bytes()
+
+
+def available_host_bytes() -> int:
+    """MemAvailable (free memory plus what the kernel can reclaim, e.g. the page cache), not
+    the total; the free pages where /proc/meminfo is missing (macOS)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
 def epoch_indices(

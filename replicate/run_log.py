@@ -35,6 +35,7 @@ class EpochRecord:
     images_per_s: float  # training throughput over all ranks, evaluation excluded
     wall_time_s: float  # since the run (or its resumption) started
     lr: float
+    skipped_images: int = 0  # unreadable images met so far (named in the run's warnings)
 
 
 class RunLog:

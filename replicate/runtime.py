@@ -3,17 +3,19 @@
 One process trains on the GPU if there is one, else on the CPU. Under
 `torchrun --nproc_per_node=N -m replicate.train ...` each process takes GPU `LOCAL_RANK` (or, on a
 machine without GPUs, the CPU with the gloo backend) and the model is wrapped in
-DistributedDataParallel, which averages gradients so every rank holds the same weights.
+DistributedDataParallel, which averages gradients so every rank holds the same weights. Work
+that a node needs once (a download, the listing of an image folder, decoding the images kept in
+memory) is done by its local rank 0 and shared with the node's other ranks (`once_per_node`).
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -23,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 Precision = Literal["bf16", "fp16", "fp32"]
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+T = TypeVar("T")
 
 
 def default_precision() -> Precision:
@@ -36,25 +39,59 @@ class Runtime:
     rank: int
     world_size: int
     precision: Precision
+    local_rank: int = 0  # on this node
+    local_world_size: int = 1  # processes on this node
+    node_group: Any = None  # the process group of this node's ranks, under torchrun
 
     @classmethod
     def start(cls, precision: Precision) -> Runtime:
-        """Join the process group when launched by torchrun; pick this process's device."""
+        """Pick this process's device, then join the process group when launched by torchrun
+        (bound to the device, so NCCL sets up its communicator for that GPU at once)."""
         world_size = int(os.environ.get("WORLD_SIZE", 1))
-        if world_size > 1:
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         device = torch.device("cpu")
         if torch.cuda.is_available():
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
             torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores
             torch.backends.cudnn.allow_tf32 = True
-        rank = dist.get_rank() if world_size > 1 else 0
-        return cls(device, rank, world_size, precision)
+        if world_size == 1:
+            return cls(device, 0, 1, precision)
+        if device.type == "cuda":
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
+        # torchrun numbers the ranks of a node consecutively: groups of LOCAL_WORLD_SIZE.
+        node_group, _ = dist.new_subgroups(group_size=local_world_size)
+        return cls(
+            device, dist.get_rank(), world_size, precision, local_rank, local_world_size, node_group
+        )
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def once_per_node(self, work: Callable[[], T]) -> T:
+        """`work()` run by this node's local rank 0, its result (or its exception) handed to the
+        node's other ranks, which wait for it."""
+        if self.local_world_size == 1:
+            return work()
+        box: list[Any] = [None]
+        if self.local_rank == 0:
+            try:
+                box[0] = (work(), None)
+            except Exception as error:  # the other ranks raise it too, rather than hang
+                box[0] = (None, error)
+        dist.broadcast_object_list(box, src=self.rank - self.local_rank, group=self.node_group)
+        result, error = box[0]
+        if error is not None:
+            raise error
+        return result
+
+    def node_barrier(self) -> None:
+        if self.local_world_size > 1:
+            dist.barrier(group=self.node_group)
 
     @property
     def distributed(self) -> bool:
@@ -73,15 +110,6 @@ class Runtime:
             return model
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=device_ids)
-
-    @contextmanager
-    def main_first(self) -> Iterator[None]:
-        """Rank 0 runs the block (a download, say) before the others do."""
-        if not self.is_main:
-            self.barrier()
-        yield
-        if self.is_main:
-            self.barrier()
 
     def barrier(self) -> None:
         if self.distributed:

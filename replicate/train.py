@@ -24,7 +24,7 @@ from torchmetrics import MetricCollection
 from tqdm import tqdm
 
 from replicate import models
-from replicate.augment import Augmentation
+from replicate.augment import Augmentation, InceptionCrop, crop_seeds
 from replicate.checkpoint import (
     STATE,
     WEIGHTS,
@@ -38,10 +38,10 @@ from replicate.checkpoint import (
     set_rng_state,
 )
 from replicate.cli_errors import run_cli
-from replicate.data import SquareImages, get_dataset_spec, load_splits
+from replicate.data import get_dataset_spec, load_splits
 from replicate.errors import DivergedError
 from replicate.evaluate import Evaluation, evaluate
-from replicate.loader import epoch_indices, place
+from replicate.loader import Crops, epoch_indices, place
 from replicate.metrics import accuracy_metrics
 from replicate.recipes import build_optimizer, build_scheduler
 from replicate.run_log import EpochRecord, RunLog
@@ -102,17 +102,17 @@ class Trainer:
         self.local_batch = config.batch_size // runtime.world_size
         seed_everything(config.seed + runtime.rank)
         spec = get_dataset_spec(config.dataset)
-        with runtime.main_first():  # one download, not one per process
-            splits = load_splits(spec, Path(config.data_dir))
+        # Downloaded and listed by one process of each node, not by every one.
+        splits = runtime.once_per_node(
+            lambda: load_splits(spec, Path(config.data_dir), config.verify_images)
+        )
         self.classes = splits.classes
         self.train_images, self.test_images = (
-            place(
-                SquareImages(split, config.image_size),
-                runtime.device,
-                config.data_placement,
-                config.workers,
+            place(split, config.image_size, runtime, config.data_placement, config.workers, crop)
+            for split, crop in (
+                (splits.train, InceptionCrop(spec.crop_scale, spec.flip)),
+                (splits.test, None),
             )
-            for split in (splits.train, splits.test)
         )
         self.steps_per_epoch = math.ceil(
             math.ceil(len(self.train_images) / runtime.world_size) / self.local_batch
@@ -179,6 +179,7 @@ class Trainer:
                     test_acc=test.top1,
                     test_top5=test.top5,
                     images_per_s=images_per_s,
+                    skipped_images=len(self.train_images.skipped | self.test_images.skipped),
                     wall_time_s=time.perf_counter() - start,
                     lr=self.scheduler.get_last_lr()[0],
                 )
@@ -202,9 +203,10 @@ class Trainer:
         indices = epoch_indices(len(self.train_images), **self._sharding(self.epoch), shuffle=True)
         steps = min(self.steps_per_epoch, self.total_steps - self.step)
         indices = indices[: steps * self.local_batch]
+        crops = Crops(self.augmentation.crop, crop_seeds(generator, len(indices)))
         start = time.perf_counter()
-        for images, labels in self.train_images.batches(indices, self.local_batch):
-            logits, losses = self.train_step(self.augmentation.train(images, generator), labels)
+        for images, labels in self.train_images.batches(indices, self.local_batch, crops):
+            logits, losses = self.train_step(self.augmentation.normalise(images), labels)
             metrics["loss"].update(losses)
             metrics["top1"].update(logits, labels)
             self.step += 1

@@ -51,6 +51,7 @@ class TrainConfig:
     data_placement: Placement
     workers: int  # DataLoader processes that decode images
     log_every: int  # steps between progress updates (each costs a device sync)
+    verify_images: bool = False  # check every image file before training
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
@@ -60,7 +61,7 @@ class TrainConfig:
 
 # Options that change where or how fast a run goes but not what it computes: --resume accepts
 # them; every other option must come from the run's config.json, so a resumed run is the same run.
-RESUMABLE_OPTIONS = ("data_dir", "workers", "data_placement", "log_every")
+RESUMABLE_OPTIONS = ("data_dir", "workers", "data_placement", "log_every", "verify_images")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="continue the run in --out from its last checkpoint, with its config.json; only "
-        "--data-dir, --workers, --data-placement and --log-every may be given again",
+        "--data-dir, --workers, --data-placement, --log-every and --verify-images may be given "
+        "again",
     )
     add(
         "--data-placement",
@@ -172,7 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         metavar="N",
-        help="DataLoader processes decoding images (default: 4, or the CPU count if lower)",
+        help="DataLoader processes decoding images (default: the CPU cores of this process, "
+        "shared by the processes of the node)",
+    )
+    add(
+        "--verify-images",
+        action="store_true",
+        default=None,
+        help="open and check every image file before training; without it, a file that cannot "
+        "be decoded is skipped when met, named in a warning and counted in metrics.jsonl",
     )
     add(
         "--log-every",
@@ -226,6 +236,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         data_placement=args.data_placement or "auto",
         workers=args.workers if args.workers is not None else default_workers(),
         log_every=args.log_every or 10,
+        verify_images=bool(args.verify_images),
     )
 
 

@@ -2,23 +2,45 @@
 
 from __future__ import annotations
 
+import io
 import socket
+import tarfile
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import TensorDataset
+from torchvision.transforms.v2 import functional as TF
 
-from replicate.augment import Augmentation, resample
+from replicate.augment import (
+    Augmentation,
+    Crop,
+    InceptionCrop,
+    crop_resize,
+    crop_resize_batch,
+    crop_seeds,
+)
 from replicate.data import (
     SquareImages,
+    decode_file,
     digits_splits,
     get_dataset_spec,
     image_folder_splits,
     load_splits,
 )
 from replicate.errors import DataError
-from replicate.loader import ResidentImages, StreamedImages, epoch_indices
+from replicate.loader import (
+    Crops,
+    ResidentImages,
+    StreamedImages,
+    epoch_indices,
+    place,
+    stored_side,
+)
+from replicate.runtime import Runtime
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def write_image_folder(root: Path, per_class: int = 4, size: int = 20) -> Path:
@@ -64,12 +86,13 @@ def test_image_folder_classes_and_splits(tmp_path: Path) -> None:
     assert (len(splits.train), len(splits.test)) == (8, 8)
 
 
-def test_image_folder_reports_a_corrupt_image_by_path(tmp_path: Path) -> None:
+def test_verify_images_reports_a_corrupt_image_by_path(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path)
     bad = root / "train" / "dark" / "broken.jpg"
     bad.write_bytes(b"not a jpeg at all")
+    spec = get_dataset_spec(f"imagefolder:{root}")
     with pytest.raises(DataError, match="broken.jpg"):
-        image_folder_splits(root)
+        load_splits(spec, tmp_path, verify=True)
 
 
 @pytest.mark.parametrize("layout", ["nothing", "no_val", "empty_classes"])
@@ -87,7 +110,7 @@ def test_image_folder_without_images_is_a_data_error(tmp_path: Path, layout: str
 
 
 def test_unknown_dataset_names_the_choices() -> None:
-    with pytest.raises(DataError, match="digits.*imagefolder:PATH"):
+    with pytest.raises(DataError, match="digits.*imagefolder:PATH or wds:PATH"):
         get_dataset_spec("mnist")
 
 
@@ -102,32 +125,62 @@ def test_missing_dataset_offline_names_data_dir_and_offline_datasets(
         load_splits(get_dataset_spec("cifar10"), tmp_path)
 
 
-def test_identity_warp_is_the_evaluation_view() -> None:
+def test_inception_crop_follows_the_reference_rule() -> None:
+    """sample_distorted_bounding_box: area in (0.05, 1) of the original, aspect (width/height)
+    in (0.75, 1.33), inside the image; a seed gives one crop; half are mirrored."""
+    policy = InceptionCrop()
+    crops = [policy.sample(375, 500, seed) for seed in range(400)]
+    areas = torch.tensor([c.height * c.width / (375 * 500) for c in crops])
+    aspects = torch.tensor([c.width / c.height for c in crops])
+    assert areas.min() >= 0.05 - 1e-3 and areas.max() <= 1 and areas.min() < 0.1
+    assert aspects.min() >= 0.75 - 0.01 and aspects.max() <= 1.33 + 0.01
+    assert all(c.top + c.height <= 375 and c.left + c.width <= 500 for c in crops)
+    assert 150 < sum(c.mirror for c in crops) < 250
+    assert policy.sample(375, 500, 7) == policy.sample(375, 500, 7) != policy.sample(375, 500, 8)
+    assert not any(c.mirror for c in (InceptionCrop(flip=False).sample(9, 9, s) for s in range(20)))
+    whole = InceptionCrop(area=(0.9, 1.0)).sample(1, 1, 0)  # no box fits: the whole image
+    assert (whole.top, whole.left, whole.height, whole.width) == (0, 0, 1, 1)
+
+
+def test_crop_is_cut_from_the_original_then_resized() -> None:
+    image = torch.arange(40 * 60, dtype=torch.float32).view(1, 40, 60).expand(3, -1, -1)
+    image = (image * 255 / image.max()).to(torch.uint8)
+    crop = Crop(top=10, left=20, height=20, width=30, mirror=False)
+    out = crop_resize(image, crop, 10)
+    expected = TF.resize(image[:, 10:30, 20:50], [10, 10], antialias=False)
+    assert out.shape == (3, 10, 10) and torch.equal(out, expected)
+    mirrored = crop_resize(image, Crop(10, 20, 20, 30, mirror=True), 10)
+    assert torch.equal(mirrored, expected.flip(-1))
+
+
+def test_batched_crops_of_a_stored_copy_match_the_crops_of_the_originals() -> None:
+    """Where the stored copy is the original (R = H = W), the device's one grid_sample over the
+    batch cuts the same box as the workers' slice-and-resize; only the box's border pixels
+    differ (grid_sample reads beyond the box, the slice cannot)."""
+    ramp = torch.linspace(0, 255, 24)
+    images = torch.stack([(ramp[:, None] * 0.5 + ramp[None, :] * 0.5 * k / 4).expand(3, 24, 24)
+                          for k in range(4)]).round().to(torch.uint8)  # fmt: skip
+    policy = InceptionCrop(area=(0.3, 1.0))
+    crops = [policy.sample(24, 24, seed) for seed in range(4)]
+    sizes = torch.tensor([[24, 24]] * 4)
+    batched = crop_resize_batch(images, crops, sizes, 16).int()
+    single = torch.stack([crop_resize(i, c, 16) for i, c in zip(images, crops, strict=True)]).int()
+    assert (batched - single)[..., 1:-1, 1:-1].abs().max() <= 1
+    assert (batched - single).abs().float().mean() < 1
+
+
+def test_crop_seeds_depend_on_the_generator_only() -> None:
+    first = crop_seeds(torch.Generator().manual_seed(3), 8)
+    torch.manual_seed(123)  # the global generator plays no part
+    assert first == crop_seeds(torch.Generator().manual_seed(3), 8)
+    assert first != crop_seeds(torch.Generator().manual_seed(4), 8)
+
+
+def test_normalisation() -> None:
     images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
     augmentation = Augmentation((0.5, 0.4, 0.3), (0.25, 0.2, 0.1))
-    identity = torch.eye(2, 3).expand(4, 2, 3)
-    torch.testing.assert_close(resample(images, identity), images.float(), atol=1e-3, rtol=0)
     expected = (images[1, 2].float() / 255 - 0.3) / 0.1
-    torch.testing.assert_close(augmentation.eval(images)[1, 2], expected)
-
-
-def test_crops_keep_their_area_stay_inside_and_half_are_mirrored() -> None:
-    augmentation = Augmentation((0.0,) * 3, (1.0,) * 3, flip=True, crop_scale=(0.25, 0.5))
-    theta = augmentation.crop_transforms(64, torch.Generator().manual_seed(0))
-    mirrored = theta[:, 0, 0] < 0
-    assert 10 < mirrored.sum() < 54  # about half
-    area = theta[:, 0, 0].abs() * theta[:, 1, 1]
-    assert torch.all(area <= 0.5 + 1e-6)
-    assert torch.all(theta[:, 0, 2].abs() <= 1 - theta[:, 0, 0].abs() + 1e-6)  # inside
-
-
-def test_augmentation_depends_on_the_generator_only() -> None:
-    images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
-    augmentation = Augmentation((0.5,) * 3, (0.5,) * 3)
-    first = augmentation.train(images, torch.Generator().manual_seed(3))
-    torch.manual_seed(123)  # the global generator plays no part
-    assert torch.equal(first, augmentation.train(images, torch.Generator().manual_seed(3)))
-    assert not torch.equal(first, augmentation.train(images, torch.Generator().manual_seed(4)))
+    torch.testing.assert_close(augmentation.normalise(images)[1, 2], expected)
 
 
 def test_epoch_indices_shuffle_by_seed_and_epoch_and_shard_without_overlap() -> None:
@@ -142,11 +195,95 @@ def test_epoch_indices_shuffle_by_seed_and_epoch_and_shard_without_overlap() -> 
     assert indices(shuffle=False, rank=1, world_size=3) == [1, 4, 7]
 
 
-def test_resident_and_streamed_batches_are_the_same(tmp_path: Path) -> None:
-    dataset = SquareImages(image_folder_splits(write_image_folder(tmp_path)).train, 16)
+def cpu() -> Runtime:
+    return Runtime(torch.device("cpu"), rank=0, world_size=1, precision="fp32")
+
+
+def test_evaluation_batches_are_the_same_resident_and_streamed(tmp_path: Path) -> None:
+    test = image_folder_splits(write_image_folder(tmp_path)).test
     order = [5, 0, 7, 2, 3]
-    resident = ResidentImages.decode(dataset, torch.device("cpu"), workers=0)
-    streamed = StreamedImages(dataset, torch.device("cpu"), workers=1)
+    resident = place(test, 16, cpu(), "device", workers=0)
+    streamed = place(test, 16, cpu(), "stream", workers=1)
+    assert isinstance(resident, ResidentImages) and isinstance(streamed, StreamedImages)
     pairs = zip(resident.batches(order, 2), streamed.batches(order, 2), strict=True)
     for (a, la), (b, lb) in pairs:
-        assert torch.equal(a, b) and torch.equal(la, lb)
+        assert a.shape == (len(la), 3, 16, 16) and torch.equal(a, b) and torch.equal(la, lb)
+
+
+def test_training_crops_resident_and_streamed_share_their_boxes(tmp_path: Path) -> None:
+    """Same seeds, same boxes: the resident copy (stored at the originals' size here) and the
+    streamed originals give crops that differ by resampling at the box borders only."""
+    ramp = torch.linspace(0, 255, 24)
+    images = torch.stack([(ramp[:, None] * k / 6 + ramp[None, :] * (6 - k) / 6).expand(3, 24, 24)
+                          for k in range(6)]).round().to(torch.uint8)  # fmt: skip
+    dataset = TensorDataset(images, torch.arange(6))
+    policy = InceptionCrop(area=(0.3, 1.0))
+    resident = place(dataset, 16, cpu(), "device", workers=0, policy=policy)
+    streamed = place(dataset, 16, cpu(), "stream", workers=0, policy=policy)
+    assert resident.images.shape == (6, 3, 24, 24)  # R = min(2 S, 24)
+    crops = Crops(policy, crop_seeds(torch.Generator().manual_seed(0), 6))
+    order = [4, 1, 5, 0, 2, 3]
+    (a, la), (b, lb) = (next(s.batches(order, 6, crops)) for s in (resident, streamed))
+    assert torch.equal(la, lb) and torch.equal(la, torch.tensor(order))
+    assert (a.int() - b.int())[..., 1:-1, 1:-1].abs().max() <= 1
+
+
+def test_resident_training_images_are_stored_at_twice_the_size_at_most(tmp_path: Path) -> None:
+    train = image_folder_splits(write_image_folder(tmp_path, size=40)).train  # 40-43 x 40
+    assert stored_side(train, 16, workers=0) == 32
+    assert stored_side(train, 32, workers=0) == 43
+    resident = place(train, 16, cpu(), "device", workers=0, policy=InceptionCrop())
+    assert resident.images.shape == (8, 3, 32, 32)
+    assert resident.sizes.tolist()[1] == [41, 40]
+
+
+@pytest.mark.parametrize("placement", ["device", "stream"])
+def test_an_unreadable_image_is_skipped_and_named(tmp_path: Path, placement: str) -> None:
+    root = write_image_folder(tmp_path)
+    (root / "train" / "dark" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    train = load_splits(get_dataset_spec(f"imagefolder:{root}"), tmp_path).train  # no error
+    assert len(train) == 9
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        source = place(train, 16, cpu(), placement, workers=0, policy=InceptionCrop())
+        order = list(range(len(source)))  # 8 resident, 9 streamed
+        batches = list(source.batches(order, 4, Crops(InceptionCrop(), order)))
+    assert sum(len(labels) for _, labels in batches) == 8
+    assert len(source.skipped) == 1 and "broken.jpg" in next(iter(source.skipped))
+
+
+def test_wds_shards_of_the_photos(tmp_path: Path) -> None:
+    """ants and bees photos written as WebDataset shards (key.jpg + key.cls), read back by
+    seek and read: the same images and labels as the files."""
+    photos = REPO.parent / "shared" / "data" / "hymenoptera_data"
+    classes = ["ants", "bees"]
+    files: dict[str, list[tuple[Path, int]]] = {"train": [], "val": []}
+    for split in files:
+        for label, name in enumerate(classes):
+            files[split] += [(p, label) for p in sorted((photos / split / name).glob("*"))[:3]]
+        (tmp_path / split).mkdir()
+        for shard in range(2):  # two shards per split, three samples each
+            with tarfile.open(tmp_path / split / f"{split}-{shard:06d}.tar", "w") as tar:
+                for i, (path, label) in enumerate(files[split][shard::2]):
+                    key = f"{shard:03d}{i:03d}"
+                    tar.add(path, arcname=f"{key}.jpg")
+                    info = tarfile.TarInfo(f"{key}.cls")
+                    info.size = len(str(label))
+                    tar.addfile(info, io.BytesIO(str(label).encode()))
+    (tmp_path / "classes.txt").write_text("ants\nbees\n")
+    splits = load_splits(get_dataset_spec(f"wds:{tmp_path}"), tmp_path)
+    assert splits.classes == classes and (len(splits.train), len(splits.test)) == (6, 6)
+    expected = files["val"][0::2] + files["val"][1::2]  # shard 0, then shard 1
+    for index, (path, label) in enumerate(expected):
+        image, got = splits.test[index]
+        assert got == label and torch.equal(image, decode_file(str(path)))
+    streamed = place(splits.train, 32, cpu(), "stream", workers=2, policy=InceptionCrop())
+    crops = Crops(InceptionCrop(), list(range(6)))
+    ((images, labels),) = streamed.batches(list(range(6)), 6, crops)
+    assert images.shape == (6, 3, 32, 32) and sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_wds_without_shards_is_a_data_error(tmp_path: Path) -> None:
+    (tmp_path / "train").mkdir()
+    (tmp_path / "val").mkdir()
+    with pytest.raises(DataError, match="no .tar shards"):
+        load_splits(get_dataset_spec(f"wds:{tmp_path}"), tmp_path)

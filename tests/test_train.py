@@ -138,7 +138,9 @@ def test_vit_run_writes_every_output_and_its_loss_falls(tmp_path: Path) -> None:
 def test_resumed_run_ends_with_the_same_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    options = ["--epochs", "3", "--lr", "3e-3"]  # dropout 0.1: the RNG state must be restored
+    # Dropout 0.1: the RNG state must be restored. Streamed, the crops are cut in the workers
+    # (none here, then one): they depend on the seeds alone, not on the worker count.
+    options = ["--epochs", "3", "--lr", "3e-3", "--data-placement", "stream"]
     uninterrupted = run(tmp_path / "a", *options)
 
     save = train_module.Trainer.save_checkpoint
@@ -149,11 +151,11 @@ def test_resumed_run_ends_with_the_same_weights(
             raise KeyboardInterrupt
 
     monkeypatch.setattr(train_module.Trainer, "save_checkpoint", save_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):  # images streamed by a DataLoader this time
-        run(tmp_path / "b", *options, "--data-placement", "stream")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", *options)
     monkeypatch.undo()
     assert [m["epoch"] for m in metrics(tmp_path / "b")] == [1]
-    resumed = main(["--resume", "--out", str(tmp_path / "b"), "--data-placement", "device"])
+    resumed = main(["--resume", "--out", str(tmp_path / "b"), "--workers", "1"])
 
     for key, tensor in uninterrupted.state_dict().items():
         assert torch.equal(resumed.state_dict()[key], tensor), key
@@ -255,8 +257,20 @@ def test_empty_and_corrupt_image_folders(tmp_path: Path, capsys) -> None:
     expect_one_line_error(capsys, ["--dataset", f"imagefolder:{tmp_path / 'empty'}"], "no images")
     folder = write_image_folder(tmp_path / "corrupt")
     (folder / "val" / "dark" / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    argv = ["--variant", "tinyvgg", "--dataset", f"imagefolder:{folder}"]
+    argv = ["--variant", "tinyvgg", "--dataset", f"imagefolder:{folder}", "--verify-images"]
     expect_one_line_error(capsys, argv, "truncated.png")
+
+
+def test_a_corrupt_image_met_while_training_is_skipped_and_counted(tmp_path: Path) -> None:
+    folder = write_image_folder(tmp_path / "images")
+    (folder / "train" / "dark" / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    argv = ["--variant", "tinyvgg", "--model-arg", "hidden_units=4", "--workers", "0",
+            "--dataset", f"imagefolder:{folder}", "--image-size", "16", "--batch-size", "4",
+            "--epochs", "2", "--data-placement", "stream",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    with pytest.warns(UserWarning, match="truncated.png"):
+        main(argv)
+    assert [m["skipped_images"] for m in metrics(tmp_path / "run")] == [1, 1]
 
 
 def test_pretrained_weights_offline(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
