@@ -30,7 +30,7 @@ from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset, Subset, TensorDataset
 from torchvision.transforms.v2 import functional as TF
 
-from replicate.augment import resize
+from replicate.augment import Crop, InceptionCrop, crop_resize, resize
 from replicate.errors import DataError
 
 PIZZA_STEAK_SUSHI_URL = (
@@ -133,6 +133,11 @@ class ImageFiles(Dataset):
         path, label = self.samples[index]
         return decode_file(path), label
 
+    def encoded(self, index: int) -> tuple[bytes, str, int]:
+        """The file's bytes, its path and the label, for a decoder that wants them."""
+        path, label = self.samples[index]
+        return _read(path), path, label
+
     def image_size(self, index: int) -> tuple[int, int]:
         """(H, W) from the file's header, without decoding it."""
         path = self.samples[index][0]
@@ -149,7 +154,14 @@ class ImageFiles(Dataset):
 def decode_file(path: str) -> Tensor:
     """uint8 RGB (3, H, W): torchvision's decoder (libjpeg-turbo, libpng, libwebp) straight to a
     tensor; PIL for the formats it does not read (BMP, TIFF, ...). Fails naming the file."""
-    return decode_bytes(Path(path).read_bytes(), path)
+    return decode_bytes(_read(path), path)
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise DataError(f"cannot read image {path}: {error}") from error
 
 
 def decode_bytes(data: bytes, name: str) -> Tensor:
@@ -168,6 +180,33 @@ def decode_bytes(data: bytes, name: str) -> Tensor:
             raise DataError(f"cannot read image {name}: no decoder knows it") from error
         except OSError as error:
             raise DataError(f"cannot read image {name}: {error}") from error
+
+
+def decode_crop(data: bytes, name: str, policy: InceptionCrop, seed: int, size: int) -> Tensor:
+    """The training crop (uint8 (3, S, S)) of an encoded image, its box drawn from the size in
+    the header. A JPEG whose box is at least twice S a side is decoded at 1/2, 1/4 or 1/8 of its
+    size (libjpeg's DCT scaling, PIL's `draft`), which still leaves S pixels or more a side of the
+    box and costs a fraction of the full decode; any other image is decoded whole."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            height, width = image.height, image.width
+            crop = policy.sample(height, width, seed)
+            factor = min(crop.height, crop.width) // size
+            if image.format == "JPEG" and factor >= 2:
+                image.draft("RGB", (-(-width // factor), -(-height // factor)))
+                return _crop_scaled(TF.pil_to_tensor(image.convert("RGB")), crop, height, size)
+    except (UnidentifiedImageError, OSError):
+        pass  # decode_bytes names the file, or decodes what PIL cannot open
+    image = decode_bytes(data, name)
+    return crop_resize(image, policy.sample(*image.shape[-2:], seed), size)
+
+
+def _crop_scaled(image: Tensor, crop: Crop, height: int, size: int) -> Tensor:
+    """`crop` of the original, cut from `image`, the original decoded at a reduced scale."""
+    scale = image.shape[-2] / height
+    top, left = round(crop.top * scale), round(crop.left * scale)
+    box = Crop(top, left, round(crop.height * scale), round(crop.width * scale), crop.mirror)
+    return crop_resize(image, box, size)
 
 
 def verify_files(paths: list[str]) -> None:
@@ -290,6 +329,14 @@ def as_rgb_tensor(image: Image.Image | Tensor) -> Tensor:
     if isinstance(image, Image.Image):
         return TF.pil_to_tensor(image.convert("RGB"))
     return image.expand(3, -1, -1) if image.shape[0] == 1 else image
+
+
+def encoded(dataset: Dataset, index: int) -> tuple[bytes, str, int] | None:
+    """An item's encoded bytes, name and label where the dataset keeps files; else None."""
+    if isinstance(dataset, Subset):
+        return encoded(dataset.dataset, dataset.indices[index])
+    read = getattr(dataset, "encoded", None)
+    return read(index) if read else None
 
 
 def image_size(dataset: Dataset, index: int) -> tuple[int, int]:

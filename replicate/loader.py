@@ -1,8 +1,9 @@
 """Batches of uint8 images on the training device, from one of two places.
 
-    StreamedImages   persistent DataLoader workers decode every image when it is needed and cut
-                     the training crop from the decoded original (`replicate.augment`), into
-                     pinned memory, copied as uint8 with non_blocking=True (any dataset size)
+    StreamedImages   DataLoader workers (persistent, for training) decode every image when it
+                     is needed and cut the training crop from the decoded original
+                     (`replicate.augment`), into pinned memory, copied as uint8 with
+                     non_blocking=True (any dataset size)
     ResidentImages   the split decoded once per node into a shared memory-mapped file, then kept
                      on the device; a batch is an index lookup and the crops are cut there in one
                      `grid_sample` (the fast path on a GPU whenever the images fit)
@@ -32,10 +33,10 @@ from typing import Literal, NamedTuple, Protocol
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from replicate.augment import InceptionCrop, crop_resize, crop_resize_batch
-from replicate.data import as_rgb_tensor, image_size, square
+from replicate.data import as_rgb_tensor, decode_crop, encoded, image_size, square
 from replicate.errors import DataError
 from replicate.runtime import Runtime
 
@@ -85,6 +86,9 @@ class _Items(Dataset):
     def __getitem__(self, key: tuple[int, int | None]) -> tuple[Tensor, int] | Unreadable:
         index, seed = key
         try:
+            if seed is not None and self.policy and (file := encoded(self.dataset, index)):
+                data, name, label = file  # decoded knowing the crop: maybe at a reduced scale
+                return decode_crop(data, name, self.policy, seed, self.size), label
             image, label = self.dataset[index]
         except (DataError, OSError) as error:  # OSError: PIL, in torchvision's datasets
             return Unreadable(str(error))
@@ -96,11 +100,13 @@ class _Items(Dataset):
 
 
 def _collate(items: list) -> tuple[Tensor, Tensor, list[str]]:
+    """default_collate of the readable items (in a worker, straight into shared memory)."""
     good = [item for item in items if not isinstance(item, Unreadable)]
     bad = [item.reason for item in items if isinstance(item, Unreadable)]
-    images = torch.stack([image for image, _ in good]) if good else torch.empty(0, 3, 0, 0)
-    labels = torch.tensor([label for _, label in good], dtype=torch.long)
-    return images.to(torch.uint8), labels, bad
+    if not good:
+        return torch.empty(0, 3, 0, 0, dtype=torch.uint8), torch.empty(0, dtype=torch.long), bad
+    images, labels = default_collate(good)
+    return images, labels, bad
 
 
 class _EpochBatches:
@@ -133,7 +139,8 @@ class StreamedImages:
             num_workers=workers,
             collate_fn=_collate,
             pin_memory=device.type == "cuda",
-            persistent_workers=workers > 0,  # started once, not once per epoch
+            # Training workers start once, not once per epoch; evaluation's, once per evaluation.
+            persistent_workers=workers > 0 and policy is not None,
             generator=_detached_generator(),
         )
 
@@ -225,17 +232,21 @@ def _decode_to_file(
         generator=_detached_generator(),
     )
     count, labels, sizes, skipped = 0, [], [], []
-    for items in loader:
-        for item in items:
-            if isinstance(item, Unreadable):
-                skipped.append(item.reason)
-                continue
-            image, label, original = item
-            store[count] = image.numpy()
-            labels.append(label)
-            sizes.append(original)
-            count += 1
-    store.flush()
+    try:
+        for items in loader:
+            for item in items:
+                if isinstance(item, Unreadable):
+                    skipped.append(item.reason)
+                    continue
+                image, label, original = item
+                store[count] = image.numpy()
+                labels.append(label)
+                sizes.append(original)
+                count += 1
+        store.flush()
+    except BaseException:  # interrupted: leave no file of the split's size in shared memory
+        os.unlink(path)
+        raise
     del store
     return path, count, torch.tensor(labels), torch.tensor(sizes).view(-1, 2), skipped
 

@@ -69,10 +69,14 @@ class TarShards(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        data, name, label = self.encoded(index)
+        return decode_bytes(data, name), label
+
+    def encoded(self, index: int) -> tuple[bytes, str, int]:
         record = self.records[index]
         file = self._file(record.shard)
         file.seek(record.offset)
-        return decode_bytes(file.read(record.size), record.name), record.label
+        return file.read(record.size), record.name, record.label
 
     def _file(self, shard: int):
         if self._pid != os.getpid():  # a forked worker opens its own handles

@@ -6,6 +6,7 @@
     python -m replicate.bench --variant vit_l16 --find-max-batch --batch-size 64
     python -m replicate.bench --variant vit_ti16 --image-size 32 --batch-size 4 \\
         --steps 2 --warmup 1 --out /tmp/bench                     # a CPU smoke run
+    python -m replicate.bench --loader --dataset imagefolder:PATH  # the data loader instead
 
 Writes `<out>/<variant>-<device>-<precision>-<mode>.json` and `.md` (default out: results/bench).
 """
@@ -13,8 +14,10 @@ Writes `<out>/<variant>-<device>-<precision>-<mode>.json` and `.md` (default out
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from replicate import loader_bench
 from replicate.bench.contenders import CONTENDERS
 from replicate.bench.report import to_markdown, write_report
 from replicate.bench.runner import BenchConfig, BenchReport, run_bench
@@ -92,7 +95,10 @@ def _contenders(value: str) -> tuple[str, ...]:
     return models
 
 
-def main(argv: list[str] | None = None) -> BenchReport:
+def main(argv: list[str] | None = None) -> BenchReport | dict:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--loader" in argv:  # replicate.loader_bench, with its own options
+        return loader_bench.main([a for a in argv if a != "--loader"])
     config, out = parse_args(argv)
     report = run_bench(config)
     json_path, md_path = write_report(report, out)

@@ -1,0 +1,193 @@
+"""`python -m replicate.bench --loader`: the streamed training loader beside torchvision's.
+
+    python -m replicate.bench --loader --dataset imagefolder:../shared/data/hymenoptera_data
+    python -m replicate.bench --loader --dataset imagefolder:.data/cifar10 --image-size 224
+
+Both contenders read the same images of the training split in the same order, epoch after
+epoch, with the same number of workers, and give uint8 (B, 3, S, S) training crops:
+
+    ours          `replicate.loader.StreamedImages`: file list, persistent workers decoding with
+                  torchvision.io, the reference's inception crop cut from the original
+    torchvision   `ImageFolder` + `RandomResizedCrop` + `RandomHorizontalFlip` + `PILToTensor`
+                  in a plain `DataLoader` iterated once per epoch, as its tutorials write it
+
+Each run is timed from building the dataset (listing the folder) to the last batch: the time to
+the first batch, images/s after it, and images per CPU-second, counting the main process and the
+workers (their CPU time, from `getrusage` once they have exited): the figure that holds when
+other programs share the cores. The contenders alternate over `--repeats` runs, in turns, and
+the medians are reported, with every run in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from replicate.augment import InceptionCrop, crop_seeds
+from replicate.data import ImageFiles, test_folder
+from replicate.loader import Crops, StreamedImages, default_workers
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class LoaderRun:
+    contender: str
+    images: int
+    first_batch_s: float  # from building the dataset to the first batch
+    images_per_s: float  # after the first batch
+    images_per_cpu_s: float  # over the whole run, main process and workers
+
+
+Epoch = Callable[[Sequence[int]], Batches]  # one pass over these indices
+
+
+def ours(folder: Path, size: int, batch: int, workers: int) -> Epoch:
+    dataset = ImageFiles.scan(folder)
+    source = StreamedImages(dataset, size, torch.device("cpu"), workers, InceptionCrop())
+    generator = torch.Generator().manual_seed(0)
+
+    def epoch(order: Sequence[int]) -> Batches:
+        crops = Crops(InceptionCrop(), crop_seeds(generator, len(order)))
+        return source.batches(order, batch, crops)
+
+    return epoch
+
+
+def torchvision_baseline(folder: Path, size: int, batch: int, workers: int) -> Epoch:
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose(
+        [
+            transforms.RandomResizedCrop(size),
+            transforms.RandomHorizontalFlip(),
+            transforms.PILToTensor(),
+        ]
+    )
+    dataset = datasets.ImageFolder(str(folder), transform=transform)
+    return lambda order: DataLoader(dataset, batch_size=batch, sampler=order, num_workers=workers)
+
+
+CONTENDERS: dict[str, Callable[..., Epoch]] = {
+    "ours": ours,
+    "torchvision": torchvision_baseline,
+}
+
+
+def time_loader(name: str, build: Callable[[], Epoch], orders: list[list[int]]) -> LoaderRun:
+    """One run: build the loader, pass over every epoch's `order`, let the workers exit, then
+    read the CPU times."""
+    cpu_before = _cpu_seconds()
+    start = time.perf_counter()
+    first = None
+    images = 0
+    epoch = build()
+    for order in orders:
+        for batch, _ in epoch(order):
+            images += len(batch)
+            if first is None:
+                first, first_images = time.perf_counter(), len(batch)
+    end = time.perf_counter()
+    del epoch  # the workers exit, so their CPU time is counted below
+    gc.collect()
+    cpu = _cpu_seconds() - cpu_before
+    return LoaderRun(
+        name,
+        images,
+        first_batch_s=first - start,
+        images_per_s=(images - first_images) / (end - first),
+        images_per_cpu_s=images / cpu,
+    )
+
+
+def _cpu_seconds() -> float:
+    """User + system time of this process and of its children that have exited."""
+    own, children = (
+        resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m replicate.bench --loader",
+        description="Images/s, time to first batch and images per CPU-second of the streamed "
+        "training loader, beside torchvision's ImageFolder + RandomResizedCrop + DataLoader.",
+    )
+    p.add_argument("--dataset", required=True, metavar="imagefolder:PATH", help="an image folder")
+    p.add_argument("--image-size", type=int, default=224, metavar="S")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--images", type=int, help="images per epoch (default: the whole split)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per run")
+    p.add_argument("--workers", type=int, default=default_workers())
+    p.add_argument("--repeats", type=int, default=5, help="runs of each contender, alternated")
+    p.add_argument("--out", type=Path, default=Path("results/bench"))
+    args = p.parse_args(argv)
+    if not args.dataset.startswith("imagefolder:"):
+        p.error("--dataset takes imagefolder:PATH (PATH/train, one subfolder per class)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    root = Path(args.dataset.removeprefix("imagefolder:"))
+    test_folder(root, "image folder", "one subfolder of images per class")  # fails clearly
+    folder = root / "train"
+    count = len(ImageFiles.scan(folder))
+    per_epoch = min(args.images or count, count)
+    generator = torch.Generator().manual_seed(0)
+    orders = [torch.randperm(count, generator=generator)[:per_epoch].tolist()]
+    orders += [[orders[0][i] for i in torch.randperm(per_epoch, generator=generator)]
+               for _ in range(args.epochs - 1)]  # fmt: skip
+    options = (folder, args.image_size, args.batch_size, args.workers)
+    runs: list[LoaderRun] = []
+    for repeat in range(args.repeats):
+        names = list(CONTENDERS)[:: 1 if repeat % 2 == 0 else -1]  # alternate who goes first
+        for name in names:
+            run = time_loader(name, partial(CONTENDERS[name], *options), orders)
+            runs.append(run)
+            print(json.dumps(asdict(run)))
+    summary = {
+        name: {
+            field: statistics.median(getattr(r, field) for r in runs if r.contender == name)
+            for field in ("first_batch_s", "images_per_s", "images_per_cpu_s")
+        }
+        for name in CONTENDERS
+    }
+    report = {
+        "dataset": args.dataset,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "images_per_epoch": per_epoch,
+        "epochs": args.epochs,
+        "workers": args.workers,
+        "cpu_cores": default_workers(1),
+        "torch": torch.__version__,
+        "medians": summary,
+        "runs": [asdict(r) for r in runs],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = root.resolve().name
+    (args.out / f"loader-{name}-{args.image_size}.json").write_text(json.dumps(report, indent=2))
+    for contender, medians in summary.items():
+        print(
+            f"{contender:>12}: {medians['images_per_s']:7.1f} img/s, "
+            f"{medians['images_per_cpu_s']:6.1f} img per CPU-s, "
+            f"first batch {medians['first_batch_s']:.2f} s (median of {args.repeats})"
+        )
+    return report
+
+
+if __name__ == "__main__":
+    main()
