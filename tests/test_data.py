@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
 from torch.utils.data import TensorDataset
 from torchvision.transforms.v2 import functional as TF
 
@@ -23,6 +24,7 @@ from replicate.augment import (
 )
 from replicate.data import (
     SquareImages,
+    decode_crop,
     decode_file,
     digits_splits,
     get_dataset_spec,
@@ -167,6 +169,31 @@ def test_batched_crops_of_a_stored_copy_match_the_crops_of_the_originals() -> No
     single = torch.stack([crop_resize(i, c, 16) for i, c in zip(images, crops, strict=True)]).int()
     assert (batched - single)[..., 1:-1, 1:-1].abs().max() <= 1
     assert (batched - single).abs().float().mean() < 1
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_when_the_crop_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ramp = torch.linspace(0, 255, 800)
+    pixels = torch.stack([ramp[:, None].expand(800, 600), ramp[None, :600].expand(800, 600),
+                          torch.full((800, 600), 128.0)], dim=-1)  # fmt: skip
+    path = tmp_path / "large.jpg"
+    Image.fromarray(pixels.round().to(torch.uint8).numpy()).save(path, quality=95)
+    drafts = []
+    draft = JpegImageFile.draft
+    monkeypatch.setattr(
+        JpegImageFile, "draft", lambda self, *a: drafts.append(a) or draft(self, *a)
+    )
+    policy = InceptionCrop(area=(0.5, 1.0))
+    data = path.read_bytes()
+    full = decode_file(str(path))
+    for seed in range(3):
+        reduced = decode_crop(data, "large.jpg", policy, seed, 64).int()
+        exact = crop_resize(full, policy.sample(800, 600, seed), 64).int()
+        assert reduced.shape == (3, 64, 64) and (reduced - exact).abs().float().mean() < 3
+    assert len(drafts) == 3  # 1/4 or 1/2 scale, never below 64 pixels a side of the box
+    assert decode_crop(data, "large.jpg", policy, 0, 300).shape == (3, 300, 300)
+    assert len(drafts) == 3  # a box under 600 pixels a side: decoded whole
 
 
 def test_crop_seeds_depend_on_the_generator_only() -> None:
