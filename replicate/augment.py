@@ -91,8 +91,10 @@ def crop_resize(image: Tensor, crop: Crop, size: int) -> Tensor:
     """uint8 (3, H, W) original -> uint8 (3, S, S): `tf.slice` then `tf.image.resize`
     (bilinear, half-pixel centres, no antialiasing), maybe mirrored."""
     box = image[:, crop.top : crop.top + crop.height, crop.left : crop.left + crop.width]
-    out = resize(box, size, antialias=False)
-    return out.flip(-1) if crop.mirror else out
+    # The resize commutes with the mirror: flip whichever of the box and the output is smaller.
+    flip_box = crop.mirror and crop.height * crop.width < size * size
+    out = resize(box.flip(-1) if flip_box else box, size, antialias=False)
+    return out.flip(-1) if crop.mirror and not flip_box else out
 
 
 def resize(image: Tensor, size: int, antialias: bool) -> Tensor:

@@ -37,6 +37,7 @@ PIZZA_STEAK_SUSHI_URL = (
     "https://github.com/mrdbourke/pytorch-deep-learning/raw/main/data/pizza_steak_sushi.zip"
 )
 IMAGEFOLDER = "imagefolder:"
+DRAFT_BITS_PER_PIXEL = 0.5  # below it, a file is too small to be worth a reduced decode
 WDS = "wds:"
 DEFAULT_DATA_DIR = ".data"
 
@@ -183,20 +184,23 @@ def decode_bytes(data: bytes, name: str) -> Tensor:
 
 
 def decode_crop(data: bytes, name: str, policy: InceptionCrop, seed: int, size: int) -> Tensor:
-    """The training crop (uint8 (3, S, S)) of an encoded image, its box drawn from the size in
-    the header. A JPEG whose box is at least twice S a side is decoded at 1/2, 1/4 or 1/8 of its
-    size (libjpeg's DCT scaling, PIL's `draft`), which still leaves S pixels or more a side of the
-    box and costs a fraction of the full decode; any other image is decoded whole."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            height, width = image.height, image.width
-            crop = policy.sample(height, width, seed)
-            factor = min(crop.height, crop.width) // size
-            if image.format == "JPEG" and factor >= 2:
-                image.draft("RGB", (-(-width // factor), -(-height // factor)))
-                return _crop_scaled(TF.pil_to_tensor(image.convert("RGB")), crop, height, size)
-    except (UnidentifiedImageError, OSError):
-        pass  # decode_bytes names the file, or decodes what PIL cannot open
+    """The training crop (uint8 (3, S, S)) of an encoded image. A JPEG whose box, drawn from the
+    size in its header, is at least 2 S a side is decoded at 1/2, 1/4 or 1/8 of its size
+    (libjpeg's DCT scaling, PIL's `draft`), which still leaves S pixels or more a side of the box
+    and costs a fraction of the full decode; any other image is decoded whole. Files smaller
+    than DRAFT_BITS_PER_PIXEL at (2 S)^2 pixels are decoded whole without reading the header
+    first: few photos that large compress so far, and decoding them whole is only slower."""
+    if len(data) * 8 >= DRAFT_BITS_PER_PIXEL * (2 * size) ** 2:
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                crop = policy.sample(image.height, image.width, seed)
+                factor = min(crop.height, crop.width) // size
+                if image.format == "JPEG" and factor >= 2:
+                    height, width = image.height, image.width
+                    image.draft("RGB", (-(-width // factor), -(-height // factor)))
+                    return _crop_scaled(TF.pil_to_tensor(image.convert("RGB")), crop, height, size)
+        except (UnidentifiedImageError, OSError):
+            pass  # decode_bytes names the file, or decodes what PIL cannot open
     image = decode_bytes(data, name)
     return crop_resize(image, policy.sample(*image.shape[-2:], seed), size)
 
