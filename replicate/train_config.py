@@ -5,7 +5,9 @@
         --pretrained timm:vit_base_patch16_224.orig_in21k_ft_in1k     # Table 4 fine-tuning at 384
     python -m replicate.train --variant tinyvgg --dataset imagefolder:data/hymenoptera
     python -m replicate.train --resume --out runs/vit_b16-digits-20250101-120000
-    torchrun --nproc_per_node=8 -m replicate.train --variant vit_b16 --dataset cifar100 ...
+    torchrun --nproc_per_node=8 -m replicate.train --variant vit_b16 --dataset cifar100 \\
+        --pretrained ... --batch-size 512 --micro-batch 32   # 512 = 8 processes x 32 x 2 steps
+    python -m replicate.train ... --val-fraction 0.02     # Appendix B.1.1: evaluate on a dev split
 
 Defaults come from the recipe (`replicate.recipes`, Appendix B) and the dataset
 (`replicate.data`); options override them; the resolved configuration is written to
@@ -22,10 +24,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from replicate import models
+from replicate.accumulation import FINETUNE_MICRO_BATCH
 from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, get_dataset_spec
+from replicate.ema import check_decay
 from replicate.loader import Placement, default_workers
 from replicate.recipes import RECIPES, Recipe
+from replicate.resolution import check_resolution, nearest_multiple, patch_size
 from replicate.run_log import CONFIG
 from replicate.runtime import Precision, default_precision
 
@@ -51,6 +58,13 @@ class TrainConfig:
     data_placement: Placement
     workers: int  # DataLoader processes that decode images
     log_every: int  # steps between progress updates (each costs a device sync)
+    # Appendix B.1.1's protocol (replicate.subsets, replicate.accumulation, replicate.ema); the
+    # defaults keep the config.json of older runs readable.
+    micro_batch: int | None = None  # images per forward/backward pass; None: the whole batch
+    val_fraction: float = 0.0  # held out of the training split as the dev split
+    train_fraction: float = 1.0  # class-balanced share of the (remaining) training split
+    ema: float | None = None  # Polyak averaging decay (Section 4.1: 0.9999)
+    final_eval_only: bool = False  # evaluate after the last epoch only
     verify_images: bool = False  # check every image file before training
 
     @classmethod
@@ -61,7 +75,14 @@ class TrainConfig:
 
 # Options that change where or how fast a run goes but not what it computes: --resume accepts
 # them; every other option must come from the run's config.json, so a resumed run is the same run.
-RESUMABLE_OPTIONS = ("data_dir", "workers", "data_placement", "log_every", "verify_images")
+RESUMABLE_OPTIONS = (
+    "data_dir",
+    "workers",
+    "data_placement",
+    "log_every",
+    "verify_images",
+    "micro_batch",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,10 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--recipe",
         choices=list(RECIPES),
-        help="Appendix B presets: scratch (Table 3: AdamW, wd 0.1, warm-up + cosine, clip 1, "
-        "dropout 0.1), finetune (Table 4: SGD momentum 0.9, cosine, clip 1, new zero-init head, "
-        "384px for ViTs), feature-extract (finetune on the head only, backbone frozen); default "
-        "finetune with --pretrained, else scratch",
+        help="Appendix B presets: scratch (Table 3's ImageNet row: AdamW, wd 0.3, warm-up + "
+        "cosine, clip 1, dropout 0.1), scratch-in21k / scratch-jft (Table 3's ImageNet-21k / "
+        "JFT-300M rows), finetune (Table 4: SGD momentum 0.9, batch 512, cosine, clip 1, new "
+        "zero-init head, 384px for ViTs), feature-extract (finetune on the head only, backbone "
+        "frozen); default finetune with --pretrained, else scratch",
     )
     length = p.add_mutually_exclusive_group()
     length.add_argument(
@@ -120,11 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=positive_int,
         metavar="N",
-        help="images per step over all processes (default: dataset's)",
+        help="the GLOBAL batch: images per optimiser step over all processes, reached by "
+        "gradient accumulation (default: 512 with finetune, Table 4; else the dataset's)",
+    )
+    add(
+        "--micro-batch",
+        type=positive_int,
+        metavar="N",
+        help="images per forward/backward pass on each process; the per-process share of "
+        "--batch-size is accumulated over micro-batches of N (default: the whole share; with "
+        f"finetune {FINETUNE_MICRO_BATCH['cuda']} on a GPU, {FINETUNE_MICRO_BATCH['cpu']} on a "
+        "CPU). The run prints the split: processes x micro-batch x accumulation steps",
     )
     add("--lr", type=float, help="peak learning rate (default: the recipe's)")
     add("--weight-decay", type=float, help="decoupled weight decay (default: the recipe's)")
-    add("--warmup-steps", type=int, help="linear warm-up steps, at most a tenth of the run")
+    add(
+        "--warmup-steps",
+        type=int,
+        metavar="N",
+        help="linear warm-up steps, taken as given (the recipe's default, Table 3's 10k, is "
+        "capped at a tenth of the run)",
+    )
     add("--schedule", choices=["cosine", "linear"], help="decay after the warm-up")
     add("--grad-clip", type=float, help="clip gradients at this global norm (0: no clipping)")
     add("--dropout", type=float, help="ViT dropout rate (default: the recipe's)")
@@ -132,8 +170,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-size",
         type=positive_int,
         metavar="S",
-        help="training resolution (default: 384 for a pretrained ViT, else the dataset's, e.g. 32 "
-        "for digits, else the model's, e.g. 224 for a ViT, 64 for TinyVGG)",
+        help="training resolution, a multiple of a ViT's patch size (default: 384 for a "
+        "pretrained ViT, rounded to the nearest multiple of the patch size: 378 for /14; else "
+        "the dataset's, e.g. 32 for digits, else the model's, e.g. 224 for a ViT, 64 for TinyVGG)",
+    )
+    add(
+        "--val-fraction",
+        type=float,
+        metavar="F",
+        help="hold out this class-balanced fraction of the training split as the dev split "
+        "(Appendix B.1.1: 0.1 Pets/Flowers, 0.02 CIFAR, 0.01 ImageNet) and evaluate on it each "
+        "epoch instead of the test split (default 0)",
+    )
+    add(
+        "--train-fraction",
+        type=float,
+        metavar="F",
+        help="train on this class-balanced fraction of the training split (after the dev split "
+        "is held out); fixed seed, nested: 0.05 lies inside 0.1 (default 1)",
+    )
+    add(
+        "--ema",
+        type=float,
+        metavar="DECAY",
+        help="also keep a Polyak (exponential moving) average of the weights with this decay "
+        "(Section 4.1: 0.9999), evaluated beside them each epoch, saved as model_ema.safetensors",
+    )
+    add(
+        "--final-eval-only",
+        action="store_true",
+        default=None,
+        help="evaluate once, after the last epoch, not every epoch (the protocol's single look at "
+        "the test split)",
     )
     add(
         "--model-arg",
@@ -208,8 +276,15 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
             for field in ("lr", "weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout")
             if (value := getattr(args, field)) is not None
         },
+        warmup_capped=args.warmup_steps is None,
     )
-    pretrained_vit_size = recipe.image_size if args.pretrained and entry.family == "vit" else None
+    model_overrides = dict(_parse_model_arg(a) for a in args.model_arg or ())
+    patch = patch_size(variant, model_overrides)
+    pretrained_vit_size = (
+        nearest_multiple(recipe.image_size, patch)
+        if args.pretrained and patch and recipe.image_size
+        else None
+    )
     epochs, steps = args.epochs, args.steps
     if epochs is None and steps is None:
         steps = spec.finetune_steps if args.pretrained and recipe.name != "scratch" else None
@@ -221,12 +296,13 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         data_dir=args.data_dir or DEFAULT_DATA_DIR,
         pretrained=args.pretrained,
         recipe=recipe,
-        model_overrides=dict(_parse_model_arg(a) for a in args.model_arg or ()),
-        image_size=args.image_size
-        or pretrained_vit_size
-        or spec.image_size
-        or entry.default_image_size,
-        batch_size=args.batch_size or spec.batch_size,
+        model_overrides=model_overrides,
+        image_size=check_resolution(
+            args.image_size or pretrained_vit_size or spec.image_size or entry.default_image_size,
+            patch,
+            variant,
+        ),
+        batch_size=args.batch_size or recipe.batch_size or spec.batch_size,
         epochs=epochs,
         steps=steps,
         precision=args.precision or default_precision(),
@@ -237,7 +313,19 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         workers=args.workers if args.workers is not None else default_workers(),
         log_every=args.log_every or 10,
         verify_images=bool(args.verify_images),
+        micro_batch=args.micro_batch or default_micro_batch(recipe),
+        val_fraction=args.val_fraction or 0.0,
+        train_fraction=args.train_fraction if args.train_fraction is not None else 1.0,
+        ema=check_decay(args.ema) if args.ema is not None else None,
+        final_eval_only=bool(args.final_eval_only),
     )
+
+
+def default_micro_batch(recipe: Recipe) -> int | None:
+    """Accumulate the finetune recipes' batch of 512 in micro-batches that fit the device."""
+    if recipe.batch_size is None:
+        return None
+    return FINETUNE_MICRO_BATCH["cuda" if torch.cuda.is_available() else "cpu"]
 
 
 def resumed_config(args: argparse.Namespace) -> TrainConfig:
