@@ -27,6 +27,7 @@ from replicate.fewshot import (
     ridge_regression,
     shot_indices,
 )
+from replicate.figures.__main__ import main as figures_main
 
 
 class Pixels(nn.Module):
@@ -103,4 +104,9 @@ def test_command_writes_a_run_folder_that_the_results_table_shows(tmp_path: Path
     assert "5-shot:" in capsys.readouterr().out
     table = results_markdown(read_results(tmp_path / "runs"))
     assert "| fewshot-tiny |" in table and "| 1-shot (%) | 5-shot (%) |" in table
+    (tmp_path / "runs" / "trained").mkdir()  # beside a training run, in figures/results.md
+    (tmp_path / "runs" / "trained" / "metrics.jsonl").write_text('{"epoch": 1, "test_acc": 0.5}\n')
+    figures = ["--runs", str(tmp_path / "runs"), "--only", "results", "--out", str(tmp_path)]
+    assert figures_main(figures) == 0
+    assert table in (tmp_path / "results.md").read_text()
     assert run_cli("replicate.fewshot", main, [*argv[:2], "--shots", "0"]) == 2
