@@ -39,14 +39,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-import vit
+from replicate import models
 from replicate.augment import Augmentation
 from replicate.checkpoint import load_model
 from replicate.cli_errors import run_cli
 from replicate.data import DEFAULT_DATA_DIR, SquareImages, get_dataset_spec, load_splits
 from replicate.loader import default_workers, place
 from replicate.subsets import dataset_labels, stratified_subsets, subset
-from replicate.train import input_normalisation
+from vit.data_config import input_normalisation
 
 L2_REG = 2.0**10  # big_vision configs/common_fewshot.py: config.l2_reg
 BIAS_FEATURE = 100.0  # big_vision fewshot_lsr.py: "large so it's almost unregularized"
@@ -241,9 +241,9 @@ def load_subject(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
     if variant is None:
         raise ValueError(f"cannot tell the model from {args.pretrained!r}; pass --variant")
     size = args.image_size or image_size_from_spec(args.pretrained)
-    model = vit.create_model(variant, image_size=size, pretrained=args.pretrained)
+    model = models.create_model(variant, image_size=size, pretrained=args.pretrained)
     info = model.pretrained_info
-    image_size = size or vit.get_model_entry(variant).default_image_size
+    image_size = size or models.get_model_entry(variant).default_image_size
     return model.to(device).eval(), {"pretrained": args.pretrained, "variant": variant,
                                      "image_size": image_size, "mean": info.mean,
                                      "std": info.std}  # fmt: skip

@@ -23,7 +23,7 @@ def patch_size(variant: str, model_overrides: dict[str, Any]) -> int | None:
     """The patch size of a ViT variant (with a `patch_size` override), None for other models."""
     if variant not in VARIANTS:
         return None
-    return int(model_overrides.get("patch_size", VARIANTS[variant][2]))
+    return int(model_overrides.get("patch_size", VARIANTS[variant].config.patch_size))
 
 
 def nearest_multiple(size: int, patch: int) -> int:

@@ -41,7 +41,7 @@ def test_sweep_picks_the_best_dev_accuracy_then_tests_once(
         assert config["val_fraction"] == 0.1 and config["recipe"]["lr"] == candidate["lr"]
     [final] = metrics(out / recorded["final_run"])
     assert final["eval_split"] == "test" and final["test_acc"] == recorded["test_acc"]
-    assert final["train_images"] == recorded["train_images"] == 718  # half of each class, no dev split
+    assert final["train_images"] == recorded["train_images"] == 718  # half, no dev split
     assert "**(chosen)**" in (out / "sweep.md").read_text() and "evaluated once" in (
         capsys.readouterr().out
     )
