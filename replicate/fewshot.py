@@ -60,25 +60,11 @@ def fewshot_accuracy(
     test_images: Dataset,
     shots: Sequence[int] = SHOTS,
     seeds: int = 3,
-    *,
-    image_size: int | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    l2_reg: float = L2_REG,
-    batch_size: int = 256,
-    workers: int | None = None,
+    **options: Any,
 ) -> dict[int, float]:
-    """Mean test accuracy over `seeds` of a linear few-shot classifier per number of shots.
-
-    train_images, test_images: (image, label) datasets, as `replicate.data.Splits` holds them.
-    image_size, mean, std: how the model takes its input (default: a ViT's resolution and
-    the normalisation of its pretrained weights, else pixels to [-1, 1]); workers: processes
-    decoding images (default: `replicate.loader.default_workers()`; 0 for in-memory images)."""
-    per_seed = fewshot_accuracies(
-        model, train_images, test_images, shots, seeds,
-        image_size=image_size, mean=mean, std=std, l2_reg=l2_reg, batch_size=batch_size,
-        workers=workers,
-    )  # fmt: skip
+    """Mean test accuracy over `seeds` of a linear few-shot classifier, per number of shots.
+    `options`: image_size, mean, std, l2_reg, batch_size, workers of `fewshot_accuracies`."""
+    per_seed = fewshot_accuracies(model, train_images, test_images, shots, seeds, **options)
     return {k: float(np.mean(v)) for k, v in per_seed.items()}
 
 
@@ -96,7 +82,12 @@ def fewshot_accuracies(
     batch_size: int = 256,
     workers: int | None = None,
 ) -> dict[int, list[float]]:
-    """`fewshot_accuracy` before the mean: every seed's accuracy per number of shots."""
+    """Every seed's test accuracy per number of shots.
+
+    train_images, test_images: (image, label) datasets, as `replicate.data.Splits` holds them.
+    image_size, mean, std: how the model takes its input (default: a ViT's resolution and
+    the normalisation of its pretrained weights, else pixels to [-1, 1]); workers: processes
+    decoding images (default: `replicate.loader.default_workers()`; 0 for in-memory images)."""
     default_mean, default_std = input_normalisation(model)
     encoder = Encoder(
         model,

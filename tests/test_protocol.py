@@ -15,7 +15,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from sklearn.datasets import load_digits
-from test_train import TINY_VIT, expect_one_line_error, metrics, resolve, run
+from test_train import (
+    TINY_VIT,
+    expect_one_line_error,
+    interrupt_after_the_first_epoch,
+    metrics,
+    one_thread,  # noqa: F401 (an autouse fixture: one thread for the tiny models)
+    resolve,
+    run,
+)
 
 from replicate import train as train_module
 from replicate.accumulation import accumulate_gradients, split_batch
@@ -29,14 +37,6 @@ from replicate.train import main
 
 # Two steps: after the first, the zero-initialised head passes gradients back to the body.
 SGD = ["--recipe", "finetune", "--lr", "0.1", "--dropout", "0", "--steps", "2"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # Gradient accumulation (Table 4: batch 512 on any memory).
@@ -194,14 +194,7 @@ def test_ema_is_evaluated_saved_and_resumed_exactly(
         ema["head.classifier.weight"], model.state_dict()["head.classifier.weight"]
     )
 
-    save = train_module.Trainer.save_checkpoint
-
-    def save_then_interrupt(trainer) -> None:
-        save(trainer)
-        if trainer.epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module.Trainer, "save_checkpoint", save_then_interrupt)
+    interrupt_after_the_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b", *options)
     monkeypatch.undo()

@@ -7,20 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-from test_train import TINY_VIT, metrics
+from test_train import (
+    TINY_VIT,
+    interrupt_after_the_first_epoch,
+    metrics,
+    one_thread,  # noqa: F401 (an autouse fixture: one thread for the tiny models)
+)
 
 from replicate import sweep as sweep_module
-from replicate import train as train_module
 from replicate.sweep import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_sweep_picks_the_best_dev_accuracy_then_tests_once(
@@ -56,16 +51,9 @@ def test_sweep_picks_the_best_dev_accuracy_then_tests_once(
 def test_an_interrupted_sweep_resumes_its_candidate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    save = train_module.Trainer.save_checkpoint
-
-    def save_then_interrupt(trainer) -> None:
-        save(trainer)
-        if trainer.epoch == 1:
-            raise KeyboardInterrupt
-
     argv = ["--lrs", "0.003", "--out", str(tmp_path), "--", *TINY_VIT, "--epochs", "2",
             "--train-fraction", "0.05"]  # fmt: skip
-    monkeypatch.setattr(train_module.Trainer, "save_checkpoint", save_then_interrupt)
+    interrupt_after_the_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         main(argv)
     monkeypatch.undo()

@@ -135,14 +135,8 @@ def test_vit_run_writes_every_output_and_its_loss_falls(tmp_path: Path) -> None:
     assert loaded.pretrained_info.mean == (0.5, 0.5, 0.5)
 
 
-def test_resumed_run_ends_with_the_same_weights(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Dropout 0.1: the RNG state must be restored. Streamed, the crops are cut in the workers
-    # (none here, then one): they depend on the seeds alone, not on the worker count.
-    options = ["--epochs", "3", "--lr", "3e-3", "--data-placement", "stream"]
-    uninterrupted = run(tmp_path / "a", *options)
-
+def interrupt_after_the_first_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs stop, as if killed, right after their first checkpoint (until monkeypatch.undo())."""
     save = train_module.Trainer.save_checkpoint
 
     def save_then_interrupt(trainer) -> None:
@@ -151,6 +145,17 @@ def test_resumed_run_ends_with_the_same_weights(
             raise KeyboardInterrupt
 
     monkeypatch.setattr(train_module.Trainer, "save_checkpoint", save_then_interrupt)
+
+
+def test_resumed_run_ends_with_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dropout 0.1: the RNG state must be restored. Streamed, the crops are cut in the workers
+    # (none here, then one): they depend on the seeds alone, not on the worker count.
+    options = ["--epochs", "3", "--lr", "3e-3", "--data-placement", "stream"]
+    uninterrupted = run(tmp_path / "a", *options)
+
+    interrupt_after_the_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b", *options)
     monkeypatch.undo()
