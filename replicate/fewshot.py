@@ -39,14 +39,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from replicate import models
 from replicate.augment import Augmentation
-from replicate.checkpoint import load_model
 from replicate.cli_errors import run_cli
 from replicate.data import DEFAULT_DATA_DIR, SquareImages, get_dataset_spec, load_splits
 from replicate.loader import default_workers, place
+from replicate.sources import load_source
 from replicate.subsets import dataset_labels, stratified_subsets, subset
 from vit.data_config import input_normalisation
+from vit.references import variant_from_spec
 
 L2_REG = 2.0**10  # big_vision configs/common_fewshot.py: config.l2_reg
 BIAS_FEATURE = 100.0  # big_vision fewshot_lsr.py: "large so it's almost unregularized"
@@ -219,25 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_subject(args: argparse.Namespace) -> tuple[nn.Module, dict[str, Any]]:
-    """The model and what the results say about it; input size and normalisation included."""
+    """The model (a run's checkpoint, or weights by spec with their own head, pre-logits layer
+    included) and what the results record about it: its input size and normalisation."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if args.checkpoint:
-        model, info = load_model(args.checkpoint, device)
-        return model, {"checkpoint": str(args.checkpoint), "variant": info.variant,
-                       "image_size": args.image_size or info.image_size,
-                       "mean": info.mean, "std": info.std}  # fmt: skip
-    from replicate.figures.sources import image_size_from_spec, variant_from_spec
-
-    variant = args.variant or variant_from_spec(args.pretrained)
-    if variant is None:
-        raise ValueError(f"cannot tell the model from {args.pretrained!r}; pass --variant")
-    size = args.image_size or image_size_from_spec(args.pretrained)
-    model = models.create_model(variant, image_size=size, pretrained=args.pretrained)
-    info = model.pretrained_info
-    image_size = size or models.get_model_entry(variant).default_image_size
-    return model.to(device).eval(), {"pretrained": args.pretrained, "variant": variant,
-                                     "image_size": image_size, "mean": info.mean,
-                                     "std": info.std}  # fmt: skip
+    name = str(args.checkpoint or args.pretrained)
+    source = load_source(name, args.variant, args.image_size, device)
+    about = {"checkpoint" if args.checkpoint else "pretrained": name}
+    return source.model, {**about, "image_size": source.image_size, "mean": source.mean,
+                          "std": source.std}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -270,7 +259,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         else platform.processor() or "cpu",
         "torch": torch.__version__,
     }
-    name = Path(args.checkpoint).parent.name if args.checkpoint else about["variant"]
+    spec_name = args.variant or variant_from_spec(str(args.pretrained)) or "weights"
+    name = Path(args.checkpoint).parent.name if args.checkpoint else spec_name
     dataset = args.dataset.replace("imagefolder:", "").strip("/").replace("/", "-")
     out = args.out or Path(f"runs/fewshot-{name}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
@@ -300,7 +290,7 @@ def results_markdown(results: list[tuple[str, dict[str, Any]]]) -> str:
         "| --- | --- | --- | " + " | ".join("---:" for _ in shots) + " | ---: |",
     ]
     for name, r in results:
-        model = r.get("pretrained") or r.get("checkpoint") or r.get("variant", "?")
+        model = r.get("pretrained") or r.get("checkpoint", "?")
         cells = [
             f"{100 * r['accuracy'][str(k)]:.2f}" if str(k) in r["accuracy"] else "—" for k in shots
         ]

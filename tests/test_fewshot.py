@@ -107,6 +107,6 @@ def test_command_writes_a_run_folder_that_the_results_table_shows(tmp_path: Path
     (tmp_path / "runs" / "trained").mkdir()  # beside a training run, in figures/results.md
     (tmp_path / "runs" / "trained" / "metrics.jsonl").write_text('{"epoch": 1, "test_acc": 0.5}\n')
     figures = ["--runs", str(tmp_path / "runs"), "--only", "results", "--out", str(tmp_path)]
-    assert figures_main(figures) == 0
+    assert run_cli("replicate.figures", figures_main, figures) == 0
     assert table in (tmp_path / "results.md").read_text()
     assert run_cli("replicate.fewshot", main, [*argv[:2], "--shots", "0"]) == 2
