@@ -41,8 +41,9 @@ from torch.utils.data import Dataset
 
 from replicate.augment import Augmentation
 from replicate.cli_errors import run_cli
-from replicate.data import DEFAULT_DATA_DIR, SquareImages, get_dataset_spec, load_splits
+from replicate.data import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
 from replicate.loader import default_workers, place
+from replicate.runtime import Runtime
 from replicate.sources import load_source
 from replicate.subsets import dataset_labels, stratified_subsets, subset
 from vit.data_config import input_normalisation
@@ -164,13 +165,14 @@ class Encoder:
     ) -> None:
         self.model, self.image_size, self.workers = model.eval(), image_size, workers
         self.augmentation, self.batch_size = augmentation, batch_size
-        self.device = next(model.parameters()).device
+        device = next(model.parameters()).device
+        self.runtime = Runtime(device, rank=0, world_size=1, precision="fp32")
         self.classifier = [m for m in model.head.modules() if isinstance(m, nn.Linear)][-1]
 
     @torch.no_grad()
     def __call__(self, dataset: Dataset) -> Tensor:
         """(N, D) float32 representations on the CPU, in the dataset's order."""
-        images = place(SquareImages(dataset, self.image_size), self.device, "auto", self.workers)
+        images = place(dataset, self.image_size, self.runtime, "auto", self.workers)
         captured: list[Tensor] = []
         hook = self.classifier.register_forward_hook(
             lambda module, inputs, output: captured.append(inputs[0].float().cpu())
