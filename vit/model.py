@@ -18,7 +18,7 @@ class VisionTransformer(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self._architecture = config  # read through `config`, which the modules complete
-        self.embedding = PatchEmbedding(config)  # Eq. 1
+        self.embedding = patch_embedding(config)  # Eq. 1
         self.encoder = Encoder(config)  # Eq. 2-3, L times
         self.head = ClassificationHead(config)  # Eq. 4 and the classifier
         init_weights(self)
@@ -93,11 +93,20 @@ class VisionTransformer(nn.Module):
         return {"embedding.position_embedding", "embedding.class_token"}
 
 
+def patch_embedding(config: ViTConfig) -> PatchEmbedding:
+    """Eq. 1 on the image's patches, or on a ResNet's feature map (a hybrid, Section 3.1)."""
+    if not config.resnet_layers:
+        return PatchEmbedding(config)
+    from vit.hybrid import HybridEmbedding  # imports timm, for hybrids only
+
+    return HybridEmbedding(config)
+
+
 @torch.no_grad()
 def init_weights(model: VisionTransformer) -> None:
     """The initialisation of the reference JAX implementation (google-research/vision_transformer):
     x_class zeros, E_pos normal(0.02), E LeCun-normal, dense layers Xavier-uniform (MLP biases
-    normal(1e-6)), the classifier zeros."""
+    normal(1e-6)), the classifier zeros. A hybrid's ResNet keeps its own (`vit.hybrid`)."""
     embedding = model.embedding
     nn.init.normal_(embedding.position_embedding, std=0.02)
     nn.init.zeros_(embedding.class_token)

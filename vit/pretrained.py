@@ -238,9 +238,10 @@ def _checkpoint_config(config: ViTConfig, state: dict[str, Tensor]) -> ViTConfig
             raise ValueError(f"the checkpoint lacks {key!r}: it is not a complete ViT state dict")
     grid = math.isqrt(state["embedding.position_embedding"].shape[1] - 1)
     patch = state["embedding.projection.weight"].shape[-1]
+    resnet_stride = config.downsampling // config.patch_size  # 1 unless a hybrid
     pre_logits = state.get("head.pre_logits.0.weight")
     return config.replace(
-        image_size=grid * patch,
+        image_size=grid * patch * resnet_stride,
         num_classes=state["head.classifier.weight"].shape[0],
         representation_size=None if pre_logits is None else pre_logits.shape[0],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from replicate.cli_errors import run_cli
@@ -122,14 +123,23 @@ def run(args: argparse.Namespace) -> list[Path]:
         written.append(out / RESULTS)
         written[-1].write_text(results_markdown(runs))
     if subject is not None and "fig1" in parts:
-        written.append(make.figure_1(subject, images, out))
+        written += _unless_not_applicable(make.figure_1, subject, images, out)
     if subject is not None and "fig7" in parts:
-        written.append(make.figure_7_filters(subject, out))
+        written += _unless_not_applicable(make.figure_7_filters, subject, out)
         written.append(make.figure_7_position_similarity(subject, out))
         written.append(make.figure_7_attention_distance(subject, images, out))
     if subject is not None and "fig6" in parts:
         written.append(make.figure_6_rollout(subject, images, out))
     return written
+
+
+def _unless_not_applicable(figure: Callable[..., Path], *args) -> list[Path]:
+    """The figure's file, or none, with the reason logged, where the model cannot have it."""
+    try:
+        return [figure(*args)]
+    except make.FigureNotApplicable as reason:
+        log.warning("skipped: %s", reason)
+        return []
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

@@ -42,7 +42,8 @@ def measure_variant(name: str) -> VariantRow:
     with torch.device("meta"):
         model = create_model(name, num_classes=1000, image_size=224)
     c = model.config
-    fine_tune_size = 384 // c.patch_size * c.patch_size  # Table 5: "fine-tuned at 384 resolution"
+    step = c.downsampling  # pixels per token: the patch size, or a hybrid's total stride
+    fine_tune_size = 384 // step * step  # Table 5: "fine-tuned at 384 resolution"
     return VariantRow(
         name=name,
         paper_name=VARIANTS[name].paper_name,
