@@ -6,6 +6,8 @@ scratch           Appendix B.1, Table 3: Adam(0.9, 0.999), decoupled weight deca
 finetune          Appendix B.1.1, Table 4: SGD with momentum 0.9, no weight decay, cosine
                   decay, clipping at norm 1, a new zero-initialised head, 384 x 384 for a ViT
 feature-extract   finetune's optimiser on the new head only; the backbone stays frozen
+masked-patch      Appendix B.1.2: self-supervised masked patch prediction (no labels read);
+                  Adam, base learning rate 2e-4, warm-up, cosine decay; the rest as scratch
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Recipe:
     image_size: int | None = None  # ViT resolution when loading pretrained weights
     new_head: bool = False  # replace the (pretrained) head by a zero-initialised one
     freeze_backbone: bool = False  # train `model.head` only
+    objective: Literal["classification", "masked-patch"] = "classification"  # replicate.objectives
 
 
 SCRATCH = Recipe(
@@ -62,7 +65,14 @@ FINETUNE = Recipe(
     new_head=True,  # Appendix B.1.1: "replace it by a single, zero-initialized linear layer"
 )
 FEATURE_EXTRACT = replace(FINETUNE, name="feature-extract", freeze_backbone=True)
-RECIPES = {r.name: r for r in (SCRATCH, FINETUNE, FEATURE_EXTRACT)}
+MASKED_PATCH = replace(
+    SCRATCH,  # Appendix B.1: weight decay 0.1, clipping, dropout for every pre-training
+    name="masked-patch",
+    lr=2e-4,  # Appendix B.1.2: "Adam, with a base learning rate of 2e-4, warmup of 10k steps
+    schedule="cosine",  # and cosine learning rate decay"
+    objective="masked-patch",
+)
+RECIPES = {r.name: r for r in (SCRATCH, FINETUNE, FEATURE_EXTRACT, MASKED_PATCH)}
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe, fused: bool) -> torch.optim.Optimizer:

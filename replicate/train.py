@@ -43,6 +43,7 @@ from replicate.errors import DivergedError
 from replicate.evaluate import Evaluation, evaluate
 from replicate.loader import Crops, epoch_indices, place
 from replicate.metrics import accuracy_metrics
+from replicate.objectives import objective_for, pretraining_model
 from replicate.recipes import build_optimizer, build_scheduler
 from replicate.run_log import EpochRecord, RunLog
 from replicate.runtime import Runtime, seed_everything
@@ -71,7 +72,7 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     if config.recipe.freeze_backbone:
         model.requires_grad_(False)
         model.head.requires_grad_(True)
-    return model
+    return pretraining_model(config.recipe.objective, model)  # masked patch: a predictor around it
 
 
 def train(config: TrainConfig, resume: bool = False) -> nn.Module:
@@ -134,6 +135,9 @@ class Trainer:
         self.best_test_acc = 0.0
         mean, std = self._load_checkpoint() if resume else input_normalisation(self.model)
         self.augmentation = Augmentation(mean, std, spec.flip, spec.crop_scale)
+        self.objective = objective_for(
+            self.recipe.objective, self.model, len(self.classes), mean, std
+        )
         self.network = self._wrap(self.model)
         self.log = RunLog(self.out, enabled=runtime.is_main, epoch=self.epoch, step=self.step)
         self.log.config(asdict(config))
@@ -187,7 +191,7 @@ class Trainer:
                 self.save_checkpoint()
                 if self.runtime.is_main:
                     progress.write(_summary(record))
-        if test is not None:
+        if test is not None and self.recipe.objective == "classification":
             self.log.confusion_matrix(test.confusion, self.classes)
         self.log.close()
         return self.model
@@ -196,7 +200,7 @@ class Trainer:
         """One pass (or what is left of the step budget); returns the mean loss, the accuracy
         and the throughput in images per second over all ranks."""
         self._train_mode()
-        metrics = accuracy_metrics(len(self.classes), self.runtime.device)
+        metrics = accuracy_metrics(self.objective.num_classes, self.runtime.device)
         # Crops depend on (seed, epoch, rank) alone, so a resumed epoch sees the same ones.
         seed = np.random.SeedSequence([self.config.seed, self.epoch, self.runtime.rank])
         generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
@@ -206,9 +210,9 @@ class Trainer:
         crops = Crops(self.augmentation.crop, crop_seeds(generator, len(indices)))
         start = time.perf_counter()
         for images, labels in self.train_images.batches(indices, self.local_batch, crops):
-            logits, losses = self.train_step(self.augmentation.normalise(images), labels)
+            logits, targets, losses = self.train_step(self.augmentation.normalise(images), labels)
             metrics["loss"].update(losses)
-            metrics["top1"].update(logits, labels)
+            metrics["top1"].update(logits, targets)
             self.step += 1
             progress.update()
             if self.step % self.config.log_every == 0:
@@ -220,18 +224,21 @@ class Trainer:
     def _train_mode(self) -> None:
         """Training mode, except for a frozen backbone: its batch-norm statistics stay fixed."""
         self.network.train(not self.recipe.freeze_backbone)
-        self.model.head.train()
+        if self.recipe.freeze_backbone:
+            self.model.head.train()
 
     def train_step(
         self, images: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimiser step on the batch's mean loss; returns the logits and the per-sample
-        losses, detached, for the metrics."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimiser step on the batch's mean loss; returns the logits, their targets (the
+        labels, unless the objective makes its own) and the per-sample losses, detached, for
+        the metrics."""
         if self.runtime.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
         with self.runtime.autocast():
-            logits = self.network(images).float()
-            losses = F.cross_entropy(logits, labels, reduction="none")
+            logits, targets = self.objective(self.network, images, labels)
+            logits = logits.float()
+            losses = F.cross_entropy(logits, targets, reduction="none")
         self.scaler.scale(losses.mean()).backward()
         if self.recipe.grad_clip:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
@@ -240,7 +247,7 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return logits.detach(), losses.detach()
+        return logits.detach(), targets, losses.detach()
 
     def _report(self, metrics: MetricCollection, progress: tqdm) -> dict[str, float]:
         """The running loss and accuracy to the progress bar and TensorBoard; stops a run whose
@@ -269,8 +276,9 @@ class Trainer:
             indices,
             self.augmentation,
             self.local_batch,
-            len(self.classes),
+            self.objective.num_classes,
             self.runtime.autocast,
+            self.objective.for_evaluation(self.runtime.device),
         )
 
     def checkpoint_info(self) -> CheckpointInfo:

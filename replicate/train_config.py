@@ -100,8 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(RECIPES),
         help="Appendix B presets: scratch (Table 3: AdamW, wd 0.1, warm-up + cosine, clip 1, "
         "dropout 0.1), finetune (Table 4: SGD momentum 0.9, cosine, clip 1, new zero-init head, "
-        "384px for ViTs), feature-extract (finetune on the head only, backbone frozen); default "
-        "finetune with --pretrained, else scratch",
+        "384px for ViTs), feature-extract (finetune on the head only, backbone frozen), "
+        "masked-patch (App. B.1.2: self-supervised pre-training of a ViT, labels unread, Adam "
+        "2e-4; its accuracy is the masked patches' colour accuracy); default finetune with "
+        "--pretrained, else scratch",
     )
     length = p.add_mutually_exclusive_group()
     length.add_argument(

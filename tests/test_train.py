@@ -203,8 +203,8 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(
     step = train_module.Trainer.train_step
 
     def nan_in_epoch_two(trainer, images, labels):
-        logits, losses = step(trainer, images, labels)
-        return logits, losses * (math.nan if trainer.epoch == 1 else 1)
+        logits, targets, losses = step(trainer, images, labels)
+        return logits, targets, losses * (math.nan if trainer.epoch == 1 else 1)
 
     monkeypatch.setattr(train_module.Trainer, "train_step", nan_in_epoch_two)
     with pytest.raises(DivergedError, match="last good checkpoint .epoch 1."):

@@ -336,6 +336,22 @@ _ALIASES = (
 )
 
 
+# A masked-patch pre-training checkpoint (`vit.masked_patch.MaskedPatchPredictor`): the ViT
+# under `vit.`, beside the [mask] embedding and the colour head, which a classifier drops
+# (Appendix B.1.1: "we remove the whole head").
+PRETRAINING_ONLY = ("corruption.", "colour_head.")
+
+
+def _drop_pretraining_objective(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    if not any(key.startswith(PRETRAINING_ONLY) for key in state):
+        return state
+    return {
+        key.removeprefix("vit."): value
+        for key, value in state.items()
+        if not key.startswith(PRETRAINING_ONLY)
+    }
+
+
 def _normalise_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
     normalised = {}
     for key, value in state.items():
@@ -361,7 +377,7 @@ def detect_layout(state: dict[str, Tensor], num_heads: int) -> Layout | None:
 
 def to_ours(state: dict[str, Tensor], num_heads: int) -> tuple[dict[str, Tensor], str]:
     """Convert a state dict of any known layout to ours; also returns the layout's name."""
-    state = _normalise_keys(state)
+    state = _drop_pretraining_objective(_normalise_keys(state))
     layout = detect_layout(state, num_heads)
     if layout is None:
         return state, OURS
