@@ -22,7 +22,6 @@ from replicate.figures.__main__ import main as figures_main
 from replicate.figures.images import digit_images
 from replicate.figures.sources import Subject
 from vit.layouts import from_ours, npz_layout
-from vit.pretrained import WeightsUnavailableError
 
 # A small hybrid both sides can build: 2 ResNet stages of width 32 (stride 8), D = 32, 2 layers.
 SMALL = dict(
@@ -150,22 +149,6 @@ def test_position_embedding_interpolation(timm_hybrid_file) -> None:
     assert model(torch.randn(1, 3, 64, 64)).shape == (1, 5)
     with pytest.raises(ValueError, match="not divisible by the total downsampling 8"):
         model.resize_position_embedding(60)
-
-
-def test_timm_hybrid_weights_offline_fail_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    import socket
-
-    import huggingface_hub
-
-    def refuse(*args, **kwargs):
-        raise OSError("[Errno -2] Name or service not known")
-
-    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    with pytest.raises(WeightsUnavailableError, match="cannot reach huggingface.co"):
-        vit.create_model(
-            "vit_r50_b16", image_size=384, pretrained="timm:vit_base_r50_s16_384.orig_in21k_ft_in1k"
-        )
 
 
 @pytest.fixture(scope="module")
