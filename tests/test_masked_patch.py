@@ -14,6 +14,8 @@ from safetensors import safe_open
 
 import vit
 from replicate import train as train_module
+from replicate.figures.runs import load_runs
+from replicate.figures.tables import result_row
 from replicate.train import main
 from replicate.train_config import build_parser, resolve_config
 from vit.masked_patch import (
@@ -127,6 +129,8 @@ def test_twenty_steps_on_digits_lower_the_loss(pretrained_run: Path) -> None:
     config = json.loads((pretrained_run / "config.json").read_text())
     assert config["recipe"]["lr"] == 2e-4 and config["recipe"]["optimizer"] == "adamw"
     assert not (pretrained_run / "confusion_matrix.json").exists()  # no classes to confuse
+    row = result_row(load_runs(pretrained_run)[0])
+    assert row.model.endswith("masked-patch pre-training (colour accuracy)") and row.paper is None
 
 
 def test_pretrain_then_finetune_through_files(pretrained_run: Path, tmp_path: Path) -> None:

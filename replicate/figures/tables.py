@@ -111,6 +111,10 @@ def result_row(run: Run) -> ResultRow:
     dataset = str(run.config.get("dataset", "?"))
     spec = run.config.get("pretrained") or None
     final_acc = run.final("test_acc")
+    paper = paper_accuracy(model, pretraining_dataset(spec, dataset), dataset)
+    if run.config.get("recipe", {}).get("objective") == "masked-patch":
+        model += ", masked-patch pre-training (colour accuracy)"  # not a classification top-1
+        paper = None
     return ResultRow(
         run=run.name,
         model=model,
@@ -118,7 +122,7 @@ def result_row(run: Run) -> ResultRow:
         dataset=dataset,
         epochs=run.metrics[-1]["epoch"],
         test_acc=None if final_acc is None else 100 * final_acc,
-        paper=paper_accuracy(model, pretraining_dataset(spec, dataset), dataset),
+        paper=paper,
     )
 
 
