@@ -112,7 +112,8 @@ def result_row(run: Run) -> ResultRow:
     spec = run.config.get("pretrained") or None
     final_acc = run.final("test_acc")
     paper = paper_accuracy(model, pretraining_dataset(spec, dataset), dataset)
-    if run.config.get("recipe", {}).get("objective") == "masked-patch":
+    recipe = run.config.get("recipe")  # a dict in replicate.train's config.json
+    if isinstance(recipe, dict) and recipe.get("objective") == "masked-patch":
         model += ", masked-patch pre-training (colour accuracy)"  # not a classification top-1
         paper = None
     return ResultRow(
