@@ -4,7 +4,7 @@
                         (`CheckpointInfo`) that rebuilds the model and feeds it: so
                         `vit.create_model(variant, num_classes=K, image_size=S, pretrained=path)`
                         loads a ViT trained here, and evaluate/predict need nothing else
-    state.pt            optimiser, scheduler, loss scaler, step, epoch, best accuracy and every
+    state.pt            optimiser, scheduler, loss scaler, step, epoch and every
                         rank's RNG states: tensors, numbers and strings only, so it loads with
                         `torch.load(weights_only=True)` and no pickled code runs
 

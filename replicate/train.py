@@ -132,7 +132,6 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, self.recipe, self.total_steps)
         self.scaler = runtime.grad_scaler()
         self.epoch = self.step = 0
-        self.best_test_acc = 0.0
         mean, std = self._load_checkpoint() if resume else input_normalisation(self.model)
         self.augmentation = Augmentation(mean, std, spec.flip, spec.crop_scale)
         self.objective = objective_for(
@@ -173,7 +172,6 @@ class Trainer:
                 train_loss, train_acc, images_per_s = self.train_epoch(progress)
                 test = self.evaluate()
                 self.epoch += 1
-                self.best_test_acc = max(self.best_test_acc, test.top1)
                 record = EpochRecord(
                     epoch=self.epoch,
                     step=self.step,
@@ -308,7 +306,6 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
-            "best_test_acc": self.best_test_acc,
             "rng": rng,
         }
         save_state(self.out / STATE, state)
@@ -327,7 +324,6 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = state["epoch"], state["step"]
-        self.best_test_acc = state["best_test_acc"]
         set_rng_state(state["rng"][self.runtime.rank], self.runtime.device)
         return info.mean, info.std
 
