@@ -47,7 +47,7 @@ from replicate.objectives import objective_for, pretraining_model
 from replicate.recipes import build_optimizer, build_scheduler
 from replicate.run_log import EpochRecord, RunLog
 from replicate.runtime import Runtime, seed_everything
-from replicate.train_config import TrainConfig, build_parser, resolve_config
+from replicate.train_config import TrainConfig, build_parser, resolve_config, settings_table
 from vit.data_config import input_normalisation
 
 
@@ -140,6 +140,8 @@ class Trainer:
         self.network = self._wrap(self.model)
         self.log = RunLog(self.out, enabled=runtime.is_main, epoch=self.epoch, step=self.step)
         self.log.config(asdict(config))
+        if runtime.is_main:
+            print(settings_table(config))
 
     def _sharding(self, epoch: int) -> dict[str, Any]:
         return dict(

@@ -7,9 +7,11 @@
     python -m replicate.train --resume --out runs/vit_b16-digits-20250101-120000
     torchrun --nproc_per_node=8 -m replicate.train --variant vit_b16 --dataset cifar100 ...
 
-Defaults come from the recipe (`replicate.recipes`, Appendix B) and the dataset
-(`replicate.data`); options override them; the resolved configuration is written to
-`--out/config.json`, which `--resume` reads back.
+Every setting resolves in `resolve_config`, the first given of: the option; the recipe
+(`replicate.recipes`, Appendix B); the dataset (`replicate.data`); the model's default. The run
+prints each setting with its source, and writes both to `--out/config.json`, which `--resume`
+reads back. The image size, for one, is --image-size, else 384 for a pretrained ViT (the finetune
+recipe, Table 4), else the dataset's (32 for digits), else the model's (224 for a ViT).
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from replicate import models
-from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, get_dataset_spec
+from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, DatasetSpec, get_dataset_spec
 from replicate.loader import Placement, default_workers
 from replicate.recipes import RECIPES, Recipe
 from replicate.run_log import CONFIG
@@ -52,6 +54,7 @@ class TrainConfig:
     workers: int  # DataLoader processes that decode images
     log_every: int  # steps between progress updates (each costs a device sync)
     verify_images: bool = False  # check every image file before training
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
@@ -199,23 +202,30 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """The defaults of the recipe and the dataset, overridden by the options given."""
     if args.resume:
         return resumed_config(args)
-    variant = args.variant or "vit_b16"
+    sources: dict[str, str] = {}
+    variant, sources["variant"] = first_given((args.variant, "--variant"), ("vit_b16", DEFAULT))
     entry = models.get_model_entry(variant)  # fails early on an unknown name
-    spec = get_dataset_spec(args.dataset or "digits")
-    recipe = RECIPES[args.recipe or ("finetune" if args.pretrained else "scratch")]
-    recipe = replace(
-        recipe,
-        **{
-            field: value
-            for field in ("lr", "weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout")
-            if (value := getattr(args, field)) is not None
-        },
+    name, sources["dataset"] = first_given((args.dataset, "--dataset"), ("digits", DEFAULT))
+    spec = get_dataset_spec(name)
+    recipe_name, sources["recipe"] = first_given(
+        (args.recipe, "--recipe"),
+        ("finetune", "--pretrained") if args.pretrained else ("scratch", DEFAULT),
     )
-    pretrained_vit_size = recipe.image_size if args.pretrained and entry.family == "vit" else None
+    recipe = RECIPES[recipe_name]
+    changes = {f: v for f in RECIPE_OPTIONS if (v := getattr(args, f)) is not None}
+    recipe = replace(recipe, **changes)
+    for option in RECIPE_OPTIONS:
+        sources[option] = option_name(option) if option in changes else f"recipe {recipe.name}"
+    image_size, sources["image_size"] = resolve_image_size(args, entry, spec, recipe)
+    batch_size, sources["batch_size"] = first_given(
+        (args.batch_size, "--batch-size"), (spec.batch_size, f"dataset {spec.name}")
+    )
     epochs, steps = args.epochs, args.steps
+    sources["length"] = "--epochs" if epochs else "--steps"
     if epochs is None and steps is None:
         steps = spec.finetune_steps if args.pretrained and recipe.name != "scratch" else None
         epochs = None if steps else spec.epochs
+        sources["length"] = f"dataset {spec.name}" + (" (Table 4 steps)" if steps else "")
     dataset = spec.name.replace(IMAGEFOLDER, "imagefolder-").rstrip("/").replace("/", "-")
     return TrainConfig(
         variant=variant,
@@ -224,11 +234,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         pretrained=args.pretrained,
         recipe=recipe,
         model_overrides=dict(_parse_model_arg(a) for a in args.model_arg or ()),
-        image_size=args.image_size
-        or pretrained_vit_size
-        or spec.image_size
-        or entry.default_image_size,
-        batch_size=args.batch_size or spec.batch_size,
+        image_size=image_size,
+        batch_size=batch_size,
         epochs=epochs,
         steps=steps,
         precision=args.precision or default_precision(),
@@ -239,7 +246,47 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         workers=args.workers if args.workers is not None else default_workers(),
         log_every=args.log_every or 10,
         verify_images=bool(args.verify_images),
+        sources=sources,
     )
+
+
+DEFAULT = "default"
+RECIPE_OPTIONS = ("lr", "weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout")
+
+
+def first_given(*candidates: tuple[Any, str]) -> tuple[Any, str]:
+    """The first (value, source) whose value is given, not None: candidates in resolution order."""
+    return next((value, source) for value, source in candidates if value is not None)
+
+
+def option_name(setting: str) -> str:
+    return "--" + setting.replace("_", "-")
+
+
+def resolve_image_size(
+    args: argparse.Namespace, entry: models.ModelEntry, spec: DatasetSpec, recipe: Recipe
+) -> tuple[int, str]:
+    """The training resolution, the first of its four sources: --image-size; the recipe's for a
+    pretrained ViT (finetune: 384, Appendix B.1.1); the dataset's (e.g. 32 for digits); the
+    model's default (224 for a ViT, 64 for TinyVGG)."""
+    pretrained_vit = args.pretrained and entry.family == "vit"
+    return first_given(
+        (args.image_size, "--image-size"),
+        (recipe.image_size if pretrained_vit else None, f"recipe {recipe.name}, pretrained ViT"),
+        (spec.image_size, f"dataset {spec.name}"),
+        (entry.default_image_size, f"model {entry.name}"),
+    )
+
+
+def settings_table(config: TrainConfig) -> str:
+    """Each resolved setting, its value and where it came from: what the run prints first."""
+    values = {f: getattr(config.recipe, f) for f in RECIPE_OPTIONS}
+    values.update(asdict(config), recipe=config.recipe.name)
+    values["length"] = f"{config.epochs} epochs" if config.epochs else f"{config.steps} steps"
+    rows = [(name, str(values[name]), source) for name, source in config.sources.items()]
+    width = [max((len(row[i]) for row in rows), default=0) for i in range(2)]  # older runs: no sources
+    lines = [f"  {n:<{width[0]}}  {v:<{width[1]}}  {s}" for n, v, s in rows]
+    return "\n".join(["settings (value, source):", *lines])
 
 
 def resumed_config(args: argparse.Namespace) -> TrainConfig:
