@@ -284,7 +284,7 @@ def settings_table(config: TrainConfig) -> str:
     values.update(asdict(config), recipe=config.recipe.name)
     values["length"] = f"{config.epochs} epochs" if config.epochs else f"{config.steps} steps"
     rows = [(name, str(values[name]), source) for name, source in config.sources.items()]
-    width = [max((len(row[i]) for row in rows), default=0) for i in range(2)]  # older runs: no sources
+    width = [max((len(row[i]) for row in rows), default=0) for i in range(2)]  # older runs: {}
     lines = [f"  {n:<{width[0]}}  {v:<{width[1]}}  {s}" for n, v, s in rows]
     return "\n".join(["settings (value, source):", *lines])
 
