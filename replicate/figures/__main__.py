@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--image-size", type=int, help="model resolution (default: the weights')")
     parser.add_argument(
-        "--num-classes", type=int, default=1000, help="head size for --pretrained (default 1000)"
+        "--num-classes", type=int, help="head size for --pretrained (default: the weights' own)"
     )
     parser.add_argument(
         "--images",
