@@ -21,6 +21,7 @@ from torch import nn
 
 from replicate import models
 from replicate.checkpoint import load_model
+from vit.pretrained import read_safetensors
 from vit.references import image_size_from_spec, variant_from_spec
 
 SPEC_SOURCES = ("timm", "torchvision", "google")  # "timm:NAME", ...; anything else is a path
@@ -66,7 +67,8 @@ def is_run_checkpoint(path: Path) -> bool:
         with safe_open(path, framework="pt") as f:
             return "variant" in (f.metadata() or {})
     except (SafetensorError, OSError):
-        return False  # not readable as one: the weights loader says what is wrong with it
+        read_safetensors(path)  # raises the one-line error that names the file and the fault
+        raise
 
 
 def from_weights(

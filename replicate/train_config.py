@@ -25,6 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from replicate import models
+from replicate.cli_errors import (
+    ArgumentParser,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
 from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, DatasetSpec, get_dataset_spec
 from replicate.loader import Placement, default_workers
 from replicate.recipes import RECIPES, Recipe
@@ -55,6 +61,7 @@ class TrainConfig:
     log_every: int  # steps between progress updates (each costs a device sync)
     verify_images: bool = False  # check every image file before training
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
+    checkpoint_every: int | None = None  # steps between checkpoints within an epoch
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
@@ -64,11 +71,18 @@ class TrainConfig:
 
 # Options that change where or how fast a run goes but not what it computes: --resume accepts
 # them; every other option must come from the run's config.json, so a resumed run is the same run.
-RESUMABLE_OPTIONS = ("data_dir", "workers", "data_placement", "log_every", "verify_images")
+RESUMABLE_OPTIONS = (
+    "data_dir",
+    "workers",
+    "data_placement",
+    "log_every",
+    "verify_images",
+    "checkpoint_every",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m replicate.train",
         description="Train a registered model (a ViT variant or a CNN baseline) on an image "
         "classification dataset.",
@@ -78,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = p.add_argument
     add(
         "--variant",
+        "--model",
         metavar="NAME",
         help="registry name: " + ", ".join(models.list_models()) + " (default vit_b16)",
     )
@@ -127,11 +142,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="images per step over all processes (default: dataset's)",
     )
-    add("--lr", type=float, help="peak learning rate (default: the recipe's)")
-    add("--weight-decay", type=float, help="decoupled weight decay (default: the recipe's)")
-    add("--warmup-steps", type=int, help="linear warm-up steps, at most a tenth of the run")
+    add("--lr", type=non_negative_float, help="peak learning rate (default: the recipe's)")
+    add(
+        "--weight-decay",
+        type=non_negative_float,
+        help="decoupled weight decay (default: the recipe's)",
+    )
+    add(
+        "--warmup-steps",
+        type=non_negative_int,
+        help="linear warm-up steps, at most a tenth of the run",
+    )
     add("--schedule", choices=["cosine", "linear"], help="decay after the warm-up")
-    add("--grad-clip", type=float, help="clip gradients at this global norm (0: no clipping)")
+    add(
+        "--grad-clip",
+        type=non_negative_float,
+        help="clip gradients at this global norm (0: no clipping)",
+    )
     add("--dropout", type=float, help="ViT dropout rate (default: the recipe's)")
     add(
         "--image-size",
@@ -164,9 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         default=None,
-        help="continue the run in --out from its last checkpoint, with its config.json; only "
-        "--data-dir, --workers, --data-placement, --log-every and --verify-images may be given "
-        "again",
+        help="continue the run in --out (wherever it is now) from its last checkpoint, with "
+        "its config.json; only --data-dir, --workers, --data-placement, --log-every, "
+        "--verify-images and --checkpoint-every may be given again",
     )
     add(
         "--data-placement",
@@ -177,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--workers",
-        type=int,
+        type=non_negative_int,
         metavar="N",
         help="DataLoader processes decoding images (default: the CPU cores of this process, "
         "shared by the processes of the node)",
@@ -194,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         metavar="N",
         help="steps between progress-bar and TensorBoard updates (10)",
+    )
+    add(
+        "--checkpoint-every",
+        type=positive_int,
+        metavar="N",
+        help="also checkpoint every N steps within an epoch (default: at each epoch's end only)",
     )
     return p
 
@@ -247,6 +280,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         log_every=args.log_every or 10,
         verify_images=bool(args.verify_images),
         sources=sources,
+        checkpoint_every=args.checkpoint_every,
     )
 
 
@@ -311,14 +345,7 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
             f"(to change them, start a new run)"
         )
     changes = {k: v for k in RESUMABLE_OPTIONS if (v := getattr(args, k)) is not None}
-    return replace(config, **changes)
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return replace(config, **changes, out=args.out)  # the run is where it is now
 
 
 def _parse_model_arg(text: str) -> tuple[str, Any]:

@@ -17,7 +17,7 @@ from test_data import write_image_folder
 
 import vit
 from replicate import train as train_module
-from replicate.checkpoint import STATE, WEIGHTS, read_state
+from replicate.checkpoint import WEIGHTS, latest_checkpoint, read_state
 from replicate.cli_errors import run_cli
 from replicate.errors import DivergedError
 from replicate.recipes import FEATURE_EXTRACT, FINETUNE, SCRATCH, build_optimizer, lr_factor
@@ -124,7 +124,7 @@ def test_vit_run_writes_every_output_and_its_loss_falls(tmp_path: Path) -> None:
     confusion = json.loads((out / "confusion_matrix.json").read_text())
     assert sum(map(sum, confusion["counts"])) == 360 and confusion["classes"][3] == "3"
     assert (out / "confusion_matrix.png").stat().st_size > 0
-    state = read_state(out / STATE)  # weights_only=True
+    state = read_state(latest_checkpoint(out).state)  # weights_only=True
     assert (state["epoch"], state["step"]) == (3, 36)
     # The weights are plain state_dict keys that vit.create_model loads as pretrained weights.
     loaded = vit.create_model("vit_ti16", num_classes=10, image_size=16,
@@ -207,9 +207,9 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(
         return logits, targets, losses * (math.nan if trainer.epoch == 1 else 1)
 
     monkeypatch.setattr(train_module.Trainer, "train_step", nan_in_epoch_two)
-    with pytest.raises(DivergedError, match="last good checkpoint .epoch 1."):
+    with pytest.raises(DivergedError, match="last good checkpoint .step 12. is kept"):
         run(tmp_path, "--epochs", "2", "--log-every", "5")
-    assert read_state(tmp_path / STATE)["epoch"] == 1
+    assert read_state(latest_checkpoint(tmp_path).state)["epoch"] == 1
 
 
 def test_two_processes_end_with_identical_weights(tmp_path: Path) -> None:

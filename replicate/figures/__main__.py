@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from replicate.cli_errors import run_cli
+from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.figures import make
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
 from replicate.figures.runs import load_runs
@@ -26,7 +26,7 @@ DEFAULT_RUNS = (Path("runs"), Path("results/runs"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m replicate.figures",
         description="Regenerate the paper's Table 1, Figures 1, 6 and 7, training curves and a "
         "results table. Without --checkpoint or --pretrained, Figures 1, 6 and 7 show an "

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from replicate.checkpoint import load_model
+from replicate.checkpoint import load_model, resolve_weights
 from replicate.sources import from_weights
 from vit import VisionTransformer, create_model
 from vit.pretrained import INCEPTION_MEAN, INCEPTION_STD
@@ -36,10 +36,12 @@ def _paper_name(variant: str) -> str:
 
 def from_checkpoint(path: str | Path) -> Subject:
     """A checkpoint of `replicate.train`, rebuilt from its metadata
-    (`replicate.checkpoint.CheckpointInfo`: variant, overrides, classes, resolution, dataset)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {str(path)!r} not found")
+    (`replicate.checkpoint.CheckpointInfo`: variant, overrides, classes, resolution, dataset);
+    `path` is a weights file or a run folder (its latest weights)."""
+    given = Path(path)
+    if not given.exists():
+        raise ValueError(f"checkpoint {str(given)!r} not found")
+    path = resolve_weights(given)
     if path.suffix != ".safetensors":
         raise ValueError(
             f"{path} is not a .safetensors checkpoint of this project; for other files use "
@@ -48,7 +50,8 @@ def from_checkpoint(path: str | Path) -> Subject:
     model, info = load_model(path)
     if not isinstance(model, VisionTransformer):
         raise ValueError(f"{path} holds a {info.variant}, not a ViT: the figures need one")
-    label = f"{_paper_name(info.variant)}, {path.parent.name}/{path.name}"
+    name = given.name if given.is_dir() else f"{given.parent.name}/{given.name}"
+    label = f"{_paper_name(info.variant)}, {name}"
     return Subject(
         model, label, tuple(info.mean), tuple(info.std), tuple(info.classes), info.dataset
     )
