@@ -26,6 +26,7 @@ reads a checkpoint (`evaluate`, `predict`, `figures`, `train --pretrained`) acce
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -89,11 +90,14 @@ class Checkpoint:
     state: Path
 
 
-def prepare_run_folder(run: Path) -> None:
-    """Create the run folder and check that it can be written, before any data is loaded."""
+def check_writable(run: Path) -> None:
+    """Fail now, not after the data and the model are built, if the run folder cannot be made
+    or written; leaves nothing behind (a bad-input run leaves no empty run folder)."""
+    existing = next(folder for folder in (run, *run.parents) if folder.exists())
     try:
-        run.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=run):
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+        with tempfile.TemporaryDirectory(dir=existing):
             pass
     except OSError as error:
         reason = error.strerror or str(error)

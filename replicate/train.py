@@ -28,10 +28,10 @@ from replicate import models
 from replicate.augment import Augmentation, InceptionCrop, crop_seeds
 from replicate.checkpoint import (
     CheckpointInfo,
+    check_writable,
     latest_checkpoint,
     load_state,
     non_finite_weights,
-    prepare_run_folder,
     read_state,
     read_weights,
     resolve_weights,
@@ -100,7 +100,7 @@ class Trainer:
         self.config, self.runtime, self.recipe = config, runtime, config.recipe
         self.out = Path(config.out)
         if runtime.is_main:
-            prepare_run_folder(self.out)
+            check_writable(self.out)
         if not resume and latest_checkpoint(self.out) is not None:
             raise ValueError(
                 f"{self.out} holds a run already: add --resume to continue it, or choose "
