@@ -25,7 +25,8 @@ class GatheredBatchNorm2d(nn.BatchNorm2d):
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(features)
         every_rank = torch.cat(distributed.all_gather(features))  # equal shards: the sampler pads
-        return super().forward(every_rank).chunk(dist.get_world_size())[dist.get_rank()]
+        rows = features.shape[0]
+        return super().forward(every_rank).narrow(0, dist.get_rank() * rows, rows)
 
 
 def synchronise_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
