@@ -20,7 +20,8 @@ from replicate import checkpoint as checkpoint_module
 from replicate import evaluate, predict, train
 from replicate import train as train_module
 from replicate.checkpoint import LATEST, WEIGHTS, latest_checkpoint, read_state, resolve_weights
-from replicate.cli_errors import DivergedError, run_cli
+from replicate.cli_errors import run_cli
+from replicate.errors import DivergedError
 from replicate.figures.__main__ import main as figures_main
 
 
