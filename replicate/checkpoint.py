@@ -84,10 +84,11 @@ class CheckpointInfo:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """The two files of one published checkpoint."""
+    """The two files of one published checkpoint, and its step."""
 
     weights: Path
     state: Path
+    step: int
 
 
 def check_writable(run: Path) -> None:
@@ -111,10 +112,11 @@ def latest_checkpoint(run: Path) -> Checkpoint | None:
     if not manifest.is_file():
         return None
     try:
-        folder = run / json.loads(manifest.read_text())["folder"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        published = json.loads(manifest.read_text())
+        folder, step = run / published["folder"], int(published["step"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"cannot read {manifest}: {error}; it is not this trainer's") from error
-    return Checkpoint(folder / WEIGHTS, folder / STATE)
+    return Checkpoint(folder / WEIGHTS, folder / STATE, step)
 
 
 def resolve_weights(path: str | Path) -> Path:
@@ -157,7 +159,7 @@ def save_checkpoint(
     for old in (run / CHECKPOINTS).glob("step-*"):  # the previous checkpoint, now superseded
         if old != folder:
             shutil.rmtree(old, ignore_errors=True)
-    return Checkpoint(folder / WEIGHTS, folder / STATE)
+    return Checkpoint(folder / WEIGHTS, folder / STATE, info.step)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -354,11 +354,13 @@ class Trainer:
         return DivergedError(f"{what} at step {self.step}; {kept}. {remedy}")
 
     def interrupted(self) -> str:
-        """What an interrupted run says: where it stopped and how to continue it."""
-        if self.saved_step is None:
+        """What an interrupted run says: where it stopped and how to continue it. The checkpoint
+        is read from the folder: the signal may have come after a save was published."""
+        checkpoint = latest_checkpoint(self.out)
+        if checkpoint is None:
             return f"interrupted at step {self.step}, before the first checkpoint"
         return (
-            f"interrupted at step {self.step}; the last checkpoint (step {self.saved_step}) is "
+            f"interrupted at step {self.step}; the last checkpoint (step {checkpoint.step}) is "
             f"kept: continue with python -m replicate.train --resume --out {self.out}"
         )
 
