@@ -52,17 +52,8 @@ def _terminate(signum: int, frame: object) -> NoReturn:
 
 
 def _fail(prog: str, error: Exception | str, status: int) -> int:
-    print(f"{prog}: error: {one_line(str(error))}", file=sys.stderr)
+    print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
     return status
-
-
-def one_line(message: str) -> str:
-    """The message on one line. An error raised in a DataLoader worker arrives as "Caught
-    DataError in DataLoader worker process 0. Original Traceback ...", ending with the original
-    "module.DataError: message": only that message is kept."""
-    if "Original Traceback" in message:
-        message = message.rstrip().splitlines()[-1].split(": ", 1)[-1]
-    return " ".join(message.split())
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -200,9 +200,9 @@ def copy_run(source: Path, target: Path) -> Path:
         ("train --pretrained", "weights", "random", "not a .safetensors file"),
         ("train --pretrained", "state", "random", "not a PyTorch file"),
         ("evaluate", "weights", "truncated", "not a .safetensors file"),
-        ("evaluate", "state", None, "state.pt is not a model.safetensors of replicate.train"),
+        ("evaluate", "state", None, "state.pt' holds: it is not a checkpoint of replicate.train"),
         ("predict", "weights", "empty", "model.safetensors: the file is empty"),
-        ("predict", "state", None, "state.pt is not a model.safetensors of replicate.train"),
+        ("predict", "state", None, "state.pt' holds: it is not a checkpoint of replicate.train"),
         ("figures", "weights", "truncated", "not a .safetensors file"),
     ],
 )
@@ -215,7 +215,8 @@ def test_unreadable_checkpoint_files_are_one_line_errors(
     if how:
         damage(path, how)
     if command == "figures":
-        status = figures_main(["--checkpoint", str(path), "--only", "fig7", "--out", str(tmp_path)])
+        argv = ["--checkpoint", str(path), "--only", "fig7", "--out", str(tmp_path)]
+        status = run_cli("replicate.figures", figures_main, argv)
     else:
         prog, main, argv = {
             "train --resume": ("replicate.train", train.main, ["--resume", "--out", str(out)]),
