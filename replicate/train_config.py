@@ -99,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--dataset",
         metavar="NAME",
-        help=f"{', '.join(DATASETS)} (default digits: bundled with scikit-learn, offline), or "
-        "imagefolder:PATH (PATH/train and PATH/val or PATH/test, one subfolder per class)",
+        help=f"{', '.join(DATASETS)} (default digits: bundled with scikit-learn, offline), "
+        "imagefolder:PATH (PATH/train and PATH/val or PATH/test, one subfolder per class), or "
+        "wds:PATH (WebDataset tar shards PATH/train/*.tar and PATH/val/*.tar)",
     )
     add(
         "--data-dir",
@@ -198,9 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--data-placement",
         choices=["auto", "device", "stream"],
-        help="device: decode the images once and keep them on the training device as uint8; "
-        "stream: decode them every epoch in DataLoader workers; auto (default): device when they "
-        "take at most a quarter of its free memory",
+        help="device: decode the images once per node and keep them on the training device as "
+        "uint8 (training images at up to twice --image-size, crops cut there); stream: decode "
+        "them every epoch in DataLoader workers, crops cut from the originals; auto (default): "
+        "device when they take at most a quarter of its free memory and half the host's "
+        "available memory",
     )
     add(
         "--workers",
