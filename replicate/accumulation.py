@@ -6,8 +6,8 @@ images and adds up their gradients before one optimiser step:
 
     global batch = processes x micro-batch x accumulation steps
 
-Each micro-batch's summed loss is divided by the images of the whole step on this process, so
-the accumulated gradient is the gradient of the step's mean loss, as one big batch would give
+Each micro-batch's mean loss is divided by the number of micro-batches, all of one size, so the
+accumulated gradient is the gradient of the step's mean loss, as one big batch would give
 (DistributedDataParallel then averages it over the processes). Under DDP the gradients are
 all-reduced once per step: every micro-step but the last runs under `no_sync()`.
 """
@@ -70,22 +70,24 @@ def accumulate_gradients(
     images: Tensor,
     labels: Tensor,
     micro_batch: int,
-    per_sample_loss: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
+    losses_of: Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]],
     backward: Callable[[Tensor], None],
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor]:
     """Forward and backward over `images` in micro-batches, gradients added in `.grad`.
 
-    per_sample_loss(images, labels) -> (logits, losses (B,)); backward(loss) back-propagates
-    (through the loss scaler in fp16). Returns all the logits and losses, detached."""
-    total = images.shape[0]
+    losses_of(images, labels) -> (logits, targets, losses): one loss per image, or per scored
+    item (the masked patches of masked patch prediction, the same number in every image);
+    backward(loss) back-propagates (through the loss scaler in fp16). The micro-batches are of
+    equal size (`split_batch`), so the mean of their mean losses is the step's mean loss.
+    Returns all the logits, targets and losses, detached."""
     chunks = list(zip(images.split(micro_batch), labels.split(micro_batch), strict=True))
     no_sync = getattr(network, "no_sync", nullcontext)  # DistributedDataParallel's
-    logits, losses = [], []
+    outputs = []
     for index, (x, y) in enumerate(chunks):
         last = index == len(chunks) - 1
         with nullcontext() if last else no_sync():
-            chunk_logits, chunk_losses = per_sample_loss(x, y)
-            backward(chunk_losses.sum() / total)  # sums to the mean over the whole step
-        logits.append(chunk_logits.detach())
-        losses.append(chunk_losses.detach())
-    return torch.cat(logits), torch.cat(losses)
+            logits, targets, losses = losses_of(x, y)
+            backward(losses.mean() / len(chunks))
+        outputs.append((logits.detach(), targets, losses.detach()))
+    logits, targets, losses = zip(*outputs, strict=True)
+    return torch.cat(logits), torch.cat(targets), torch.cat(losses)

@@ -13,7 +13,6 @@ torchmetrics sums the counts over the ranks.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -26,11 +25,12 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from replicate.augment import Augmentation
-from replicate.cli_errors import run_cli
+from replicate.cli_errors import ArgumentParser, positive_int, run_cli
 from replicate.data import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
 from replicate.errors import DataError
 from replicate.loader import ImageSource, default_workers, place
 from replicate.metrics import accuracy_metrics
+from replicate.objectives import Classification, Objective
 from replicate.runtime import Runtime
 from replicate.sources import Source, add_source_arguments, load_source
 
@@ -52,7 +52,10 @@ def evaluate(
     batch_size: int,
     num_classes: int,
     autocast=nullcontext,
+    objective: Objective | None = None,
 ) -> Evaluation:
+    """objective: what is scored (`replicate.objectives`); default the classification."""
+    objective = objective or Classification(num_classes)
     device = next(model.parameters()).device
     metrics = accuracy_metrics(num_classes, device)
     top5 = MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro").to(device)
@@ -61,11 +64,12 @@ def evaluate(
     model.eval()
     for batch, labels in images.batches(indices, batch_size):
         with autocast():
-            logits = model(augmentation.eval(batch)).float()
-        metrics["loss"].update(F.cross_entropy(logits, labels, reduction="none"))
-        metrics["top1"].update(logits, labels)
-        top5.update(logits, labels)
-        confusion.update(logits, labels)
+            logits, targets = objective(model, augmentation.eval(batch), labels)
+            logits = logits.float()
+        metrics["loss"].update(F.cross_entropy(logits, targets, reduction="none"))
+        metrics["top1"].update(logits, targets)
+        top5.update(logits, targets)
+        confusion.update(logits, targets)
     model.train(was_training)
     results = metrics.compute()  # sums over ranks under torchrun
     return Evaluation(
@@ -76,8 +80,8 @@ def evaluate(
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="python -m replicate.evaluate",
         description="Evaluate a checkpoint of replicate.train on a test set.",
     )
@@ -88,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         "needed for weights by spec); its classes must be the model's",
     )
     parser.add_argument("--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help="datasets")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=256, help="images per forward pass"
+    )
     return parser
 
 

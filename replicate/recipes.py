@@ -9,6 +9,8 @@ scratch-jft       Table 3's JFT-300M rows: weight decay 0.1, linear decay, no dr
 finetune          Appendix B.1.1, Table 4: SGD with momentum 0.9, batch 512, no weight decay,
                   cosine decay, clipping at norm 1, a new zero-initialised head, 384 x 384 for a ViT
 feature-extract   finetune's optimiser on the new head only; the backbone stays frozen
+masked-patch      Appendix B.1.2: self-supervised masked patch prediction (no labels read);
+                  Adam, base learning rate 2e-4, warm-up, cosine decay; the rest as scratch
 
 Table 3's learning rates are for batch 4096; the scratch presets take a tenth of them, for the
 batches of 32 to 512 that fit here. The warm-up is Table 3's 10k steps, capped at a tenth of a
@@ -47,6 +49,7 @@ class Recipe:
     freeze_backbone: bool = False  # train `model.head` only
     batch_size: int | None = None  # global batch; None: the dataset's default
     warmup_capped: bool = True  # False when --warmup-steps was given: it is taken as it is
+    objective: Literal["classification", "masked-patch"] = "classification"  # replicate.objectives
 
 
 SCRATCH = Recipe(
@@ -88,7 +91,17 @@ FINETUNE = Recipe(
     batch_size=512,  # Table 4 caption, reached by gradient accumulation (replicate.accumulation)
 )
 FEATURE_EXTRACT = replace(FINETUNE, name="feature-extract", freeze_backbone=True)
-RECIPES = {r.name: r for r in (SCRATCH, SCRATCH_IN21K, SCRATCH_JFT, FINETUNE, FEATURE_EXTRACT)}
+MASKED_PATCH = replace(
+    SCRATCH,  # Table 3's ImageNet row: weight decay, clipping, dropout, as for any small dataset
+    name="masked-patch",
+    lr=2e-4,  # Appendix B.1.2: "Adam, with a base learning rate of 2e-4, warmup of 10k steps
+    schedule="cosine",  # and cosine learning rate decay"
+    objective="masked-patch",
+)
+RECIPES = {
+    r.name: r
+    for r in (SCRATCH, SCRATCH_IN21K, SCRATCH_JFT, FINETUNE, FEATURE_EXTRACT, MASKED_PATCH)
+}
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe, fused: bool) -> torch.optim.Optimizer:

@@ -9,9 +9,11 @@
         --pretrained ... --batch-size 512 --micro-batch 32   # 512 = 8 processes x 32 x 2 steps
     python -m replicate.train ... --val-fraction 0.02     # Appendix B.1.1: evaluate on a dev split
 
-Defaults come from the recipe (`replicate.recipes`, Appendix B) and the dataset
-(`replicate.data`); options override them; the resolved configuration is written to
-`--out/config.json`, which `--resume` reads back.
+Every setting resolves in `resolve_config`, the first given of: the option; the recipe
+(`replicate.recipes`, Appendix B); the dataset (`replicate.data`); the model's default. The run
+prints each setting with its source, and writes both to `--out/config.json`, which `--resume`
+reads back. The image size, for one, is --image-size, else 384 for a pretrained ViT (the finetune
+recipe, Table 4), else the dataset's (32 for digits), else the model's (224 for a ViT).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,13 @@ import torch
 
 from replicate import models
 from replicate.accumulation import FINETUNE_MICRO_BATCH
-from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, get_dataset_spec
+from replicate.cli_errors import (
+    ArgumentParser,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
+from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, DatasetSpec, get_dataset_spec
 from replicate.ema import check_decay
 from replicate.loader import Placement, default_workers
 from replicate.recipes import RECIPES, Recipe
@@ -66,6 +74,8 @@ class TrainConfig:
     ema: float | None = None  # Polyak averaging decay (Section 4.1: 0.9999)
     final_eval_only: bool = False  # evaluate after the last epoch only
     verify_images: bool = False  # check every image file before training
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
+    checkpoint_every: int | None = None  # steps between checkpoints within an epoch
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
@@ -82,11 +92,12 @@ RESUMABLE_OPTIONS = (
     "log_every",
     "verify_images",
     "micro_batch",
+    "checkpoint_every",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m replicate.train",
         description="Train a registered model (a ViT variant or a CNN baseline) on an image "
         "classification dataset.",
@@ -96,14 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     add = p.add_argument
     add(
         "--variant",
+        "--model",
         metavar="NAME",
         help="registry name: " + ", ".join(models.list_models()) + " (default vit_b16)",
     )
     add(
         "--dataset",
         metavar="NAME",
-        help=f"{', '.join(DATASETS)} (default digits: bundled with scikit-learn, offline), or "
-        "imagefolder:PATH (PATH/train and PATH/val or PATH/test, one subfolder per class)",
+        help=f"{', '.join(DATASETS)} (default digits: bundled with scikit-learn, offline), "
+        "imagefolder:PATH (PATH/train and PATH/val or PATH/test, one subfolder per class), or "
+        "wds:PATH (WebDataset tar shards PATH/train/*.tar and PATH/val/*.tar)",
     )
     add(
         "--data-dir",
@@ -123,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         "cosine, clip 1, dropout 0.1), scratch-in21k / scratch-jft (Table 3's ImageNet-21k / "
         "JFT-300M rows), finetune (Table 4: SGD momentum 0.9, batch 512, cosine, clip 1, new "
         "zero-init head, 384px for ViTs), feature-extract (finetune on the head only, backbone "
-        "frozen); default finetune with --pretrained, else scratch",
+        "frozen), masked-patch (App. B.1.2: self-supervised pre-training of a ViT, labels "
+        "unread, Adam 2e-4; its accuracy is the masked patches' colour accuracy); default "
+        "finetune with --pretrained, else scratch",
     )
     length = p.add_mutually_exclusive_group()
     length.add_argument(
@@ -154,17 +169,25 @@ def build_parser() -> argparse.ArgumentParser:
         f"finetune {FINETUNE_MICRO_BATCH['cuda']} on a GPU, {FINETUNE_MICRO_BATCH['cpu']} on a "
         "CPU). The run prints the split: processes x micro-batch x accumulation steps",
     )
-    add("--lr", type=float, help="peak learning rate (default: the recipe's)")
-    add("--weight-decay", type=float, help="decoupled weight decay (default: the recipe's)")
+    add("--lr", type=non_negative_float, help="peak learning rate (default: the recipe's)")
+    add(
+        "--weight-decay",
+        type=non_negative_float,
+        help="decoupled weight decay (default: the recipe's)",
+    )
     add(
         "--warmup-steps",
-        type=int,
+        type=non_negative_int,
         metavar="N",
         help="linear warm-up steps, taken as given (the recipe's default, Table 3's 10k, is "
         "capped at a tenth of the run)",
     )
     add("--schedule", choices=["cosine", "linear"], help="decay after the warm-up")
-    add("--grad-clip", type=float, help="clip gradients at this global norm (0: no clipping)")
+    add(
+        "--grad-clip",
+        type=non_negative_float,
+        help="clip gradients at this global norm (0: no clipping)",
+    )
     add("--dropout", type=float, help="ViT dropout rate (default: the recipe's)")
     add(
         "--image-size",
@@ -227,20 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         default=None,
-        help="continue the run in --out from its last checkpoint, with its config.json; only "
-        "--data-dir, --workers, --data-placement, --log-every and --verify-images may be given "
-        "again",
+        help="continue the run in --out (wherever it is now) from its last checkpoint, with "
+        "its config.json; only --data-dir, --workers, --data-placement, --log-every, "
+        "--verify-images and --checkpoint-every may be given again",
     )
     add(
         "--data-placement",
         choices=["auto", "device", "stream"],
-        help="device: decode the images once and keep them on the training device as uint8; "
-        "stream: decode them every epoch in DataLoader workers; auto (default): device when they "
-        "take at most a quarter of its free memory",
+        help="device: decode the images once per node and keep them on the training device as "
+        "uint8 (training images at up to twice --image-size, crops cut there); stream: decode "
+        "them every epoch in DataLoader workers, crops cut from the originals; auto (default): "
+        "device when they take at most a quarter of its free memory and half the host's "
+        "available memory",
     )
     add(
         "--workers",
-        type=int,
+        type=non_negative_int,
         metavar="N",
         help="DataLoader processes decoding images (default: the CPU cores of this process, "
         "shared by the processes of the node)",
@@ -258,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="steps between progress-bar and TensorBoard updates (10)",
     )
+    add(
+        "--checkpoint-every",
+        type=positive_int,
+        metavar="N",
+        help="also checkpoint every N steps within an epoch (default: at each epoch's end only)",
+    )
     return p
 
 
@@ -265,30 +296,34 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """The defaults of the recipe and the dataset, overridden by the options given."""
     if args.resume:
         return resumed_config(args)
-    variant = args.variant or "vit_b16"
+    sources: dict[str, str] = {}
+    variant, sources["variant"] = first_given((args.variant, "--variant"), ("vit_b16", DEFAULT))
     entry = models.get_model_entry(variant)  # fails early on an unknown name
-    spec = get_dataset_spec(args.dataset or "digits")
-    recipe = RECIPES[args.recipe or ("finetune" if args.pretrained else "scratch")]
-    recipe = replace(
-        recipe,
-        **{
-            field: value
-            for field in ("lr", "weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout")
-            if (value := getattr(args, field)) is not None
-        },
-        warmup_capped=args.warmup_steps is None,
+    name, sources["dataset"] = first_given((args.dataset, "--dataset"), ("digits", DEFAULT))
+    spec = get_dataset_spec(name)
+    recipe_name, sources["recipe"] = first_given(
+        (args.recipe, "--recipe"),
+        ("finetune", "--pretrained") if args.pretrained else ("scratch", DEFAULT),
     )
+    recipe = RECIPES[recipe_name]
+    changes = {f: v for f in RECIPE_OPTIONS if (v := getattr(args, f)) is not None}
+    recipe = replace(recipe, **changes, warmup_capped=args.warmup_steps is None)
+    for option in RECIPE_OPTIONS:
+        sources[option] = option_name(option) if option in changes else f"recipe {recipe.name}"
     model_overrides = dict(_parse_model_arg(a) for a in args.model_arg or ())
     patch = patch_size(variant, model_overrides)
-    pretrained_vit_size = (
-        nearest_multiple(recipe.image_size, patch)
-        if args.pretrained and patch and recipe.image_size
-        else None
+    image_size, sources["image_size"] = resolve_image_size(args, entry, spec, recipe, patch)
+    batch_size, sources["batch_size"] = first_given(
+        (args.batch_size, "--batch-size"),
+        (recipe.batch_size, f"recipe {recipe.name}"),
+        (spec.batch_size, f"dataset {spec.name}"),
     )
     epochs, steps = args.epochs, args.steps
+    sources["length"] = "--epochs" if epochs else "--steps"
     if epochs is None and steps is None:
         steps = spec.finetune_steps if args.pretrained and recipe.name != "scratch" else None
         epochs = None if steps else spec.epochs
+        sources["length"] = f"dataset {spec.name}" + (" (Table 4 steps)" if steps else "")
     dataset = spec.name.replace(IMAGEFOLDER, "imagefolder-").rstrip("/").replace("/", "-")
     return TrainConfig(
         variant=variant,
@@ -297,12 +332,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         pretrained=args.pretrained,
         recipe=recipe,
         model_overrides=model_overrides,
-        image_size=check_resolution(
-            args.image_size or pretrained_vit_size or spec.image_size or entry.default_image_size,
-            patch,
-            variant,
-        ),
-        batch_size=args.batch_size or recipe.batch_size or spec.batch_size,
+        image_size=check_resolution(image_size, patch, variant),
+        batch_size=batch_size,
         epochs=epochs,
         steps=steps,
         precision=args.precision or default_precision(),
@@ -313,6 +344,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         workers=args.workers if args.workers is not None else default_workers(),
         log_every=args.log_every or 10,
         verify_images=bool(args.verify_images),
+        sources=sources,
+        checkpoint_every=args.checkpoint_every,
         micro_batch=args.micro_batch or default_micro_batch(recipe),
         val_fraction=args.val_fraction or 0.0,
         train_fraction=args.train_fraction if args.train_fraction is not None else 1.0,
@@ -326,6 +359,53 @@ def default_micro_batch(recipe: Recipe) -> int | None:
     if recipe.batch_size is None:
         return None
     return FINETUNE_MICRO_BATCH["cuda" if torch.cuda.is_available() else "cpu"]
+
+
+DEFAULT = "default"
+RECIPE_OPTIONS = ("lr", "weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout")
+
+
+def first_given(*candidates: tuple[Any, str]) -> tuple[Any, str]:
+    """The first (value, source) whose value is given, not None: candidates in resolution order."""
+    return next((value, source) for value, source in candidates if value is not None)
+
+
+def option_name(setting: str) -> str:
+    return "--" + setting.replace("_", "-")
+
+
+def resolve_image_size(
+    args: argparse.Namespace,
+    entry: models.ModelEntry,
+    spec: DatasetSpec,
+    recipe: Recipe,
+    patch: int | None,
+) -> tuple[int, str]:
+    """The training resolution, the first of its four sources: --image-size; the recipe's for a
+    pretrained ViT (finetune: 384, Appendix B.1.1, rounded to a multiple of the patch size by
+    `replicate.resolution`: 378 for /14); the dataset's (e.g. 32 for digits); the model's
+    default (224 for a ViT, 64 for TinyVGG)."""
+    pretrained_vit = args.pretrained and entry.family == "vit" and recipe.image_size
+    finetune_size = None
+    if pretrained_vit:
+        finetune_size = nearest_multiple(recipe.image_size, patch) if patch else recipe.image_size
+    return first_given(
+        (args.image_size, "--image-size"),
+        (finetune_size, f"recipe {recipe.name}, pretrained ViT"),
+        (spec.image_size, f"dataset {spec.name}"),
+        (entry.default_image_size, f"model {entry.name}"),
+    )
+
+
+def settings_table(config: TrainConfig) -> str:
+    """Each resolved setting, its value and where it came from: what the run prints first."""
+    values = {f: getattr(config.recipe, f) for f in RECIPE_OPTIONS}
+    values.update(asdict(config), recipe=config.recipe.name)
+    values["length"] = f"{config.epochs} epochs" if config.epochs else f"{config.steps} steps"
+    rows = [(name, str(values[name]), source) for name, source in config.sources.items()]
+    width = [max((len(row[i]) for row in rows), default=0) for i in range(2)]  # older runs: {}
+    lines = [f"  {n:<{width[0]}}  {v:<{width[1]}}  {s}" for n, v, s in rows]
+    return "\n".join(["settings (value, source):", *lines])
 
 
 def resumed_config(args: argparse.Namespace) -> TrainConfig:
@@ -350,14 +430,7 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
             f"(to change them, start a new run)"
         )
     changes = {k: v for k in RESUMABLE_OPTIONS if (v := getattr(args, k)) is not None}
-    return replace(config, **changes)
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return replace(config, **changes, out=args.out)  # the run is where it is now
 
 
 def _parse_model_arg(text: str) -> tuple[str, Any]:

@@ -211,7 +211,16 @@ def test_unreadable_and_unknown_checkpoints_are_rejected(tmp_path: Path) -> None
         vit.create_model("vit_ti16", pretrained="no/such/file.pth")
 
 
-def test_timm_download_offline_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "variant,spec",
+    [
+        ("vit_b16", "timm:vit_base_patch16_224.augreg2_in21k_ft_in1k"),
+        ("vit_r50_b16", "timm:vit_base_r50_s16_384.orig_in21k_ft_in1k"),  # the hybrid
+    ],
+)
+def test_timm_download_offline_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch, variant: str, spec: str
+) -> None:
     import socket
 
     import huggingface_hub
@@ -222,7 +231,7 @@ def test_timm_download_offline_fails_clearly(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
     monkeypatch.setattr(socket, "create_connection", refuse)
     with pytest.raises(WeightsUnavailableError, match="cannot reach huggingface.co.*pass its path"):
-        vit.create_model("vit_b16", pretrained="timm:vit_base_patch16_224.augreg2_in21k_ft_in1k")
+        vit.create_model(variant, pretrained=spec)
 
 
 def test_torchvision_download_offline_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -80,18 +80,18 @@ def test_every_micro_step_but_the_last_skips_the_gradient_all_reduce() -> None:
     network = Recorder(3, 2)
     images, labels = torch.randn(8, 3), torch.tensor([0, 1] * 4)
 
-    def per_sample_loss(x, y):
+    def losses_of(x, y):
         logits = network(x)
-        return logits, torch.nn.functional.cross_entropy(logits, y, reduction="none")
+        return logits, y, torch.nn.functional.cross_entropy(logits, y, reduction="none")
 
-    logits, losses = accumulate_gradients(
-        network, images, labels, 2, per_sample_loss, lambda loss: loss.backward()
+    logits, targets, losses = accumulate_gradients(
+        network, images, labels, 2, losses_of, lambda loss: loss.backward()
     )
     assert network.synced == [False, False, False, True]
-    assert logits.shape == (8, 2) and losses.shape == (8,)
+    assert logits.shape == (8, 2) and losses.shape == (8,) and torch.equal(targets, labels)
     accumulated = network.weight.grad.clone()
     network.weight.grad = None
-    per_sample_loss(images, labels)[1].mean().backward()
+    losses_of(images, labels)[2].mean().backward()
     torch.testing.assert_close(accumulated, network.weight.grad)
 
 

@@ -51,10 +51,12 @@ def test_every_variant_is_registered() -> None:
 def test_every_variant_trains(name: str) -> None:
     """Forward and backward through every registered ViT, shrunk to two layers to stay fast;
     every parameter gets a gradient."""
-    patch = VARIANTS[name].config.patch_size
-    model = vit.create_model(name, num_classes=3, image_size=2 * patch, depth=2)
-    torch.nn.init.normal_(model.head.classifier.weight)  # a zero head passes no gradient back
-    model(torch.randn(2, 3, 2 * patch, 2 * patch)).logsumexp(-1).sum().backward()
+    size = 2 * VARIANTS[name].config.downsampling  # 2 x 2 patches (a hybrid's: 32, 64 px)
+    model = vit.create_model(name, num_classes=3, image_size=size, depth=2)
+    for p in model.parameters():  # zero layers pass no gradient back: the head, and a
+        if not p.any():  # hybrid's last GroupNorm scale in each unit (vit.hybrid)
+            torch.nn.init.normal_(p)
+    model(torch.randn(2, 3, size, size)).logsumexp(-1).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
     assert not missing
 

@@ -24,13 +24,20 @@ class ViTConfig:
     representation_size: int | None = None  # pre-logits tanh layer, used at pre-training time
     pool: Literal["cls", "gap"] = "cls"  # class token (Eq. 4) or global average pool (Fig. 9)
     layer_norm_eps: float = 1e-6  # as the reference JAX, timm and torchvision models
+    # Hybrid (Section 3.1): E applied to the feature map of these ResNet (BiT) stages, e.g.
+    # (3, 4, 9); () feeds E the image itself. `vit.hybrid` builds the ResNet.
+    resnet_layers: tuple[int, ...] = ()
+    resnet_width: int = 64  # stem channels; stage s outputs 4 * width * 2^s (R50x1: 64)
 
     def __post_init__(self) -> None:
-        if self.image_size % self.patch_size:
+        object.__setattr__(self, "resnet_layers", tuple(self.resnet_layers))  # JSON gives lists
+        step = self.downsampling
+        if self.image_size % step:
+            what = f"the total downsampling {step}" if self.resnet_layers else "patch_size"
             raise ValueError(
-                f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}: "
-                f"choose an image size that is a multiple of {self.patch_size} "
-                f"(e.g. {self.image_size // self.patch_size * self.patch_size or self.patch_size})"
+                f"image_size {self.image_size} is not divisible by {what} {step}: "
+                f"choose an image size that is a multiple of {step} "
+                f"(e.g. {self.image_size // step * step or step})"
             )
         if self.hidden_size % self.num_heads:
             raise ValueError(
@@ -40,9 +47,19 @@ class ViTConfig:
             raise ValueError(f"pool must be 'cls' or 'gap', not {self.pool!r}")
 
     @property
+    def downsampling(self) -> int:
+        """Input pixels per token side: P, times the ResNet's stride in a hybrid (a stride-4
+        stem, then 2 per stage after the first). As the paper names hybrids: "the number at the
+        end of the model name stands not for the patch size, but for the total downsampling
+        ratio in the ResNet backbone" (R50+ViT-B/16: patch size 1, 3 stages, stride 16)."""
+        if not self.resnet_layers:
+            return self.patch_size
+        return self.patch_size * 2 ** (len(self.resnet_layers) + 1)
+
+    @property
     def grid_size(self) -> int:
-        """Patches per side, H / P."""
-        return self.image_size // self.patch_size
+        """Patches per side, H / P (H / downsampling in a hybrid)."""
+        return self.image_size // self.downsampling
 
     @property
     def num_patches(self) -> int:

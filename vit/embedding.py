@@ -25,12 +25,18 @@ from vit.config import ViTConfig
 class PatchEmbedding(nn.Module):
     """Eq. 1: z_0 = [x_class; x_p E] + E_pos, followed by dropout (Appendix B.1)."""
 
-    def __init__(self, config: ViTConfig) -> None:
+    def __init__(self, config: ViTConfig, in_channels: int | None = None) -> None:
+        """in_channels: of what E's patches are cut from; the image's C unless a hybrid's
+        feature map (`vit.hybrid`)."""
         super().__init__()
         self.patch_size, self.in_channels = config.patch_size, config.in_channels
+        self.downsampling = config.downsampling  # input pixels per patch side
         # E: (P^2 C) -> D on each patch, stored as a stride-P convolution.
         self.projection = nn.Conv2d(
-            config.in_channels, config.hidden_size, config.patch_size, stride=config.patch_size
+            in_channels or config.in_channels,
+            config.hidden_size,
+            config.patch_size,
+            stride=config.patch_size,
         )
         self.class_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))  # x_class
         self.position_embedding = nn.Parameter(  # E_pos, learnable and 1-D
@@ -42,7 +48,7 @@ class PatchEmbedding(nn.Module):
     def image_size(self) -> int:
         """H = W, read off E_pos: (N + 1) rows for N = (H / P)^2 patches, so resizing E_pos
         (Section 3.2) is all it takes to change the resolution."""
-        return math.isqrt(self.position_embedding.shape[1] - 1) * self.patch_size
+        return math.isqrt(self.position_embedding.shape[1] - 1) * self.downsampling
 
     def check_input(self, images: torch.Tensor) -> None:
         size = self.image_size
@@ -63,9 +69,20 @@ class PatchEmbedding(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, N + 1, D)."""
+        return self.add_class_and_position(self.embed_patches(images))
+
+    def embed_patches(self, images: torch.Tensor) -> torch.Tensor:
+        """The patch embeddings x_p E: (B, C, H, W) -> (B, N, D), patches in row-major order."""
         self.check_input(images)
-        patches = self.projection(images)  # (B, D, H/P, W/P)
-        patches = rearrange(patches, "b d gh gw -> b (gh gw) d")  # row-major patch order
+        patches = self.projection(self.feature_map(images))  # (B, D, grid, grid)
+        return rearrange(patches, "b d gh gw -> b (gh gw) d")
+
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """What E's patches are cut from: the image itself; a hybrid's CNN features instead."""
+        return images
+
+    def add_class_and_position(self, patches: torch.Tensor) -> torch.Tensor:
+        """z_0 = [x_class; x_p E] + E_pos, then dropout: (B, N, D) -> (B, N + 1, D)."""
         class_token = self.class_token.expand(patches.shape[0], -1, -1)  # (B, 1, D)
         z0 = torch.cat([class_token, patches], dim=1) + self.position_embedding
         return self.dropout(z0)

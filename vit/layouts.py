@@ -16,12 +16,22 @@ listed here and nowhere else. `{i}` stands for the encoder layer index.
     head.norm                            norm (fc_norm: GAP)    encoder.ln                  Transformer/encoder_norm
     head.pre_logits.0                    pre_logits.fc          heads.pre_logits            pre_logits
     head.classifier                      head                   heads.head                  head
+
+A hybrid's ResNet (`vit.hybrid`, timm's ResNetV2) keeps timm's names under `embedding.backbone.`
+(timm: `patch_embed.backbone.`); the official .npz names them as `models_resnet.py` does:
+
+    ours (embedding.backbone.)           official .npz
+    stem.conv, stem.norm                 conv_root (kernel (7,7,C,64)), gn_root (scale, bias)
+    stages.{s}.blocks.{u}.conv1..3       block{s+1}/unit{u+1}/conv1..3
+    stages.{s}.blocks.{u}.norm1..3       block{s+1}/unit{u+1}/gn1..3
+    stages.{s}.blocks.0.downsample.conv  block{s+1}/unit1/conv_proj
+    stages.{s}.blocks.0.downsample.norm  block{s+1}/unit1/gn_proj
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -56,9 +66,13 @@ class Rule:
     to_theirs: Callable[[Tensor], tuple[Tensor, ...]] = _one  # ours -> theirs
 
     def for_layer(self, i: int) -> Rule:
+        return self.at(i=i)
+
+    def at(self, **indices: int) -> Rule:
+        """The rule with `{i}`, `{s}`, `{u}` ... filled in."""
         return Rule(
-            self.ours.format(i=i),
-            tuple(k.format(i=i) for k in self.theirs),
+            self.ours.format(**indices),
+            tuple(k.format(**indices) for k in self.theirs),
             self.to_ours,
             self.to_theirs,
         )
@@ -74,13 +88,105 @@ def _linear(ours: str, theirs: str, *, weight_is_kernel: bool = False) -> list[R
     return [Rule(f"{ours}.{p}", (f"{theirs}.{p}",)) for p in ("weight", "bias")]
 
 
-def _norm(ours: str, theirs: str, *, jax: bool = False) -> list[Rule]:
+def _norm(
+    ours: str, theirs: str, *, jax: bool = False, to_ours: Callable[..., Tensor] = _same
+) -> list[Rule]:
     if jax:
         return [
-            Rule(f"{ours}.weight", (f"{theirs}/scale",)),
-            Rule(f"{ours}.bias", (f"{theirs}/bias",)),
+            Rule(f"{ours}.weight", (f"{theirs}/scale",), to_ours),
+            Rule(f"{ours}.bias", (f"{theirs}/bias",), to_ours),
         ]
     return _linear(ours, theirs)  # weight + bias, same names
+
+
+def _conv_from_jax(kernel: Tensor) -> Tensor:
+    return kernel.permute(3, 2, 0, 1)  # (kh, kw, C_in, C_out) -> (C_out, C_in, kh, kw)
+
+
+def _conv_to_jax(weight: Tensor) -> tuple[Tensor, ...]:
+    return (weight.permute(2, 3, 1, 0),)
+
+
+def _flat(tensor: Tensor) -> Tensor:
+    return tensor.reshape(-1)  # flax GroupNorm params were (1, 1, 1, C) before flax 0.3.6
+
+
+@dataclass(frozen=True)
+class ResNetRules:
+    """A hybrid's ResNet: the root, every bottleneck unit, and the projection shortcut of each
+    stage's first unit. `{s}` and `{u}` number stages and units from 0, `{s1}` and `{u1}` from 1.
+    """
+
+    root: tuple[Rule, ...]
+    unit: tuple[Rule, ...]
+    projection: tuple[Rule, ...]
+
+    def rules(self, units: list[tuple[int, int]]) -> list[Rule]:
+        per_unit = [
+            r.at(s=s, u=u, s1=s + 1, u1=u + 1)
+            for s, u in units
+            for r in (*self.unit, *(self.projection if u == 0 else ()))
+        ]
+        return [*self.root, *per_unit] if units else []
+
+    def units(self, keys: Iterable[str], ours: bool) -> list[tuple[int, int]]:
+        """(stage, unit), from 0, of every bottleneck unit whose first tensor is in `keys`."""
+        marker = self.unit[0].ours if ours else self.unit[0].theirs[0]
+        pattern = re.escape(marker)
+        for name in ("s1", "u1", "s", "u"):
+            pattern = pattern.replace(re.escape(f"{{{name}}}"), rf"(?P<{name}>\d+)")
+        found = []
+        for key in keys:
+            if match := re.fullmatch(pattern, key):
+                # {s1} and {u1} count from 1: "s1" -> "s", minus 1
+                n = {k.rstrip("1"): int(v) - k.endswith("1") for k, v in match.groupdict().items()}
+                found.append((n["s"], n["u"]))
+        return sorted(found)
+
+
+# A hybrid's ResNet, part by part: (our name, which is timm's; the official name).
+_RESNET_NAMES = {
+    "root": (("stem.conv", "conv_root"), ("stem.norm", "gn_root")),
+    "unit": tuple(
+        pair for r in (1, 2, 3) for pair in ((f"conv{r}", f"conv{r}"), (f"norm{r}", f"gn{r}"))
+    ),
+    "projection": (("downsample.conv", "conv_proj"), ("downsample.norm", "gn_proj")),
+}
+RESNET = "embedding.backbone."
+RESNET_UNIT = "stages.{s}.blocks.{u}."
+
+
+def _timm_resnet_rules(prefix: str) -> ResNetRules:
+    """The same names under another prefix; convolutions have no bias."""
+
+    def rules(part: str) -> tuple[Rule, ...]:
+        at = "" if part == "root" else RESNET_UNIT
+        return tuple(
+            Rule(f"{RESNET}{at}{name}.{p}", (f"{prefix}{at}{name}.{p}",))
+            for name, _ in _RESNET_NAMES[part]
+            for p in (("weight",) if "conv" in name else ("weight", "bias"))
+        )
+
+    return ResNetRules(rules("root"), rules("unit"), rules("projection"))
+
+
+def _npz_resnet_rules() -> ResNetRules:
+    """`models_resnet.py`: StdConv kernels (kh, kw, C_in, C_out), GroupNorm scale and bias."""
+
+    def rules(part: str) -> tuple[Rule, ...]:
+        at, npz_at = ("", "") if part == "root" else (RESNET_UNIT, "block{s1}/unit{u1}/")
+        made: list[Rule] = []
+        for name, official in _RESNET_NAMES[part]:
+            ours, theirs = f"{RESNET}{at}{name}", f"{npz_at}{official}"
+            if "conv" in name:
+                made.append(
+                    Rule(f"{ours}.weight", (f"{theirs}/kernel",), _conv_from_jax, _conv_to_jax)
+                )
+            else:
+                made += _norm(ours, theirs, jax=True, to_ours=_flat)
+        return tuple(made)
+
+    return ResNetRules(rules("root"), rules("unit"), rules("projection"))
 
 
 @dataclass(frozen=True)
@@ -91,10 +197,20 @@ class Layout:
     model_rules: tuple[Rule, ...]
     layer_rules: tuple[Rule, ...]
     pre_logits_rules: tuple[Rule, ...]
+    resnet: ResNetRules | None = None  # a hybrid's ResNet, where the layout has hybrids
 
-    def rules(self, depth: int, pre_logits: bool) -> list[Rule]:
+    def rules(
+        self, depth: int, pre_logits: bool, units: list[tuple[int, int]] | None = None
+    ) -> list[Rule]:
+        """units: the (stage, unit) pairs of a hybrid's ResNet."""
         layers = [r.for_layer(i) for i in range(depth) for r in self.layer_rules]
-        return [*self.model_rules, *layers, *(self.pre_logits_rules if pre_logits else ())]
+        resnet = self.resnet.rules(units) if self.resnet and units else []
+        return [
+            *self.model_rules,
+            *resnet,
+            *layers,
+            *(self.pre_logits_rules if pre_logits else ()),
+        ]
 
     def depth(self, state: dict[str, Tensor]) -> int:
         pattern = re.compile(re.escape(self.layer_marker).replace(r"\{i\}", r"(\d+)") + "$")
@@ -121,6 +237,7 @@ TIMM = Layout(
         *_linear(LAYER + "mlp.fc2", "blocks.{i}.mlp.fc2"),
     ),
     pre_logits_rules=tuple(_linear("head.pre_logits.0", "pre_logits.fc")),
+    resnet=_timm_resnet_rules("patch_embed.backbone."),
 )
 
 _TV_LAYER = "encoder.layers.encoder_layer_{i}."
@@ -169,12 +286,7 @@ def _npz_rules(num_heads: int) -> tuple[tuple[Rule, ...], tuple[Rule, ...]]:
     qkv = tuple(attn + f"{n}/kernel" for n in ("query", "key", "value"))
     qkv_bias = tuple(attn + f"{n}/bias" for n in ("query", "key", "value"))
     model_rules = (
-        Rule(
-            "embedding.projection.weight",
-            ("embedding/kernel",),
-            lambda k: k.permute(3, 2, 0, 1),  # (P, P, C, D) -> (D, C, P, P)
-            lambda w: (w.permute(2, 3, 1, 0),),
-        ),
+        Rule("embedding.projection.weight", ("embedding/kernel",), _conv_from_jax, _conv_to_jax),
         Rule("embedding.projection.bias", ("embedding/bias",)),
         Rule("embedding.class_token", ("cls",)),
         Rule("embedding.position_embedding", ("Transformer/posembed_input/pos_embedding",)),
@@ -209,6 +321,7 @@ def npz_layout(num_heads: int) -> Layout:
         model_rules=model_rules,
         layer_rules=layer_rules,
         pre_logits_rules=tuple(_linear("head.pre_logits.0", "pre_logits", weight_is_kernel=True)),
+        resnet=_npz_resnet_rules(),
     )
 
 
@@ -221,6 +334,22 @@ _ALIASES = (
     (re.compile(r"\.mlp\.linear_2\."), ".mlp.3."),
     (re.compile(r"/MlpBlock_\d+/"), "/MlpBlock_3/"),
 )
+
+
+# A masked-patch pre-training checkpoint (`vit.masked_patch.MaskedPatchPredictor`): the ViT
+# under `vit.`, beside the [mask] embedding and the colour head, which a classifier drops
+# (Appendix B.1.1: "we remove the whole head").
+PRETRAINING_ONLY = ("corruption.", "colour_head.")
+
+
+def _drop_pretraining_objective(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    if not any(key.startswith(PRETRAINING_ONLY) for key in state):
+        return state
+    return {
+        key.removeprefix("vit."): value
+        for key, value in state.items()
+        if not key.startswith(PRETRAINING_ONLY)
+    }
 
 
 def _normalise_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -248,13 +377,14 @@ def detect_layout(state: dict[str, Tensor], num_heads: int) -> Layout | None:
 
 def to_ours(state: dict[str, Tensor], num_heads: int) -> tuple[dict[str, Tensor], str]:
     """Convert a state dict of any known layout to ours; also returns the layout's name."""
-    state = _normalise_keys(state)
+    state = _drop_pretraining_objective(_normalise_keys(state))
     layout = detect_layout(state, num_heads)
     if layout is None:
         return state, OURS
     pre_logits = any(key in state for r in layout.pre_logits_rules for key in r.theirs)
+    units = layout.resnet.units(state, ours=False) if layout.resnet else []
     converted, used = {}, set()
-    for rule in layout.rules(layout.depth(state), pre_logits):
+    for rule in layout.rules(layout.depth(state), pre_logits, units):
         missing = [k for k in rule.theirs if k not in state]
         if missing:
             raise ValueError(f"{layout.name} checkpoint lacks {missing[0]!r} (for {rule.ours!r})")
@@ -272,7 +402,11 @@ def to_ours(state: dict[str, Tensor], num_heads: int) -> tuple[dict[str, Tensor]
 def from_ours(state: dict[str, Tensor], layout: Layout) -> dict[str, Tensor]:
     """Convert our state dict to `layout`: the inverse of `to_ours`."""
     depth = sum(1 for k in state if k.endswith("attention.qkv.weight"))
+    hybrid = any(k.startswith(RESNET) for k in state)
+    if hybrid and layout.resnet is None:
+        raise ValueError(f"the {layout.name} layout has no hybrid (ResNet + ViT) models")
+    units = layout.resnet.units(state, ours=True) if hybrid else []
     converted = {}
-    for rule in layout.rules(depth, pre_logits="head.pre_logits.0.weight" in state):
+    for rule in layout.rules(depth, "head.pre_logits.0.weight" in state, units):
         converted.update(zip(rule.theirs, rule.to_theirs(state[rule.ours]), strict=True))
     return converted

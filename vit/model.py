@@ -13,12 +13,14 @@ from vit.embedding import PatchEmbedding, resize_position_embedding
 from vit.encoder import Encoder
 from vit.head import ClassificationHead, classifier
 
+TIMM_POOLS = {"token": "cls", "avg": "gap"}  # timm's global_pool -> ViTConfig.pool
+
 
 class VisionTransformer(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self._architecture = config  # read through `config`, which the modules complete
-        self.embedding = PatchEmbedding(config)  # Eq. 1
+        self.embedding = patch_embedding(config)  # Eq. 1
         self.encoder = Encoder(config)  # Eq. 2-3, L times
         self.head = ClassificationHead(config)  # Eq. 4 and the classifier
         init_weights(self)
@@ -82,10 +84,9 @@ class VisionTransformer(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """timm's name for `replace_head`; global_pool "token" (class token) or "avg" (GAP)."""
         if global_pool is not None:
-            pools = {"token": "cls", "avg": "gap"}
-            if global_pool not in pools:
+            if global_pool not in TIMM_POOLS:
                 raise ValueError(f"global_pool must be 'token' or 'avg', not {global_pool!r}")
-            self.head.pool = pools[global_pool]
+            self.head.pool = TIMM_POOLS[global_pool]
         self.replace_head(num_classes)
 
     def no_weight_decay(self) -> set[str]:
@@ -93,11 +94,20 @@ class VisionTransformer(nn.Module):
         return {"embedding.position_embedding", "embedding.class_token"}
 
 
+def patch_embedding(config: ViTConfig) -> PatchEmbedding:
+    """Eq. 1 on the image's patches, or on a ResNet's feature map (a hybrid, Section 3.1)."""
+    if not config.resnet_layers:
+        return PatchEmbedding(config)
+    from vit.hybrid import HybridEmbedding  # imports timm, for hybrids only
+
+    return HybridEmbedding(config)
+
+
 @torch.no_grad()
 def init_weights(model: VisionTransformer) -> None:
     """The initialisation of the reference JAX implementation (google-research/vision_transformer):
     x_class zeros, E_pos normal(0.02), E LeCun-normal, dense layers Xavier-uniform (MLP biases
-    normal(1e-6)), the classifier zeros."""
+    normal(1e-6)), the classifier zeros. A hybrid's ResNet keeps its own (`vit.hybrid`)."""
     embedding = model.embedding
     nn.init.normal_(embedding.position_embedding, std=0.02)
     nn.init.zeros_(embedding.class_token)

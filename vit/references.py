@@ -16,6 +16,8 @@ TIMM_NAMES: dict[str, str] = {
     "vit_l16": "vit_large_patch16_224",
     "vit_l32": "vit_large_patch32_224",
     "vit_h14": "vit_huge_patch14_224",
+    "vit_r50_b16": "vit_base_r50_s16_224",  # hybrids (Section 3.1)
+    "vit_r50_l32": "vit_large_r50_s32_224",
 }
 
 TORCHVISION_NAMES: dict[str, str] = {  # torchvision has no Ti or S

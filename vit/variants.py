@@ -8,6 +8,10 @@
 "ViT-L/16 means the 'Large' variant with 16 x 16 input patch size." One function per variant,
 as the official `get_b16_config` and timm's `vit_base_patch16_224`: its name is the registry
 name, its body the ViTConfig (at 224 px and 1000 classes; `create_model` changes those).
+
+The hybrids (Section 3.1, Appendix D.2; `vit.hybrid`) feed a ResNet-50's feature map to E with
+patch size 1: "for hybrids, the number at the end of the model name stands not for the patch
+size, but for the total dowsampling ratio in the ResNet backbone".
 """
 
 from __future__ import annotations
@@ -53,12 +57,15 @@ def variant(paper_name: str) -> Callable[[Callable[[], ViTConfig]], Callable[[],
         entry = Variant(make_config.__name__, paper_name, make_config())
         VARIANTS[entry.name] = entry
         c = entry.config
+        patches = f"{c.patch_size}x{c.patch_size} patches"
+        if c.resnet_layers:
+            patches += f" of a ResNet-50 (BiT) feature map, stages {c.resnet_layers}"
         register_model(
             entry.name,
             family="vit",
             default_image_size=c.image_size,
             description=f"{paper_name}: {c.depth} layers, D={c.hidden_size}, MLP {c.mlp_size}, "
-            f"{c.num_heads} heads, {c.patch_size}x{c.patch_size} patches",
+            f"{c.num_heads} heads, {patches}",
         )(partial(build_variant, entry.name))
         return make_config
 
@@ -105,3 +112,18 @@ def vit_l32() -> ViTConfig:
 def vit_h14() -> ViTConfig:
     """ViT-Huge (Table 1): 32 layers, D = 1280, MLP 5120, 16 heads (632M parameters)."""
     return ViTConfig(patch_size=14, hidden_size=1280, depth=32, num_heads=16, mlp_size=5120)
+
+
+@variant("R50+ViT-B/16")
+def vit_r50_b16() -> ViTConfig:
+    """Hybrid, option (ii): ResNet-50 with stage 4 removed and its layers placed in stage 3,
+    (3, 4, 9), stride 16; ViT-Base on 1x1 patches of its 1024-channel feature map (timm's
+    `vit_base_r50_s16_*`, the official `R50+ViT-B_16`)."""
+    return vit_b16().replace(patch_size=1, resnet_layers=(3, 4, 9))
+
+
+@variant("R50+ViT-L/32")
+def vit_r50_l32() -> ViTConfig:
+    """Hybrid, option (i): the output of stage 4 of a ResNet-50, (3, 4, 6, 3), stride 32;
+    ViT-Large on 1x1 patches of its 2048-channel feature map (timm's `vit_large_r50_s32_*`)."""
+    return vit_l16().replace(patch_size=1, resnet_layers=(3, 4, 6, 3))

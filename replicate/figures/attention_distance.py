@@ -58,7 +58,8 @@ def attention_distance_by_layer(
     with tqdm(total=num_images, unit="img", desc="attention distance") as progress:
         for images in batches:
             maps = model.attention_maps(images)
-            distances = [mean_attention_distance(a, model.config.patch_size) for a in maps]
+            pixels = model.config.downsampling  # per token: the patch size, or a hybrid's stride
+            distances = [mean_attention_distance(a, pixels) for a in maps]
             per_image.append(torch.stack(distances, dim=1))
             progress.update(len(images))
     return torch.cat(per_image).mean(dim=0).float()

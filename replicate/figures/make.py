@@ -24,6 +24,22 @@ FIGURE_6 = "fig6_attention_rollout.png"
 TRAINING_CURVES = "training_curves.png"
 
 
+class FigureNotApplicable(ValueError):
+    """The figure has no meaning for this model (e.g. RGB patch filters of a hybrid)."""
+
+
+def _require_pixel_patches(subject: Subject, figure: str) -> None:
+    """Figures 1 and 7 left show E acting on RGB pixel patches, which a hybrid does not have."""
+    config = subject.model.config
+    if config.resnet_layers:
+        raise FigureNotApplicable(
+            f"{figure} shows E on RGB pixel patches, but {subject.label} is a hybrid: its E "
+            f"projects 1x1 cells of a ResNet feature map ({config.downsampling}x downsampled, "
+            f"{subject.model.embedding.projection.in_channels} channels), so it has no RGB patch "
+            "filters to draw (Section 3.1)"
+        )
+
+
 def _as_hwc(images: torch.Tensor) -> np.ndarray:
     return rearrange(images, "... c h w -> ... h w c").numpy()
 
@@ -31,6 +47,7 @@ def _as_hwc(images: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def figure_1(subject: Subject, images: ImageSet, out: Path) -> Path:
     """Figure 1 in pictures, on the first image: patches, sequence, patch embedding."""
+    _require_pixel_patches(subject, "Figure 1")
     image = images.normalised(subject.mean, subject.std)[:1]
     embedding = subject.model.embedding.projection(image)[0]  # x_p E on the grid, (D, g, g)
     return plots.draw_patch_embedding(
@@ -44,6 +61,7 @@ def figure_1(subject: Subject, images: ImageSet, out: Path) -> Path:
 
 def figure_7_filters(subject: Subject, out: Path, num_components: int = 28) -> Path:
     """Figure 7 left: the top principal components of the patch-embedding filters E."""
+    _require_pixel_patches(subject, "Figure 7 left (RGB embedding filters)")
     weight = subject.model.embedding.projection.weight
     components, explained = filter_principal_components(weight, num_components)
     return plots.draw_embedding_filters(components, explained, out / FIGURE_7_LEFT, subject.label)
@@ -63,7 +81,7 @@ def figure_7_attention_distance(
     distances = attention_distance_by_layer(
         subject.model, images.batches(subject.mean, subject.std, batch_size), len(images.images)
     )
-    uniform = patch_distances(config.grid_size, config.patch_size).mean().item()
+    uniform = patch_distances(config.grid_size, config.downsampling).mean().item()
     title = (
         f"Mean attention distance by head and depth ({config.image_size}x{config.image_size} "
         f"input)\n{subject.label}; {images.label}"

@@ -43,7 +43,8 @@ def measure_variant(name: str) -> VariantRow:
     with torch.device("meta"):
         model = create_model(name, num_classes=1000, image_size=224)
     c = model.config
-    fine_tune_size = nearest_multiple(384, c.patch_size)  # Table 5: "fine-tuned at 384"
+    step = c.downsampling  # pixels per token: the patch size, or a hybrid's total stride
+    fine_tune_size = nearest_multiple(384, step)  # Table 5: "fine-tuned at 384 resolution"
     return VariantRow(
         name=name,
         paper_name=VARIANTS[name].paper_name,
@@ -109,9 +110,14 @@ def result_row(run: Run) -> ResultRow:
     pre-training data and dataset."""
     variant = run.config.get("variant", "?")
     model = VARIANTS[variant].paper_name if variant in VARIANTS else variant
-    dataset = str(run.config.get("dataset", "?"))
-    spec = run.config.get("pretrained") or None
+    dataset = run.dataset
+    spec = run.pretrained
     final_acc = run.final("test_acc")
+    paper = paper_accuracy(model, pretraining_dataset(spec, dataset), dataset)
+    recipe = run.config.get("recipe")  # a dict in replicate.train's config.json
+    if isinstance(recipe, dict) and recipe.get("objective") == "masked-patch":
+        model += ", masked-patch pre-training (colour accuracy)"  # not a classification top-1
+        paper = None
     return ResultRow(
         run=run.name,
         model=model,
@@ -119,7 +125,7 @@ def result_row(run: Run) -> ResultRow:
         dataset=dataset,
         epochs=run.metrics[-1]["epoch"],
         test_acc=None if final_acc is None else 100 * final_acc,
-        paper=paper_accuracy(model, pretraining_dataset(spec, dataset), dataset),
+        paper=paper,
         eval_split=run.eval_split,
     )
 
