@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from replicate.checkpoint import STATE
+from replicate.checkpoint import latest_checkpoint
 from replicate.cli_errors import run_cli
 from replicate.run_log import METRICS
 from replicate.train import main as train_main
@@ -102,7 +102,7 @@ def run_sweep(
 
 def _train(folder: Path, options: list[str]) -> dict:
     """Train (or finish an interrupted run) and return the last line of its metrics."""
-    resume = (folder / STATE).is_file()
+    resume = latest_checkpoint(folder) is not None
     train_main(["--resume", "--out", str(folder)] if resume else [*options, "--out", str(folder)])
     return json.loads((folder / METRICS).read_text().splitlines()[-1])
 
