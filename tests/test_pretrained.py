@@ -156,7 +156,7 @@ def test_npz_matches_jax_attention_semantics(tmp_path: Path, tiny_config: ViTCon
     computes the JAX einsums: q = einsum('nd,dhk->nhk'), out = einsum('nhk,hkd->nd')."""
     model = VisionTransformer(tiny_config)
     arrays = {k: v.numpy() for k, v in from_ours(model.state_dict(), npz_layout(4)).items()}
-    prefix = "Transformer/encoderblock_0/MultiHeadDotProductAttention_0/"
+    prefix = "Transformer/encoderblock_0/MultiHeadDotProductAttention_1/"
     rng = np.random.default_rng(0)
     for name in ("query", "key", "value", "out"):
         arrays[prefix + f"{name}/kernel"] = rng.normal(size=arrays[prefix + f"{name}/kernel"].shape)

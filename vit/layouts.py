@@ -348,9 +348,10 @@ def _npz_rules(num_heads: int, naming: str) -> tuple[tuple[Rule, ...], tuple[Rul
     return model_rules, layer_rules
 
 
-def npz_layout(num_heads: int, naming: str = "linen") -> Layout:
-    """The official layout, with the block numbering `naming` ("linen" or "2020"; reading
-    accepts both); converting back to it needs the number of heads."""
+def npz_layout(num_heads: int, naming: str = "2020") -> Layout:
+    """The official layout; `naming` is the block numbering written ("2020", as the released
+    files and timm's .npz reader have it, or "linen"), while reading accepts both. Converting
+    back to it needs the number of heads."""
     model_rules, layer_rules = _npz_rules(num_heads, naming)
     return Layout(
         name="npz",
@@ -460,7 +461,7 @@ def _flax_flavour(state: dict[str, Tensor]) -> str:
 
 def _to_official_names(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Any flax ViT file (2020 or Linen numbering, big_vision, scanned or not) -> the official
-    layout with Linen numbering, which `npz_layout()` reads."""
+    layout with Linen numbering, which `npz_layout(heads, "linen")` reads."""
     return _official_position_embedding(_renumber_block_modules(_unstack_scanned_blocks(state)))
 
 
@@ -468,7 +469,7 @@ def detect_layout(state: dict[str, Tensor], num_heads: int) -> Layout | None:
     """The layout of `state`; None when it is already this project's."""
     if "embedding.projection.weight" in state:
         return None
-    for layout in (TIMM, TORCHVISION, npz_layout(num_heads)):
+    for layout in (TIMM, TORCHVISION, npz_layout(num_heads, "linen")):
         if layout.marker in state:
             return layout
     sample = ", ".join(sorted(state)[:5])
