@@ -15,12 +15,13 @@ from replicate.figures import make
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
 from replicate.figures.runs import load_runs
 from replicate.figures.sources import Subject, from_checkpoint, from_pretrained, untrained
+from replicate.figures.studies import STUDIES_DIR, redraw_studies
 from replicate.figures.tables import results_markdown, table1_markdown
 from vit.variants import VARIANTS
 
 log = logging.getLogger("replicate.figures")
 
-PARTS = ("table1", "fig1", "fig6", "fig7", "curves", "results")
+PARTS = ("table1", "fig1", "fig6", "fig7", "curves", "results", "studies")
 TABLE_1 = "table1_variants.md"
 RESULTS = "results.md"
 UNTRAINED = "untrained"  # sub-folder for Figures 1, 6 and 7 of an untrained model
@@ -127,6 +128,8 @@ def run(args: argparse.Namespace) -> list[Path]:
         written.append(out / RESULTS)
         fewshot = fewshot_markdown(read_fewshot_results(runs_dir))  # replicate.fewshot's folders
         written[-1].write_text(results_markdown(runs) + fewshot)
+    if "studies" in parts:
+        written += redraw_studies(STUDIES_DIR, out)
     if subject is None:
         return written
     if not (args.checkpoint or args.pretrained):  # never over the figures of a trained model

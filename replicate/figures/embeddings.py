@@ -41,3 +41,21 @@ def position_similarity(position_embedding: torch.Tensor, *, class_token: bool) 
         raise ValueError(f"{len(patches)} patch position embeddings do not form a square grid")
     similarity = cosine_similarity(patches.double().cpu().numpy())  # (N, N)
     return similarity.reshape(grid_size, grid_size, grid_size, grid_size)
+
+
+def position_structure(similarity: np.ndarray) -> float:
+    """One number for the 2-D structure Figure 7 centre shows: the mean cosine similarity of
+    the position embeddings of neighbouring patches (sharing an edge) minus that of distant
+    patches (half the grid or more apart along a row or a column). Near 0 for embeddings that
+    know nothing of the grid (e.g. at initialisation); large when they encode it.
+
+    similarity: (g, g, g, g), as `position_similarity` returns it.
+    """
+    grid_size = similarity.shape[0]
+    rows, cols = (axis.ravel() for axis in np.indices((grid_size, grid_size)))
+    row_gap = np.abs(rows[:, None] - rows[None, :])  # (N, N)
+    col_gap = np.abs(cols[:, None] - cols[None, :])
+    pairs = similarity.reshape(grid_size**2, grid_size**2)
+    neighbours = row_gap + col_gap == 1
+    distant = np.maximum(row_gap, col_gap) >= grid_size / 2
+    return float(pairs[neighbours].mean() - pairs[distant].mean())

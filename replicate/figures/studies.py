@@ -1,0 +1,264 @@
+"""Each study's table and figure, drawn from its `study.json` (`replicate.study.runner`), so that
+`python -m replicate.figures` redraws them from the committed results without running anything.
+
+    study_<name>.md    the study's table, the paper's claim, the device and the scale
+    study_<name>.png   its figure, the claim in the caption
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from replicate.figures.plots import save
+
+Summary = dict[str, Any]
+STUDIES_DIR = Path("results/studies")  # what `python -m replicate.study` commits
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> str:
+        lines = [self.columns, ["---"] * len(self.columns), *self.rows]
+        return "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def runs_by_name(summary: Summary) -> dict[str, Summary]:
+    return {run["run"]: run for run in summary["runs"]}
+
+
+def test_acc(run: Summary | None) -> float | None:
+    return None if run is None else run["result"].get("test_acc")
+
+
+# data-size: Figures 3 and 4
+
+
+def _data_size_points(summary: Summary) -> dict[str, list[tuple[int, float]]]:
+    """model -> [(training images, test top-1)], by increasing images."""
+    points: dict[str, list[tuple[int, float]]] = {}
+    for run in summary["runs"]:
+        model = run["run"].split("-", 1)[0]
+        points.setdefault(model, []).append((run["result"]["train_images"], test_acc(run)))
+    return {model: sorted(p) for model, p in points.items()}
+
+
+MODEL_NAMES = {"vit": "ViT-S/4", "bit": "BiT-R50x1"}
+
+
+def data_size_table(summary: Summary) -> Table:
+    points = _data_size_points(summary)
+    models = list(points)
+    images = sorted({n for p in points.values() for n, _ in p})
+    by_model = {m: dict(points[m]) for m in models}
+    rows = [[f"{n:,}", *(percent(by_model[m].get(n)) for m in models)] for n in images]
+    return Table(["training images", *(MODEL_NAMES.get(m, m) for m in models)], rows)
+
+
+def data_size_figure(summary: Summary, ax) -> None:
+    for model, points in _data_size_points(summary).items():
+        images, accuracy = zip(*points, strict=True)
+        ax.plot(images, [100 * a for a in accuracy], marker="o", label=MODEL_NAMES.get(model))
+    ax.set_xscale("log")
+    ax.set_xlabel("training images (class-balanced subsets of CIFAR-10)")
+    ax.set_ylabel("CIFAR-10 test top-1 (%)")
+    ax.legend()
+
+
+# transfer: Tables 2 and 5
+
+
+def transfer_table(summary: Summary) -> Table:
+    runs = runs_by_name(summary)
+    shots = sorted(
+        {int(k) for r in summary["runs"] if r["tool"] == "fewshot" for k in r["result"]["shots"]}
+    )
+    rows = []
+    for model, name in MODEL_NAMES.items():
+        finetune = runs.get(f"{model}-finetune")
+        fewshot = runs.get(f"{model}-fewshot", {}).get("result", {}).get("shots", {})
+        best_lr = finetune["result"].get("best_lr") if finetune else None
+        rows.append(
+            [
+                name,
+                percent(test_acc(finetune)),
+                "-" if best_lr is None else f"{best_lr:g}",
+                percent(test_acc(runs.get(f"{model}-scratch"))),
+                *(percent(fewshot.get(str(k))) for k in shots),
+            ]
+        )
+    columns = ["model", "fine-tuned", "lr (dev split)", "from scratch"]
+    return Table([*columns, *(f"{k}-shot linear" for k in shots)], rows)
+
+
+def transfer_figure(summary: Summary, ax) -> None:
+    table = transfer_table(summary)
+    bars = [c for c in table.columns if c not in ("model", "lr (dev split)")]
+    width = 0.8 / len(bars)
+    for i, column in enumerate(bars):
+        index = table.columns.index(column)
+        values = [_as_number(row[index]) for row in table.rows]
+        positions = [m + (i - (len(bars) - 1) / 2) * width for m in range(len(table.rows))]
+        ax.bar(positions, values, width, label=column)
+    ax.set_xticks(range(len(table.rows)), [row[0] for row in table.rows])
+    ax.set_ylabel("ants vs bees test top-1 (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize="small")
+
+
+def _as_number(cell: str) -> float:
+    return float("nan") if cell == "-" else float(cell.rstrip("%"))
+
+
+# resolution: Section 3.2
+
+
+def resolution_table(summary: Summary) -> Table:
+    rows = [
+        [f"{run['result']['image_size']}", run["label"], percent(test_acc(run))]
+        for run in summary["runs"]
+    ]
+    return Table(["resolution", "run", "CIFAR-10 test top-1"], rows)
+
+
+def resolution_figure(summary: Summary, ax) -> None:
+    sizes = [run["result"]["image_size"] for run in summary["runs"]]
+    ax.plot(sizes, [100 * test_acc(run) for run in summary["runs"]], marker="o")
+    ax.set_xticks(sizes, [f"{s}x{s}" for s in sizes])
+    ax.set_xlabel("fine-tuning resolution (patch size kept, E_pos interpolated)")
+    ax.set_ylabel("CIFAR-10 test top-1 (%)")
+
+
+# self-supervision: Section 4.6
+
+SELF_SUPERVISION_STARTS = {
+    "scratch": "from scratch",
+    "masked": "masked patch pre-training",
+    "supervised": "supervised pre-training",
+}
+
+
+def _self_supervision_cells(summary: Summary, scratch: dict[str, Summary]) -> dict[str, dict]:
+    """label fraction ("10", "100") -> start -> test top-1."""
+    runs = runs_by_name(summary)
+    cells: dict[str, dict] = {}
+    for name, run in runs.items():
+        parts = name.split("-")  # vit-masked-10
+        if len(parts) == 3 and parts[1] in SELF_SUPERVISION_STARTS:
+            cells.setdefault(parts[2], {})[parts[1]] = test_acc(run)
+    for fraction, row in cells.items():
+        row["scratch"] = test_acc(scratch.get(f"vit-{fraction}"))
+    return dict(sorted(cells.items(), key=lambda item: float(item[0])))
+
+
+def self_supervision_table(summary: Summary, scratch: dict[str, Summary]) -> Table:
+    cells = _self_supervision_cells(summary, scratch)
+    rows = [
+        [f"{fraction}%", *(percent(row.get(s)) for s in SELF_SUPERVISION_STARTS)]
+        for fraction, row in cells.items()
+    ]
+    return Table(["labels used", *SELF_SUPERVISION_STARTS.values()], rows)
+
+
+# attention: Figures 6, 7 and 11, drawn by the run itself
+
+ATTENTION_FIGURES = (
+    "fig1_patch_embedding.png",
+    "fig6_attention_rollout.png",
+    "fig7_left_embedding_filters.png",
+    "fig7_centre_position_similarity.png",
+    "fig7_right_attention_distance.png",
+)
+
+
+def attention_table(summary: Summary) -> Table:
+    rows = []
+    for run in summary["runs"]:
+        result = run["result"]
+        rows.append([run["label"], f"{result.get('position_structure', float('nan')):.3f}"])
+    return Table(["model", "position structure (neighbours minus distant, cosine)"], rows)
+
+
+@dataclass(frozen=True)
+class Drawing:
+    table: Callable[..., Table]
+    figure: Callable[..., None] | None  # None: the run draws its own figures
+
+
+DRAWINGS = {
+    "data-size": Drawing(data_size_table, data_size_figure),
+    "transfer": Drawing(transfer_table, transfer_figure),
+    "resolution": Drawing(resolution_table, resolution_figure),
+    "attention": Drawing(attention_table, None),
+}
+
+
+def draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
+    """Write the study's table (Markdown) and figure (PNG) to `out`; returns the files."""
+    name = summary["study"]
+    table = _table(summary, folder)
+    header = (
+        f"# {summary['title']}\n\n{summary['claim']}\n\n"
+        f"Scale `{summary['scale']}`, on {summary['device']}; "
+        f"{summary['device_time_s'] / 60:.1f} minutes of device time.\n\n"
+    )
+    markdown = out / f"study_{name}.md"
+    out.mkdir(parents=True, exist_ok=True)
+    markdown.write_text(header + table.markdown())
+    written = [markdown]
+    drawing = DRAWINGS.get(name)
+    if drawing is not None and drawing.figure is not None:
+        fig = Figure(figsize=(7, 4.5), layout="constrained")
+        ax = fig.add_subplot()
+        drawing.figure(summary, ax)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{summary['title']}\n({summary['scale']} scale, {summary['device']})")
+        written.append(save(fig, out / f"study_{name}.png"))
+    if name == "attention":
+        written += _copy_attention_figures(folder, out)
+    return written
+
+
+def _table(summary: Summary, folder: Path) -> Table:
+    if summary["study"] == "self-supervision":
+        from replicate.study.runner import read_json
+
+        data_size = folder.parent / "data-size"
+        scratch = {
+            run.name: read_json(run / "summary.json")
+            for run in data_size.glob("vit-*")
+            if (run / "summary.json").is_file()
+        }
+        return self_supervision_table(summary, scratch)
+    return DRAWINGS[summary["study"]].table(summary)
+
+
+def _copy_attention_figures(folder: Path, out: Path) -> list[Path]:
+    written = []
+    for run in folder.iterdir():
+        for name in ATTENTION_FIGURES:
+            if (run / name).is_file():
+                written.append(Path(shutil.copy2(run / name, out / name)))
+    return written
+
+
+def redraw_studies(studies_dir: Path, out: Path) -> list[Path]:
+    """Every committed study's table and figure, from its study.json."""
+    from replicate.study.runner import STUDY_SUMMARY, read_json
+
+    written = []
+    for summary_path in sorted(studies_dir.glob(f"*/{STUDY_SUMMARY}")):
+        written += draw_study(read_json(summary_path), summary_path.parent, out)
+    return written

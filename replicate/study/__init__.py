@@ -1,0 +1,23 @@
+"""`python -m replicate.study NAME`: the paper's findings, in miniature, on real data.
+
+replicate/study/spec.py         Study, RunSpec, Scale: a study as data
+replicate/study/scales.py       `full` (CIFAR-10 on a GPU, committed) and `smoke` (CI)
+replicate/study/definitions/    one module per study, in the order they run:
+    data_size.py          Figures 3-4: ViT vs BiT on 5%...100% of CIFAR-10
+    transfer.py           Tables 2, 5: CIFAR-10 -> ants vs bees, fine-tuned, few-shot
+    resolution.py         Section 3.2: fine-tuning at a higher resolution
+    self_supervision.py   Section 4.6: masked patch prediction
+    attention.py          Figures 6, 7, 11 from the data-size study's ViT
+replicate/study/runner.py       runs what has not finished, dependencies first
+replicate/figures/studies.py    each study's table and figure, from its study.json
+"""
+
+from replicate.study.definitions import attention, data_size, resolution, self_supervision, transfer
+from replicate.study.spec import RunSpec, Scale, Study
+
+STUDIES: dict[str, Study] = {
+    module.STUDY.name: module.STUDY
+    for module in (data_size, transfer, resolution, self_supervision, attention)
+}
+
+__all__ = ["STUDIES", "RunSpec", "Scale", "Study"]

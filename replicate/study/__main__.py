@@ -1,0 +1,75 @@
+"""python -m replicate.study NAME [NAME ...] [--scale smoke|full] [--out DIR]
+
+Runs the named studies (or `all`), skipping runs that already finished and resuming one that
+was cut off, then writes each study's study.json, its Markdown table and its figure.
+
+    python -m replicate.study data-size                  # full scale: CIFAR-10, needs a GPU
+    python -m replicate.study all --scale smoke --out /tmp/studies   # every study, CPU, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from replicate.cli_errors import run_cli
+from replicate.figures.studies import draw_study
+from replicate.study import STUDIES
+from replicate.study.runner import Runner
+from replicate.study.scales import SCALES
+
+RESULTS = Path("results/studies")
+FIGURES = Path("figures")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m replicate.study",
+        description="Run the paper's experiments in miniature and draw their figures.",
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "names", nargs="+", metavar="NAME", choices=[*STUDIES, "all"], help=", ".join(STUDIES)
+    )
+    parser.add_argument(
+        "--scale",
+        choices=list(SCALES),
+        default="full",
+        help="full: CIFAR-10 on a GPU, what results/studies holds; smoke: tiny models on "
+        "digits, a few steps, seconds on a CPU (default full)",
+    )
+    parser.add_argument(
+        "--out", type=Path, help=f"results folder (default {RESULTS}; smoke: runs/studies-smoke)"
+    )
+    parser.add_argument(
+        "--figures",
+        type=Path,
+        help=f"where tables and figures go (default {FIGURES}; smoke: --out)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> list[Path]:
+    args = build_parser().parse_args(argv)
+    scale = SCALES[args.scale]
+    smoke = scale.name == "smoke"
+    out = args.out or (Path("runs/studies-smoke") if smoke else RESULTS)
+    figures = args.figures or (out if smoke else FIGURES)
+    names = list(STUDIES) if "all" in args.names else args.names
+    runner = Runner(STUDIES, scale, out)
+    written = []
+    for name in names:
+        summary = runner.run(STUDIES[name])
+        written += draw_study(summary, out / name, figures)
+    for path in written:
+        print(f"wrote {path}")
+    return written
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    raise SystemExit(run_cli("replicate.study", main))

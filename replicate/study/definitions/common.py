@@ -1,0 +1,32 @@
+"""Command-line pieces every study shares."""
+
+from __future__ import annotations
+
+from replicate.study.spec import Scale
+
+
+def upstream(scale: Scale, image_size: int | None = None) -> tuple[str, ...]:
+    """Train on the upstream dataset (CIFAR-10) at the scale's batch and workers."""
+    return (
+        *("--dataset", scale.upstream),
+        *("--image-size", str(image_size or scale.image_size)),
+        *("--batch-size", str(scale.batch_size)),
+        *("--workers", str(scale.workers)),
+    )
+
+
+def downstream(scale: Scale) -> tuple[str, ...]:
+    """Train on the downstream photos at twice the upstream resolution (Section 3.2: fine-tune
+    at a higher resolution than pre-training)."""
+    return (
+        *("--dataset", scale.downstream),
+        *("--image-size", str(2 * scale.image_size)),
+        *("--batch-size", str(scale.batch_size)),
+        *("--workers", str(scale.workers)),
+        *("--steps", str(scale.finetune_steps)),
+    )
+
+
+def percent(fraction: float) -> str:
+    """0.05 -> "5": run names read as percentages of the training set."""
+    return f"{100 * fraction:g}"

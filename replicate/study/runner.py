@@ -1,0 +1,197 @@
+"""Run a study: each unfinished run in turn, then the study's summary, table and figure.
+
+    OUT/STUDY/RUN/            the run's own folder: what its tool writes (config.json,
+                              metrics.jsonl, checkpoints, ...), then
+    OUT/STUDY/RUN/summary.json  written last, atomically: the run's result, how long it took,
+                              the device and the library versions. A run with a summary is
+                              finished and is not run again; a run folder without one is
+                              resumed (`replicate.train --resume`) or, holding no checkpoint,
+                              started over.
+    OUT/STUDY/study.json      every run's summary, the scale and the device time spent
+
+A run that needs another's weights (`{weights:STUDY/RUN}` in its arguments) runs it first, in
+whichever study it belongs to, so `transfer` alone trains the data-size models it starts from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from replicate.bench.environment import describe_device, library_versions
+from replicate.checkpoint import STATE, WEIGHTS, atomic_path
+from replicate.run_log import CONFIG, METRICS
+from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
+from replicate.study.spec import RunSpec, Scale, Study
+
+log = logging.getLogger("replicate.study")
+
+SUMMARY = "summary.json"
+STUDY_SUMMARY = "study.json"
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Atomically: a study killed while writing leaves the previous file or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def environment() -> dict[str, Any]:
+    """Where the runs ran: the device's name and the library versions."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return {"device": describe_device(device).name, "versions": library_versions()}
+
+
+# The tools a run can call, each `tool(args, out, resume)`: in-process, so a smoke study pays
+# for one interpreter and one import of torch.
+
+
+def _train(args: Sequence[str], out: Path, resume: bool) -> None:
+    from replicate.train import main
+
+    main(["--resume", "--out", str(out)] if resume else [*args, "--out", str(out)])
+
+
+def _figures(args: Sequence[str], out: Path, resume: bool) -> None:
+    from replicate.figures.__main__ import main
+
+    if main([*args, "--out", str(out)]) != 0:
+        raise ValueError(f"replicate.figures {' '.join(args)} failed (see above)")
+
+
+TOOLS: dict[str, Callable[[Sequence[str], Path, bool], None]] = {
+    "train": _train,
+    "figures": _figures,
+}
+
+
+def weights_path(run_folder: Path) -> Path:
+    """The trained weights a finished run of `replicate.train` left."""
+    return run_folder / WEIGHTS
+
+
+def _can_resume(folder: Path) -> bool:
+    return (folder / CONFIG).is_file() and (folder / STATE).is_file()
+
+
+class Runner:
+    """Runs the studies' runs under `out`, each at most once, dependencies first."""
+
+    def __init__(self, studies: Mapping[str, Study], scale: Scale, out: Path) -> None:
+        self.studies, self.scale, self.out = studies, scale, out
+        self.environment = environment()
+
+    def folder(self, study: str, run: str) -> Path:
+        return self.out / study / run
+
+    def spec(self, study: str, run: str) -> RunSpec:
+        if study not in self.studies:
+            raise ValueError(f"unknown study {study!r} in a run's arguments")
+        for spec in self.studies[study].runs(self.scale):
+            if spec.name == run:
+                return spec
+        raise ValueError(f"study {study!r} has no run {run!r} at scale {self.scale.name}")
+
+    def ensure(self, study: str, spec: RunSpec) -> dict[str, Any]:
+        """The run's summary, running it (and what it needs) first if it has not finished."""
+        folder = self.folder(study, spec.name)
+        if (folder / SUMMARY).is_file():
+            return read_json(folder / SUMMARY)
+        for need in spec.needs:
+            need_study, need_run = need.split("/", 1)
+            self.ensure(need_study, self.spec(need_study, need_run))
+        args = [self._resolve(arg) for arg in spec.args]
+        resume = spec.tool == "train" and _can_resume(folder)
+        if folder.exists() and not resume:  # cut off before its first checkpoint
+            shutil.rmtree(folder)
+        log.info("%s %s/%s: %s", "resuming" if resume else "running", study, spec.name, spec.tool)
+        start = time.perf_counter()
+        TOOLS[spec.tool](args, folder, resume)
+        summary = {
+            "study": study,
+            "run": spec.name,
+            "label": spec.label or spec.name,
+            "tool": spec.tool,
+            "args": list(spec.args),
+            "scale": self.scale.name,
+            "result": summarise(spec.tool, folder, args),
+            "wall_time_s": round(time.perf_counter() - start, 1),
+            "resumed": resume,
+            **self.environment,
+        }
+        write_json(folder / SUMMARY, summary)
+        return summary
+
+    def _resolve(self, arg: str) -> str:
+        """`{weights:STUDY/RUN}` -> that run's weights file; other arguments unchanged."""
+        if not arg.startswith(WEIGHTS_PLACEHOLDER):
+            return arg
+        study, run = arg[len(WEIGHTS_PLACEHOLDER) : -1].split("/", 1)
+        return str(weights_path(self.folder(study, run)))
+
+    def run(self, study: Study) -> dict[str, Any]:
+        """Every run of `study`, then its study.json."""
+        summaries = [self.ensure(study.name, spec) for spec in study.runs(self.scale)]
+        summary = {
+            "study": study.name,
+            "title": study.title,
+            "claim": study.claim,
+            "scale": self.scale.name,
+            "runs": summaries,
+            "device_time_s": round(sum(s["wall_time_s"] for s in summaries), 1),
+            **self.environment,
+        }
+        write_json(self.out / study.name / STUDY_SUMMARY, summary)
+        return summary
+
+
+# What each tool's run folder yields for the study's table.
+
+
+def summarise(tool: str, folder: Path, args: Sequence[str]) -> dict[str, Any]:
+    if tool == "train":
+        return summarise_training(folder)
+    if tool == "figures":
+        return summarise_figures(Path(args[args.index("--checkpoint") + 1]))
+    return {}
+
+
+def summarise_training(folder: Path) -> dict[str, Any]:
+    """The last epoch's numbers (the run's final model, not the best epoch: choosing the best
+    on the test split would select on the test set)."""
+    config = read_json(folder / CONFIG)
+    last = json.loads((folder / METRICS).read_text().splitlines()[-1])
+    return {
+        "variant": config["variant"],
+        "dataset": config["dataset"],
+        "recipe": config["recipe"]["name"],
+        "image_size": config["image_size"],
+        "steps": last["step"],
+        "test_acc": last["test_acc"],
+        "test_top5": last["test_top5"],
+        "test_loss": last["test_loss"],
+        "train_loss": last["train_loss"],
+        "images_per_s": last["images_per_s"],
+    }
+
+
+def summarise_figures(checkpoint: Path) -> dict[str, Any]:
+    """How much 2-D structure the model's position embeddings learned (Figure 7 centre)."""
+    from replicate.checkpoint import load_model
+    from replicate.figures.embeddings import position_similarity, position_structure
+
+    model, info = load_model(checkpoint)
+    similarity = position_similarity(model.embedding.position_embedding)
+    return {"position_structure": position_structure(similarity), "step": info.step}

@@ -1,0 +1,40 @@
+"""`python -m replicate.study`: every study end to end at smoke scale, what a rerun skips, and
+the numbers the studies report."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from replicate.figures.embeddings import position_similarity, position_structure
+
+
+def sinusoidal_grid_embedding(grid: int, dim: int) -> torch.Tensor:
+    """(1, 1 + grid^2, dim): 2-D sine-cosine embeddings (MAE's), which encode the grid."""
+    position = torch.arange(grid, dtype=torch.float64)
+    frequencies = 1 / 100 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    angles = position[:, None] * frequencies[None]  # (grid, dim / 4)
+    axis = torch.cat([angles.sin(), angles.cos()], dim=1)  # (grid, dim / 2)
+    rows = axis[:, None].expand(grid, grid, -1)
+    cols = axis[None, :].expand(grid, grid, -1)
+    table = torch.cat([rows, cols], dim=-1).reshape(grid * grid, dim)
+    return torch.cat([torch.zeros(1, dim, dtype=torch.float64), table])[None]
+
+
+def test_position_structure_separates_a_grid_code_from_noise() -> None:
+    grid = position_structure(position_similarity(sinusoidal_grid_embedding(8, 64)))
+    noise = position_structure(position_similarity(torch.randn(1, 65, 64)))
+    assert grid > 0.3
+    assert abs(noise) < 0.05
+
+
+def test_position_structure_on_a_hand_made_similarity() -> None:
+    """Neighbours at similarity 1, distant pairs at 0, the rest at 0.5: exactly 1."""
+    g = 4
+    rows, cols = np.indices((g, g))
+    r, c = rows.ravel(), cols.ravel()
+    gap_r, gap_c = abs(r[:, None] - r[None]), abs(c[:, None] - c[None])
+    pairs = np.full((g * g, g * g), 0.5)
+    pairs[gap_r + gap_c == 1] = 1.0
+    pairs[np.maximum(gap_r, gap_c) >= g / 2] = 0.0
+    assert position_structure(pairs.reshape(g, g, g, g)) == 1.0
