@@ -104,14 +104,22 @@ class Runner:
                 return spec
         raise ValueError(f"study {study!r} has no run {run!r} at scale {self.scale.name}")
 
-    def ensure(self, study: str, spec: RunSpec) -> dict[str, Any]:
-        """The run's summary, running it (and what it needs) first if it has not finished."""
+    def ensure(self, study: str, spec: RunSpec, weights: bool = False) -> dict[str, Any]:
+        """The run's summary, running it (and what it needs) first if it has not finished.
+
+        weights: another run needs this one's weights. Checkpoints are not committed, so a
+        finished run whose weights are not on this machine is run again (same seed and
+        configuration) and its summary replaced.
+        """
         folder = self.folder(study, spec.name)
-        if (folder / SUMMARY).is_file():
+        finished = (folder / SUMMARY).is_file()
+        if finished and not (weights and not weights_path(folder).is_file()):
             return read_json(folder / SUMMARY)
+        if finished:
+            log.info("%s/%s: re-run for its weights, which are not here", study, spec.name)
         for need in spec.needs:
             need_study, need_run = need.split("/", 1)
-            self.ensure(need_study, self.spec(need_study, need_run))
+            self.ensure(need_study, self.spec(need_study, need_run), weights=True)
         args = [self._resolve(arg) for arg in spec.args]
         resume = spec.tool == "train" and _can_resume(folder)
         if folder.exists() and not resume:  # cut off before its first checkpoint
