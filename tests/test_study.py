@@ -3,10 +3,16 @@ the numbers the studies report."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 
 from replicate.figures.embeddings import position_similarity, position_structure
+from replicate.study import STUDIES, runner
+from replicate.study.__main__ import main as study_main
+from replicate.study.runner import STUDY_SUMMARY
+from replicate.study.scales import SMOKE
 
 
 def sinusoidal_grid_embedding(grid: int, dim: int) -> torch.Tensor:
@@ -38,3 +44,29 @@ def test_position_structure_on_a_hand_made_similarity() -> None:
     pairs[gap_r + gap_c == 1] = 1.0
     pairs[np.maximum(gap_r, gap_c) >= g / 2] = 0.0
     assert position_structure(pairs.reshape(g, g, g, g)) == 1.0
+
+
+def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch) -> None:
+    """Every study, every tool, on digits with one-layer models; then a rerun runs nothing."""
+    torch.set_num_threads(1)
+    out = tmp_path / "studies"
+    written = study_main(["all", "--scale", "smoke", "--out", str(out)])
+    for name in STUDIES:
+        summary = json.loads((out / name / STUDY_SUMMARY).read_text())
+        assert [run["run"] for run in summary["runs"]] == [
+            spec.name for spec in STUDIES[name].runs(SMOKE)
+        ]
+        for run in summary["runs"]:
+            assert run["result"], f"{name}/{run['run']} reported nothing"
+            assert run["device"] and run["versions"]["torch"] == torch.__version__
+        assert out / f"study_{name}.md" in written
+    assert {p.name for p in written} >= {
+        "study_data-size.png",
+        "fig7_centre_position_similarity.png",
+    }
+
+    def must_not_run(*args) -> None:
+        raise AssertionError("a finished run was run again")
+
+    monkeypatch.setattr(runner, "TOOLS", dict.fromkeys(runner.TOOLS, must_not_run))
+    study_main(["all", "--scale", "smoke", "--out", str(out)])
