@@ -58,7 +58,7 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch) -> No
         ]
         for run in summary["runs"]:
             assert run["result"], f"{name}/{run['run']} reported nothing"
-            assert run["device"] and run["versions"]["torch"] == torch.__version__
+            assert run["device"] and run["versions"]["torch"]
         assert out / f"study_{name}.md" in written
     assert {p.name for p in written} >= {
         "study_data-size.png",
