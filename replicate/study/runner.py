@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from replicate.bench.environment import describe_device, library_versions
-from replicate.checkpoint import STATE, WEIGHTS, atomic_path
+from replicate.checkpoint import atomic_path, latest_checkpoint, resolve_weights
 from replicate.run_log import CONFIG, METRICS
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
 from replicate.study.spec import RunSpec, Scale, Study
@@ -67,8 +67,7 @@ def _train(args: Sequence[str], out: Path, resume: bool) -> None:
 def _figures(args: Sequence[str], out: Path, resume: bool) -> None:
     from replicate.figures.__main__ import main
 
-    if main([*args, "--out", str(out)]) != 0:
-        raise ValueError(f"replicate.figures {' '.join(args)} failed (see above)")
+    main([*args, "--out", str(out)])
 
 
 TOOLS: dict[str, Callable[[Sequence[str], Path, bool], None]] = {
@@ -77,13 +76,16 @@ TOOLS: dict[str, Callable[[Sequence[str], Path, bool], None]] = {
 }
 
 
-def weights_path(run_folder: Path) -> Path:
-    """The trained weights a finished run of `replicate.train` left."""
-    return run_folder / WEIGHTS
+def has_weights(run_folder: Path) -> bool:
+    """Whether a run of `replicate.train` left weights here (checkpoints are not committed)."""
+    try:
+        return resolve_weights(run_folder).is_file()
+    except FileNotFoundError:
+        return False
 
 
 def _can_resume(folder: Path) -> bool:
-    return (folder / CONFIG).is_file() and (folder / STATE).is_file()
+    return (folder / CONFIG).is_file() and latest_checkpoint(folder) is not None
 
 
 class Runner:
@@ -113,7 +115,7 @@ class Runner:
         """
         folder = self.folder(study, spec.name)
         finished = (folder / SUMMARY).is_file()
-        if finished and not (weights and not weights_path(folder).is_file()):
+        if finished and not (weights and not has_weights(folder)):
             return read_json(folder / SUMMARY)
         if finished:
             log.info("%s/%s: re-run for its weights, which are not here", study, spec.name)
@@ -147,7 +149,7 @@ class Runner:
         if not arg.startswith(WEIGHTS_PLACEHOLDER):
             return arg
         study, run = arg[len(WEIGHTS_PLACEHOLDER) : -1].split("/", 1)
-        return str(weights_path(self.folder(study, run)))
+        return str(resolve_weights(self.folder(study, run)))
 
     def run(self, study: Study) -> dict[str, Any]:
         """Every run of `study`, then its study.json."""
