@@ -153,7 +153,8 @@ def _design(features: Tensor, mean: Tensor, std: Tensor) -> Tensor:
 
 
 class Encoder:
-    """Frozen representations: the input of the model's last linear layer (its classifier)."""
+    """Frozen representations: the input of the model's classifier, its last linear layer (a
+    1x1 convolution on the pooled features in timm's ResNetV2, i.e. BiT)."""
 
     def __init__(
         self,
@@ -167,7 +168,8 @@ class Encoder:
         self.augmentation, self.batch_size = augmentation, batch_size
         device = next(model.parameters()).device
         self.runtime = Runtime(device, rank=0, world_size=1, precision="fp32")
-        self.classifier = [m for m in model.head.modules() if isinstance(m, nn.Linear)][-1]
+        layers = [m for m in model.head.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+        self.classifier = layers[-1]
 
     @torch.no_grad()
     def __call__(self, dataset: Dataset) -> Tensor:
@@ -175,7 +177,7 @@ class Encoder:
         images = place(dataset, self.image_size, self.runtime, "auto", self.workers)
         captured: list[Tensor] = []
         hook = self.classifier.register_forward_hook(
-            lambda module, inputs, output: captured.append(inputs[0].float().cpu())
+            lambda module, inputs, output: captured.append(inputs[0].flatten(1).float().cpu())
         )
         try:
             for batch, _ in images.batches(range(len(images)), self.batch_size):

@@ -28,8 +28,10 @@ def sinusoidal_grid_embedding(grid: int, dim: int) -> torch.Tensor:
 
 
 def test_position_structure_separates_a_grid_code_from_noise() -> None:
-    grid = position_structure(position_similarity(sinusoidal_grid_embedding(8, 64)))
-    noise = position_structure(position_similarity(torch.randn(1, 65, 64)))
+    grid = position_structure(
+        position_similarity(sinusoidal_grid_embedding(8, 64), class_token=True)
+    )
+    noise = position_structure(position_similarity(torch.randn(1, 65, 64), class_token=True))
     assert grid > 0.3
     assert abs(noise) < 0.05
 

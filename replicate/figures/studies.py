@@ -156,7 +156,7 @@ def _self_supervision_cells(summary: Summary, scratch: dict[str, Summary]) -> di
     cells: dict[str, dict] = {}
     for name, run in runs.items():
         parts = name.split("-")  # vit-masked-10
-        if len(parts) == 3 and parts[1] in SELF_SUPERVISION_STARTS:
+        if len(parts) == 3 and parts[0] == "vit" and parts[1] in SELF_SUPERVISION_STARTS:
             cells.setdefault(parts[2], {})[parts[1]] = test_acc(run)
     for fraction, row in cells.items():
         row["scratch"] = test_acc(scratch.get(f"vit-{fraction}"))

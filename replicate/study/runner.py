@@ -70,8 +70,24 @@ def _figures(args: Sequence[str], out: Path, resume: bool) -> None:
     main([*args, "--out", str(out)])
 
 
+def _sweep(args: Sequence[str], out: Path, resume: bool) -> None:
+    """`replicate.sweep OPTIONS -- TRAIN_OPTIONS`; it resumes by itself from its sweep.json."""
+    from replicate.sweep import main
+
+    split = list(args).index("--")
+    main([*args[:split], "--out", str(out), *args[split:]])
+
+
+def _fewshot(args: Sequence[str], out: Path, resume: bool) -> None:
+    from replicate.fewshot import main
+
+    main([*args, "--out", str(out)])
+
+
 TOOLS: dict[str, Callable[[Sequence[str], Path, bool], None]] = {
     "train": _train,
+    "sweep": _sweep,
+    "fewshot": _fewshot,
     "figures": _figures,
 }
 
@@ -124,7 +140,7 @@ class Runner:
             self.ensure(need_study, self.spec(need_study, need_run), weights=True)
         args = [self._resolve(arg) for arg in spec.args]
         resume = spec.tool == "train" and _can_resume(folder)
-        if folder.exists() and not resume:  # cut off before its first checkpoint
+        if folder.exists() and not resume and spec.tool != "sweep":  # cut off before a checkpoint
             shutil.rmtree(folder)
         log.info("%s %s/%s: %s", "resuming" if resume else "running", study, spec.name, spec.tool)
         start = time.perf_counter()
@@ -173,9 +189,11 @@ class Runner:
 def summarise(tool: str, folder: Path, args: Sequence[str]) -> dict[str, Any]:
     if tool == "train":
         return summarise_training(folder)
-    if tool == "figures":
-        return summarise_figures(Path(args[args.index("--checkpoint") + 1]))
-    return {}
+    if tool == "sweep":
+        return summarise_sweep(folder)
+    if tool == "fewshot":
+        return {"shots": read_json(folder / "fewshot.json")["accuracy"]}
+    return summarise_figures(Path(args[args.index("--checkpoint") + 1]))
 
 
 def summarise_training(folder: Path) -> dict[str, Any]:
@@ -194,6 +212,21 @@ def summarise_training(folder: Path) -> dict[str, Any]:
         "test_loss": last["test_loss"],
         "train_loss": last["train_loss"],
         "images_per_s": last["images_per_s"],
+        "train_images": last.get("train_images"),
+    }
+
+
+def summarise_sweep(folder: Path) -> dict[str, Any]:
+    """Appendix B.1.1: every candidate's dev accuracy, the choice, the one test evaluation."""
+    from replicate.sweep import SWEEP
+
+    sweep = read_json(folder / SWEEP)
+    return {
+        "dev_acc": {f"{c['lr']:g}": c["dev_acc"] for c in sweep["candidates"]},
+        "best_lr": sweep["best_lr"],
+        "test_acc": sweep["test_acc"],
+        "test_loss": sweep["test_loss"],
+        "train_images": sweep["train_images"],
     }
 
 
@@ -203,5 +236,7 @@ def summarise_figures(checkpoint: Path) -> dict[str, Any]:
     from replicate.figures.embeddings import position_similarity, position_structure
 
     model, info = load_model(checkpoint)
-    similarity = position_similarity(model.embedding.position_embedding)
+    similarity = position_similarity(
+        model.embedding.position_embedding, class_token=model.config.has_class_token
+    )
     return {"position_structure": position_structure(similarity), "step": info.step}

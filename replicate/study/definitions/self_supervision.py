@@ -17,7 +17,7 @@ from replicate.study.spec import RunSpec, Scale, Study, weights_of
 
 NAME = "self-supervision"
 LABEL_FRACTIONS = (0.1, 1.0)
-PRETRAIN = "vit-masked-patch"
+PRETRAIN = "pretrain-masked-patch"
 
 
 def runs(scale: Scale) -> list[RunSpec]:

@@ -48,7 +48,7 @@ def runs(scale: Scale) -> list[RunSpec]:
                 f"{model}-fewshot",
                 "fewshot",
                 (
-                    *("--pretrained", pretrained),
+                    *("--checkpoint", pretrained),
                     *("--dataset", scale.downstream),
                     *("--shots", *map(str, scale.shots)),
                 ),
