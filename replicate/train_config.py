@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KEY=VALUE",
         help="override a model argument, e.g. depth=2 or hidden_size=64 (ViT config fields) or "
-        "hidden_units=32 (TinyVGG); repeatable",
+        "hidden_units=32 (TinyVGG) or stem=small (BiT: 3x3 stride-1 stem for 32x32); repeatable",
     )
     add(
         "--precision",
