@@ -12,8 +12,8 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from replicate.models import create_model
 from baselines.bit import VARIANTS
+from replicate.models import create_model
 from vit.pretrained import INCEPTION_MEAN, WeightsUnavailableError
 
 SIZE = 64  # a ResNet-50 forward pass at 64x64 takes a fraction of a second on a CPU
