@@ -34,7 +34,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vit.registry import register_model
+from vit.registry import DefaultRecipes, register_model
+
+# A standard ResNet recipe from scratch, BiT-HyperRule from BiT's weights (`replicate.recipes`).
+DEFAULT_RECIPES = DefaultRecipes(scratch="bit-scratch", pretrained="bit-hyperrule")
 
 Stem = Literal["imagenet", "small"]
 STEMS = ("imagenet", "small")
@@ -129,6 +132,7 @@ def _register(name: str, variant: BiTVariant) -> None:
     @register_model(
         name,
         family="cnn",
+        default_recipes=DEFAULT_RECIPES,
         default_image_size=IMAGE_SIZE,
         description=f"BiT ResNetV2 (timm {variant.timm_name}), GroupNorm + weight standardisation;"
         " stem='imagenet' or 'small' (3x3 stride 1, no pool, for 32x32); weights "

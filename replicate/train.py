@@ -44,6 +44,7 @@ from replicate.evaluate import Evaluation, evaluate
 from replicate.loader import Crops, epoch_indices, place
 from replicate.metrics import accuracy_metrics
 from replicate.objectives import objective_for, pretraining_model
+from replicate.mixup import mixup
 from replicate.recipes import build_optimizer, build_scheduler
 from replicate.run_log import EpochRecord, RunLog
 from replicate.runtime import Runtime, seed_everything
@@ -108,10 +109,11 @@ class Trainer:
             lambda: load_splits(spec, Path(config.data_dir), config.verify_images)
         )
         self.classes = splits.classes
+        crop_scale = config.recipe.crop_scale or spec.crop_scale  # BiT-HyperRule sets its own
         self.train_images, self.test_images = (
             place(split, config.image_size, runtime, config.data_placement, config.workers, crop)
             for split, crop in (
-                (splits.train, InceptionCrop(spec.crop_scale, spec.flip)),
+                (splits.train, InceptionCrop(crop_scale, spec.flip)),
                 (splits.test, None),
             )
         )
@@ -134,7 +136,7 @@ class Trainer:
         self.epoch = self.step = 0
         self.best_test_acc = 0.0
         mean, std = self._load_checkpoint() if resume else input_normalisation(self.model)
-        self.augmentation = Augmentation(mean, std, spec.flip, spec.crop_scale)
+        self.augmentation = Augmentation(mean, std, spec.flip, crop_scale)
         self.objective = objective_for(
             self.recipe.objective, self.model, len(self.classes), mean, std
         )
@@ -210,9 +212,17 @@ class Trainer:
         crops = Crops(self.augmentation.crop, crop_seeds(generator, len(indices)))
         start = time.perf_counter()
         for images, labels in self.train_images.batches(indices, self.local_batch, crops):
-            logits, targets, losses = self.train_step(self.augmentation.normalise(images), labels)
+            images, labels = mixup(  # BiT-HyperRule; a no-op for the other recipes
+                self.augmentation.normalise(images),
+                labels,
+                len(self.classes),
+                self.recipe.mixup_alpha,
+                generator,
+            )
+            logits, targets, losses = self.train_step(images, labels)
             metrics["loss"].update(losses)
-            metrics["top1"].update(logits, targets)
+            # MixUp's targets are label mixtures: the accuracy counts the larger share.
+            metrics["top1"].update(logits, targets.argmax(-1) if targets.ndim > 1 else targets)
             self.step += 1
             progress.update()
             if self.step % self.config.log_every == 0:

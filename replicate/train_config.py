@@ -22,10 +22,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from replicate import models
-from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, get_dataset_spec
+from replicate.data import (
+    DATASETS,
+    DEFAULT_DATA_DIR,
+    IMAGEFOLDER,
+    DatasetSpec,
+    get_dataset_spec,
+    load_splits,
+)
 from replicate.loader import Placement, default_workers
-from replicate.recipes import RECIPES, Recipe
+from replicate.recipes import RECIPES, Recipe, bit_hyperrule
 from replicate.run_log import CONFIG
 from replicate.runtime import Precision, default_precision
 
@@ -55,8 +64,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
-        recipe = config["recipe"]
-        return cls(**{**config, "recipe": Recipe(**{**recipe, "betas": tuple(recipe["betas"])})})
+        recipe = {k: tuple(v) if isinstance(v, list) else v for k, v in config["recipe"].items()}
+        return cls(**{**config, "recipe": Recipe(**recipe)})
 
 
 # Options that change where or how fast a run goes but not what it computes: --resume accepts
@@ -98,12 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--recipe",
         choices=list(RECIPES),
-        help="Appendix B presets: scratch (Table 3: AdamW, wd 0.1, warm-up + cosine, clip 1, "
-        "dropout 0.1), finetune (Table 4: SGD momentum 0.9, cosine, clip 1, new zero-init head, "
-        "384px for ViTs), feature-extract (finetune on the head only, backbone frozen), "
+        help="the paper's (Appendix B): scratch (Table 3: AdamW, wd 0.1, warm-up + cosine, clip "
+        "1, dropout 0.1), finetune (Table 4: SGD momentum 0.9, cosine, clip 1, new zero-init "
+        "head, 384px for ViTs), feature-extract (finetune on the head only, backbone frozen), "
         "masked-patch (App. B.1.2: self-supervised pre-training of a ViT, labels unread, Adam "
-        "2e-4; its accuracy is the masked patches' colour accuracy); default finetune with "
-        "--pretrained, else scratch",
+        "2e-4; its accuracy is the masked patches' colour accuracy); the baselines' own: course "
+        "(TinyVGG: Adam 1e-3, constant), course-transfer (course on a new head, backbone "
+        "frozen), bit-scratch (SGD 0.9, lr 0.1 x batch/256, wd 5e-4, cosine), bit-hyperrule "
+        "(BiT: SGD 0.9, lr 0.003, batch 512, steps, resolution and MixUp by dataset size, 10x "
+        "drops at 30/60/90%%). Default: the model's own, from scratch / with --pretrained: "
+        + default_recipes_help(),
     )
     length = p.add_mutually_exclusive_group()
     length.add_argument(
@@ -125,7 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="images per step over all processes (default: dataset's)",
     )
     add("--lr", type=float, help="peak learning rate (default: the recipe's)")
-    add("--weight-decay", type=float, help="decoupled weight decay (default: the recipe's)")
+    add(
+        "--weight-decay",
+        type=float,
+        help="weight decay, decoupled for AdamW (default: the recipe's)",
+    )
     add("--warmup-steps", type=int, help="linear warm-up steps, at most a tenth of the run")
     add("--schedule", choices=["cosine", "linear"], help="decay after the warm-up")
     add("--grad-clip", type=float, help="clip gradients at this global norm (0: no clipping)")
@@ -202,7 +219,12 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     variant = args.variant or "vit_b16"
     entry = models.get_model_entry(variant)  # fails early on an unknown name
     spec = get_dataset_spec(args.dataset or "digits")
-    recipe = RECIPES[args.recipe or ("finetune" if args.pretrained else "scratch")]
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
+    defaults = entry.default_recipes
+    recipe = RECIPES[args.recipe or (defaults.pretrained if args.pretrained else defaults.scratch)]
+    rule = bit_hyperrule(*training_set_shape(spec, data_dir)) if recipe.by_dataset_size else None
+    if rule:
+        recipe = rule.apply(recipe)
     recipe = replace(
         recipe,
         **{
@@ -211,24 +233,31 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
             if (value := getattr(args, field)) is not None
         },
     )
+    batch_size = args.batch_size or recipe.batch_size or spec.batch_size
+    if recipe.reference_batch and args.lr is None:  # linear scaling (Goyal et al. 2017)
+        recipe = replace(recipe, lr=recipe.lr * batch_size / recipe.reference_batch)
     pretrained_vit_size = recipe.image_size if args.pretrained and entry.family == "vit" else None
     epochs, steps = args.epochs, args.steps
     if epochs is None and steps is None:
-        steps = spec.finetune_steps if args.pretrained and recipe.name != "scratch" else None
+        if rule:
+            steps = rule.steps
+        elif args.pretrained and recipe.paper_finetune_steps:
+            steps = spec.finetune_steps
         epochs = None if steps else spec.epochs
     dataset = spec.name.replace(IMAGEFOLDER, "imagefolder-").rstrip("/").replace("/", "-")
     return TrainConfig(
         variant=variant,
         dataset=spec.name,
-        data_dir=args.data_dir or DEFAULT_DATA_DIR,
+        data_dir=data_dir,
         pretrained=args.pretrained,
         recipe=recipe,
         model_overrides=dict(_parse_model_arg(a) for a in args.model_arg or ()),
         image_size=args.image_size
+        or (rule and rule.image_size)
         or pretrained_vit_size
         or spec.image_size
         or entry.default_image_size,
-        batch_size=args.batch_size or spec.batch_size,
+        batch_size=batch_size,
         epochs=epochs,
         steps=steps,
         precision=args.precision or default_precision(),
@@ -265,6 +294,23 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
         )
     changes = {k: v for k in RESUMABLE_OPTIONS if (v := getattr(args, k)) is not None}
     return replace(config, **changes)
+
+
+def default_recipes_help() -> str:
+    """The registry's default recipes, grouped: "vit_b16, vit_b32: scratch / finetune; ..."."""
+    groups: dict[str, list[str]] = {}
+    for name in models.list_models():
+        recipes = models.get_model_entry(name).default_recipes
+        groups.setdefault(f"{recipes.scratch} / {recipes.pretrained}", []).append(name)
+    return "; ".join(f"{', '.join(names)}: {recipes}" for recipes, names in groups.items())
+
+
+def training_set_shape(spec: DatasetSpec, data_dir: str) -> tuple[int, int]:
+    """The number of training images and the pixel area of the first: what BiT-HyperRule reads."""
+    train = load_splits(spec, Path(data_dir)).train
+    image = train[0][0]
+    height, width = image.shape[-2:] if isinstance(image, torch.Tensor) else image.size[::-1]
+    return len(train), height * width
 
 
 def positive_int(text: str) -> int:
