@@ -211,7 +211,7 @@ def lr_factor(
     if step < warmup:
         return (step + 1) / warmup
     if schedule == "step":
-        return 0.1 ** sum(step >= fraction * total for fraction in decay_at)
+        return 0.1 ** sum(step > fraction * total for fraction in decay_at)
     if schedule == "constant":
         return 1.0
     progress = (step - warmup) / max(1, total - warmup)
