@@ -34,6 +34,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from vit.data_config import evaluation_view
 from vit.registry import DefaultRecipes, register_model
 
 # A standard ResNet recipe from scratch, BiT-HyperRule from BiT's weights (`replicate.recipes`).
@@ -62,12 +63,23 @@ class BiT(nn.Module):
     """timm's ResNetV2 with the head contract (`baselines.head`). Its modules, and so the state
     dict's keys, are timm's: stem, stages, norm (the last pre-activation GroupNorm + ReLU), head."""
 
-    def __init__(self, network: nn.Module) -> None:
+    def __init__(self, network: nn.Module, image_size: int) -> None:
         super().__init__()
+        self.image_size = image_size  # any size works (global average pooling); evaluated at this
         self.stem = network.stem
         self.stages = network.stages
         self.norm = network.norm
         self.head = network.head  # pool -> 1x1 conv -> flatten
+
+    @property
+    def pretrained_cfg(self) -> dict:
+        """timm's description of the input: size, mean/std, resizing (`vit.data_config`)."""
+        return evaluation_view(self, self.image_size)
+
+    @property
+    def num_classes(self) -> int:
+        """K, the head's outputs (timm's attribute)."""
+        return self.head.fc.out_channels
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> logits (B, K)."""
@@ -115,15 +127,17 @@ def small_stem(imagenet_conv: nn.Conv2d) -> nn.Sequential:
     return nn.Sequential(OrderedDict(conv=conv))
 
 
-def build_bit(variant: BiTVariant, num_classes: int, pretrained: str | None, stem: Stem) -> BiT:
+def build_bit(
+    variant: BiTVariant, num_classes: int, image_size: int, pretrained: str | None, stem: Stem
+) -> BiT:
     if pretrained is None:
-        return BiT(build_network(variant, num_classes, stem))
+        return BiT(build_network(variant, num_classes, stem), image_size)
     from baselines.bit_weights import load_bit_weights
 
     network, info = load_bit_weights(variant, pretrained, stem, IMAGE_SIZE)
-    model = BiT(network)
+    model = BiT(network, image_size)
     model.pretrained_info = info
-    if model.head.fc.out_channels != num_classes:
+    if model.num_classes != num_classes:
         model.replace_head(num_classes)
     return model
 
@@ -141,8 +155,7 @@ def _register(name: str, variant: BiTVariant) -> None:
     def build(
         num_classes: int, image_size: int, pretrained: str | None, stem: Stem = "imagenet"
     ) -> BiT:
-        # image_size is free: global average pooling takes any resolution.
-        return build_bit(variant, num_classes, pretrained, stem)
+        return build_bit(variant, num_classes, image_size, pretrained, stem)
 
 
 for _name, _variant in VARIANTS.items():
