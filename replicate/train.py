@@ -43,8 +43,8 @@ from replicate.errors import DivergedError
 from replicate.evaluate import Evaluation, evaluate
 from replicate.loader import Crops, epoch_indices, place
 from replicate.metrics import accuracy_metrics
-from replicate.objectives import objective_for, pretraining_model
 from replicate.mixup import mixup
+from replicate.objectives import objective_for, pretraining_model
 from replicate.recipes import build_optimizer, build_scheduler
 from replicate.run_log import EpochRecord, RunLog
 from replicate.runtime import Runtime, seed_everything
