@@ -18,7 +18,7 @@ def mixup(
 ) -> tuple[Tensor, Tensor]:
     """(B, C, H, W) images and (B,) labels -> mixed images and (B, K) target probabilities; with
     alpha = 0 the batch and the class-index labels pass through unchanged. The randomness comes
-    from `generator` (on the CPU), so a resumed run mixes the same pairs."""
+    from `generator` (on the CPU): seeded by the step, a resumed run mixes the same pairs."""
     if alpha <= 0:
         return images, labels
     seed = int(torch.randint(2**62, (1,), generator=generator))

@@ -50,6 +50,8 @@ def test_bit_from_scratch_scales_the_learning_rate_with_the_batch() -> None:
     config = resolve("--variant", "bit_r50x1", "--batch-size", "64")
     assert config.recipe.name == "bit-scratch" and config.recipe.optimizer == "sgd"
     assert config.recipe.lr == pytest.approx(0.1 * 64 / 256)
+    assert config.sources["lr"] == "recipe bit-scratch, x batch/256"
+    assert config.sources["recipe"] == "model bit_r50x1"
     assert resolve("--variant", "bit_r50x1", "--lr", "0.2").recipe.lr == 0.2  # as given
 
 
@@ -66,9 +68,19 @@ def test_bit_hyperrule_follows_the_dataset_size() -> None:
     assert (large.steps, large.resize, large.image_size) == (20_000, 448, 384)
 
 
+def test_bit_fine_tunes_with_the_papers_recipe_by_default() -> None:
+    """The paper fine-tunes its ResNets with the ViT setup (issue 14): Table 4's finetune."""
+    config = resolve("--variant", "bit_r50x1", "--pretrained", "x.pth")
+    assert config.recipe.name == "finetune"
+    assert config.sources["recipe"] == "model bit_r50x1, --pretrained"
+    # The dataset's resolution: Table 4's 384 is the ViTs' (their position embeddings resized).
+    assert (config.image_size, config.sources["image_size"]) == (32, "dataset digits")
+
+
 def test_bit_hyperrule_on_digits_from_the_command_line() -> None:
     """1,437 training digits of 8x8: the small-data rule; options still override it."""
-    config = resolve("--variant", "bit_r50x1", "--pretrained", "x.pth")
+    argv = ("--variant", "bit_r50x1", "--pretrained", "x.pth", "--recipe", "bit-hyperrule")
+    config = resolve(*argv)
     recipe = config.recipe
     assert recipe.name == "bit-hyperrule" and (recipe.optimizer, recipe.momentum) == ("sgd", 0.9)
     assert (recipe.lr, config.batch_size, config.steps, config.image_size) == (0.003, 512, 500, 128)
@@ -76,6 +88,9 @@ def test_bit_hyperrule_on_digits_from_the_command_line() -> None:
     assert recipe.crop_scale == pytest.approx((0.64, 0.64))  # a 128 crop of a 160 image
     assert recipe.new_head
     assert TrainConfig.from_dict(asdict(config)) == config  # config.json round trip
+    assert config.sources["image_size"] == "recipe bit-hyperrule, by the images' size"
+    assert config.sources["batch_size"] == "recipe bit-hyperrule"
+    assert config.sources["length"] == "recipe bit-hyperrule, by the training set's size"
     given = resolve("--variant", "bit_r50x1", "--recipe", "bit-hyperrule", "--steps", "7",
                     "--image-size", "32", "--batch-size", "16")  # fmt: skip
     assert (given.steps, given.image_size, given.batch_size) == (7, 32, 16)

@@ -21,12 +21,13 @@ from replicate import loader_bench
 from replicate.bench.contenders import CONTENDERS
 from replicate.bench.report import to_markdown, write_report
 from replicate.bench.runner import BenchConfig, BenchReport, run_bench
+from replicate.cli_errors import ArgumentParser
 from vit.registry import list_models
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, Path]:
     defaults = BenchConfig()
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m replicate.bench",
         description="Training and inference throughput, MFU and peak memory of this project's "
         "ViT beside timm's and torchvision's, in one process on one synthetic batch.",
