@@ -45,8 +45,8 @@ from replicate.loader import Crops, epoch_indices, place
 from replicate.metrics import accuracy_metrics
 from replicate.objectives import objective_for, pretraining_model
 from replicate.recipes import build_optimizer, build_scheduler
-from replicate.run_log import EpochRecord, RunLog
-from replicate.runtime import Runtime, seed_everything
+from replicate.run_log import EpochRecord, PhaseTimer, RunLog
+from replicate.runtime import Runtime, float8_training, seed_everything
 from replicate.train_config import TrainConfig, build_parser, resolve_config
 from vit.data_config import input_normalisation
 
@@ -72,6 +72,12 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     if config.recipe.freeze_backbone:
         model.requires_grad_(False)
         model.head.requires_grad_(True)
+    if config.grad_checkpointing:
+        if not hasattr(model, "set_grad_checkpointing"):
+            raise ValueError(f"--grad-checkpointing: {config.variant} has no encoder blocks")
+        model.set_grad_checkpointing(True)
+    if config.precision == "fp8":
+        float8_training(model)  # the linear layers, in place: the same parameters and keys
     return pretraining_model(config.recipe.objective, model)  # masked patch: a predictor around it
 
 
@@ -170,8 +176,10 @@ class Trainer:
         with progress:
             while self.epoch < self.epochs:
                 progress.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
-                train_loss, train_acc, images_per_s = self.train_epoch(progress)
-                test = self.evaluate()
+                timer = PhaseTimer()
+                train_loss, train_acc, images_per_s = self.train_epoch(progress, timer)
+                with timer("eval"):
+                    test = self.evaluate()
                 self.epoch += 1
                 self.best_test_acc = max(self.best_test_acc, test.top1)
                 record = EpochRecord(
@@ -186,6 +194,7 @@ class Trainer:
                     skipped_images=len(self.train_images.skipped | self.test_images.skipped),
                     wall_time_s=time.perf_counter() - start,
                     lr=self.scheduler.get_last_lr()[0],
+                    phase_s=dict(timer.seconds),
                 )
                 self.log.epoch(record)  # before the checkpoint: a resumed run drops what follows
                 self.save_checkpoint()
@@ -196,9 +205,10 @@ class Trainer:
         self.log.close()
         return self.model
 
-    def train_epoch(self, progress: tqdm) -> tuple[float, float, float]:
+    def train_epoch(self, progress: tqdm, timer: PhaseTimer) -> tuple[float, float, float]:
         """One pass (or what is left of the step budget); returns the mean loss, the accuracy
-        and the throughput in images per second over all ranks."""
+        and the throughput in images per second over all ranks; `timer` adds up where the
+        time went."""
         self._train_mode()
         metrics = accuracy_metrics(self.objective.num_classes, self.runtime.device)
         # Crops depend on (seed, epoch, rank) alone, so a resumed epoch sees the same ones.
@@ -209,15 +219,22 @@ class Trainer:
         indices = indices[: steps * self.local_batch]
         crops = Crops(self.augmentation.crop, crop_seeds(generator, len(indices)))
         start = time.perf_counter()
-        for images, labels in self.train_images.batches(indices, self.local_batch, crops):
-            logits, targets, losses = self.train_step(self.augmentation.normalise(images), labels)
-            metrics["loss"].update(losses)
-            metrics["top1"].update(logits, targets)
-            self.step += 1
-            progress.update()
-            if self.step % self.config.log_every == 0:
-                self._report(metrics, progress)
-        results = self._report(metrics, progress)  # syncs the device, so the timing is right
+        for images, labels in timer.iterate(
+            self.train_images.batches(indices, self.local_batch, crops)
+        ):
+            with timer("step"):
+                logits, targets, losses = self.train_step(
+                    self.augmentation.normalise(images), labels
+                )
+            with timer("log"):
+                metrics["loss"].update(losses)
+                metrics["top1"].update(logits, targets)
+                self.step += 1
+                progress.update()
+                if self.step % self.config.log_every == 0:
+                    self._report(metrics, progress)
+        with timer("log"):
+            results = self._report(metrics, progress)  # syncs the device: the timing is right
         images = len(indices) * self.runtime.world_size
         return results["loss"], results["top1"], images / (time.perf_counter() - start)
 
@@ -336,7 +353,8 @@ def _summary(record: EpochRecord) -> str:
     return (
         f"epoch {record.epoch}: train loss {record.train_loss:.4f} acc {record.train_acc:.3f} | "
         f"test loss {record.test_loss:.4f} acc {record.test_acc:.3f} top-5 {record.test_top5:.3f}"
-        f" | {record.images_per_s:.0f} img/s"
+        f" | {record.images_per_s:.0f} img/s; time: "
+        + ", ".join(f"{phase} {s:.1f} s" for phase, s in record.phase_s.items())
     )
 
 

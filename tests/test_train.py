@@ -118,6 +118,8 @@ def test_vit_run_writes_every_output_and_its_loss_falls(tmp_path: Path) -> None:
     assert lines[-1]["train_loss"] < lines[0]["train_loss"] < math.log(10)
     assert lines[-1]["test_acc"] > 0.3  # chance is 0.1
     assert all(m["test_top5"] >= m["test_acc"] and m["images_per_s"] > 0 for m in lines)
+    assert all(set(m["phase_s"]) == {"data", "step", "log", "eval"} for m in lines)
+    assert all(0 < m["phase_s"]["step"] < m["wall_time_s"] for m in lines)
     config = json.loads((out / "config.json").read_text())
     assert config["recipe"]["lr"] == 3e-3 and config["model_overrides"]["depth"] == 1
     assert list(out.glob("events.out.tfevents.*"))
@@ -135,14 +137,8 @@ def test_vit_run_writes_every_output_and_its_loss_falls(tmp_path: Path) -> None:
     assert loaded.pretrained_info.mean == (0.5, 0.5, 0.5)
 
 
-def test_resumed_run_ends_with_the_same_weights(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Dropout 0.1: the RNG state must be restored. Streamed, the crops are cut in the workers
-    # (none here, then one): they depend on the seeds alone, not on the worker count.
-    options = ["--epochs", "3", "--lr", "3e-3", "--data-placement", "stream"]
-    uninterrupted = run(tmp_path / "a", *options)
-
+def interrupt_after_epoch_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next run stops as Ctrl-C would stop it, once its first epoch's checkpoint is saved."""
     save = train_module.Trainer.save_checkpoint
 
     def save_then_interrupt(trainer) -> None:
@@ -151,6 +147,16 @@ def test_resumed_run_ends_with_the_same_weights(
             raise KeyboardInterrupt
 
     monkeypatch.setattr(train_module.Trainer, "save_checkpoint", save_then_interrupt)
+
+
+def test_resumed_run_ends_with_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dropout 0.1: the RNG state must be restored. Streamed, the crops are cut in the workers
+    # (none here, then one): they depend on the seeds alone, not on the worker count.
+    options = ["--epochs", "3", "--lr", "3e-3", "--data-placement", "stream"]
+    uninterrupted = run(tmp_path / "a", *options)
+    interrupt_after_epoch_one(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b", *options)
     monkeypatch.undo()
@@ -251,6 +257,13 @@ def test_unknown_variant_and_dataset(capsys) -> None:
     expect_one_line_error(capsys, ["--variant", "tinyvgg", "--model-arg", "depth=2"], "depth")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU may run fp8")
+def test_options_this_machine_or_model_cannot_take(capsys) -> None:
+    expect_one_line_error(capsys, [*TINY_VIT, "--precision", "fp8"], "needs an NVIDIA GPU")
+    tinyvgg = ["--variant", "tinyvgg", "--grad-checkpointing"]
+    expect_one_line_error(capsys, tinyvgg, "tinyvgg has no encoder blocks")
+
+
 def test_empty_and_corrupt_image_folders(tmp_path: Path, capsys) -> None:
     (tmp_path / "empty" / "train").mkdir(parents=True)
     (tmp_path / "empty" / "val").mkdir()
@@ -299,7 +312,7 @@ def test_command_line_exit_status_and_help() -> None:
     bad = subprocess.run([*command, "--dataset", "mnist"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "mnist" in bad.stderr
     with pytest.raises(SystemExit) as usage:  # argparse's own errors exit with 2 as well
-        main(["--precision", "fp8"])
+        main(["--precision", "fp4"])
     assert usage.value.code == 2
     help_text = build_parser().format_help()
     for option in ("--variant", "--dataset", "--data-dir", "--pretrained", "--recipe", "--epochs",
