@@ -23,6 +23,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from replicate.errors import Unavailable
+
 Precision = Literal["bf16", "fp16", "fp32", "fp8"]
 # The dtype the matrix products run in under each precision; fp8 runs torchao's float8 linear
 # layers (`float8_training`) inside bf16 autocast, for the products they do not take.
@@ -34,10 +36,6 @@ COMPUTE_DTYPES: dict[str, torch.dtype] = {
 }
 FLOAT8_CAPABILITY = (8, 9)  # Ada and Hopper: the first GPUs with float8 tensor cores
 T = TypeVar("T")
-
-
-class Unavailable(ValueError):
-    """Asked for something this machine lacks: a library, or a GPU that can run it."""
 
 
 def default_precision() -> Precision:

@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from replicate.runtime import Unavailable, autocast, float8_training
+from replicate.errors import Unavailable
+from replicate.runtime import autocast, float8_training
 from vit.references import TIMM_NAMES, TORCHVISION_NAMES
 from vit.registry import create_model
 
