@@ -269,6 +269,7 @@ class OfficialFlax(Contender):
         # Share the GPU with PyTorch: by default XLA takes 75% of its memory up front.
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         try:
+            import flax  # noqa: F401  (the official model's)
             import jax
             import jax.numpy as jnp
             import optax
@@ -373,10 +374,6 @@ def _import_official(src: Path | None):
         )
     if not (Path(src) / "vit_jax" / "models_vit.py").is_file():
         raise Unavailable(f"{src} holds no vit_jax/models_vit.py")
-    try:
-        importlib.import_module("flax")
-    except ImportError as error:
-        raise Unavailable("JAX, flax and optax are not installed") from error
     sys.path.insert(0, str(Path(src).resolve()))
     try:
         return importlib.import_module("vit_jax.models_vit")

@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from replicate.bench.contenders import CONTENDERS, Step, Unavailable, build_contender, label
+from replicate.bench.contenders import CONTENDERS, Step, build_contender, label
 from replicate.bench.report import BenchReport, GraphBreaks, describe_device, library_versions
+from replicate.errors import Unavailable
 from replicate.flops import TRAIN_FLOPS_PER_FORWARD, forward_flops
 from replicate.runtime import COMPUTE_DTYPES
 
