@@ -104,7 +104,8 @@ def test_compiled_run_learns_and_saves_plain_weights(tmp_path: Path) -> None:
 @pytest.mark.parametrize("device", CPU_AND_CUDA, indirect=True)
 def test_resident_and_streamed_images_train_alike(device: str, tmp_path: Path, monkeypatch) -> None:
     """Images decoded once into device memory, or streamed by DataLoader workers into pinned
-    memory: the same batches, so the same weights."""
+    memory: the same crop boxes, resampled from different copies (replicate.loader), so runs
+    that differ by little."""
     sources = []
     place = train_module.place
 
@@ -120,7 +121,9 @@ def test_resident_and_streamed_images_train_alike(device: str, tmp_path: Path, m
     assert isinstance(train_resident, ResidentImages) and isinstance(train_streamed, StreamedImages)
     images = train_resident.images
     assert images.device.type == device and images.dtype == torch.uint8
-    assert_same_weights(resident, streamed, device)
+    losses = [metrics(tmp_path / name)[-1]["train_loss"] for name in ("resident", "streamed")]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-2)
+    assert all(p.device.type == device for p in (*resident.parameters(), *streamed.parameters()))
 
 
 @pytest.mark.cuda
