@@ -2,6 +2,8 @@
 
     baselines/tinyvgg.py       TinyVGG, the CNN Explainer net of the course (trained from scratch)
     baselines/efficientnet.py  EfficientNet-B0/B2 from torchvision, ImageNet weights on request
+    baselines/bit.py           BiT ResNets (timm's ResNetV2: GroupNorm, standardised convs)
+    baselines/bit_weights.py   BiT weights: timm's BiT-M, Google's .npz, state-dict files
     baselines/weights.py       torchvision weight specs: download, hash check, clear errors offline
     baselines/head.py          the head contract below
 
@@ -12,8 +14,9 @@ The head contract, shared with `vit.VisionTransformer`, so a trainer needs no `i
     model.replace_head(n)         a new n-class final linear layer, on the model's device and dtype
 
 For the CNNs `model.head` is `model.classifier` (TinyVGG: Flatten + Linear; EfficientNet:
-Dropout + Linear), named as in the course and torchvision so their state dicts load unchanged.
+Dropout + Linear), named as in the course and torchvision so their state dicts load unchanged;
+for BiT it is timm's `head` (average pool, 1x1 convolution), replaced by a zero-initialised one.
 For a ViT it is the `ClassificationHead` (final LayerNorm, pre-logits, classifier).
 """
 
-from baselines import efficientnet, tinyvgg  # noqa: F401  (importing registers the models)
+from baselines import bit, efficientnet, tinyvgg  # noqa: F401  (importing registers the models)

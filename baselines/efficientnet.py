@@ -54,6 +54,7 @@ def build_efficientnet(
     image_size: int,
     pretrained: str | None,
     dropout: float,
+    stochastic_depth_prob: float = 0.2,  # torchvision's: blocks dropped per sample in training
 ) -> EfficientNet:
     from torchvision.models import get_model_builder  # lazy: create_model("vit_b16") skips it
 
@@ -68,7 +69,14 @@ def build_efficientnet(
     source_classes = num_classes if head_weight is None else head_weight.shape[0]
     num_classes = source_classes if num_classes is None else num_classes
     builder = get_model_builder(variant.torchvision_name)
-    model = EfficientNet(builder(num_classes=source_classes, dropout=dropout), image_size)
+    model = EfficientNet(
+        builder(
+            num_classes=source_classes,
+            dropout=dropout,
+            stochastic_depth_prob=stochastic_depth_prob,
+        ),
+        image_size,
+    )
     if state is not None:
         model.load_state_dict(state)
         model.pretrained_info = info
@@ -90,8 +98,11 @@ def _register(name: str, variant: EfficientNetVariant) -> None:
         image_size: int,
         pretrained: str | None,
         dropout: float = variant.dropout,
+        stochastic_depth_prob: float = 0.2,
     ) -> EfficientNet:
-        return build_efficientnet(variant, num_classes, image_size, pretrained, dropout)
+        return build_efficientnet(
+            variant, num_classes, image_size, pretrained, dropout, stochastic_depth_prob
+        )
 
 
 for _name, _variant in VARIANTS.items():

@@ -1,22 +1,37 @@
-"""Checkpoints in safe formats, written atomically.
+"""Checkpoints in safe formats: the weights and the training state of one step, published whole.
 
-    model.safetensors   the weights, the project's own keys (`model.state_dict()`), with metadata
-                        (`CheckpointInfo`) that rebuilds the model and feeds it: so
-                        `vit.create_model(variant, num_classes=K, image_size=S, pretrained=path)`
-                        loads a ViT trained here, and evaluate/predict need nothing else
-    state.pt            optimiser, scheduler, loss scaler, step, epoch, best accuracy and every
-                        rank's RNG states: tensors, numbers and strings only, so it loads with
-                        `torch.load(weights_only=True)` and no pickled code runs
+A run folder holds
 
-Each file is written to a temporary file in the same folder, fsynced, then `os.replace`d over
-the old one, so an interruption leaves the previous checkpoint whole.
+    checkpoints/step-00001200/model.safetensors   the weights, the project's own keys
+                                                  (`model.state_dict()`), with metadata
+                                                  (`CheckpointInfo`) that rebuilds the model
+    checkpoints/step-00001200/state.pt            optimiser, scheduler, loss scaler, step, epoch,
+                                                  every rank's RNG states: tensors,
+                                                  numbers and strings only, so it loads with
+                                                  `torch.load(weights_only=True)`
+    latest.json                                   {"step": 1200, "folder": "checkpoints/..."}:
+                                                  the checkpoint a resume continues from
+    model.safetensors                             the latest weights (a hard link to them), for
+                                                  `--pretrained RUN/model.safetensors`
+
+A checkpoint is written into a temporary folder, its files fsynced, the folder renamed to its
+step-stamped name, and only then published by an atomic replace of `latest.json`; the previous
+checkpoint is deleted after that. An interruption at any moment leaves a whole checkpoint that
+`latest.json` names: weights and state always of the same step. Paths inside the run folder are
+relative, so a run folder can be moved, copied or renamed and still resumes.
+
+`resolve_weights` turns a run folder or a weights file into the weights file: every command that
+reads a checkpoint (`evaluate`, `predict`, `figures`, `train --pretrained`) accepts either.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -25,16 +40,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from replicate import models
 from vit.layouts import OURS
-from vit.pretrained import WeightsInfo
+from vit.pretrained import WeightsInfo, read_safetensors, read_torch_file
 
 WEIGHTS = "model.safetensors"
 STATE = "state.pt"
+LATEST = "latest.json"
+CHECKPOINTS = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -66,41 +82,143 @@ class CheckpointInfo:
         return cls(**{f.name: json.loads(metadata[f.name]) for f in fields(cls)})
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """The two files of one published checkpoint, and its step."""
+
+    weights: Path
+    state: Path
+    step: int
+
+
+def check_writable(run: Path) -> None:
+    """Fail now, not after the data and the model are built, if the run folder cannot be made
+    or written; leaves nothing behind (a bad-input run leaves no empty run folder)."""
+    existing = next(folder for folder in (run, *run.parents) if folder.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+        with tempfile.TemporaryDirectory(dir=existing):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        message = f"cannot write the run folder {run}: {reason}; choose another --out"
+        raise ValueError(message) from error
+
+
+def latest_checkpoint(run: Path) -> Checkpoint | None:
+    """The checkpoint `run/latest.json` publishes; None when the run has none yet."""
+    manifest = run / LATEST
+    if not manifest.is_file():
+        return None
+    try:
+        published = json.loads(manifest.read_text())
+        folder, step = run / published["folder"], int(published["step"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"cannot read {manifest}: {error}; it is not this trainer's") from error
+    return Checkpoint(folder / WEIGHTS, folder / STATE, step)
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """The weights file a run folder publishes (its latest checkpoint), or `path` itself."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        if not path.exists():
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        return path
+    checkpoint = latest_checkpoint(path)
+    if checkpoint is not None:
+        return checkpoint.weights
+    if (path / WEIGHTS).is_file():
+        return path / WEIGHTS
+    raise FileNotFoundError(f"no checkpoint in {path}: it has no {LATEST} nor {WEIGHTS}")
+
+
+def save_checkpoint(
+    run: Path, model: nn.Module, info: CheckpointInfo, state: dict[str, Any]
+) -> Checkpoint:
+    """Write the weights and state of step `info.step` and publish them (module docstring)."""
+    folder = run / CHECKPOINTS / f"step-{info.step:08d}"
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # what an interrupted save left
+    tmp.mkdir(parents=True)
+    try:
+        save_weights(tmp / WEIGHTS, model, info)
+        torch.save(state, tmp / STATE)
+        _fsync(tmp / STATE)
+        shutil.rmtree(folder, ignore_errors=True)  # an unpublished folder of an earlier try
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _fsync_folder(folder.parent)
+    with atomic_path(run / LATEST) as manifest:
+        relative = folder.relative_to(run).as_posix()
+        manifest.write_text(json.dumps({"step": info.step, "folder": relative}) + "\n")
+    with atomic_path(run / WEIGHTS) as link:
+        _link_or_copy(folder / WEIGHTS, link)
+    for old in (run / CHECKPOINTS).glob("step-*"):  # the previous checkpoint, now superseded
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+    return Checkpoint(folder / WEIGHTS, folder / STATE, info.step)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)  # no second copy on disk
+    except OSError:  # a file system without hard links
+        shutil.copyfile(source, target)
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path to write; on success it replaces `path` in one step."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        _fsync(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    _fsync_folder(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX)."""
+    if hasattr(os, "O_DIRECTORY"):
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            os.fsync(folder)
+            os.fsync(descriptor)
         finally:
-            os.close(folder)
+            os.close(descriptor)
 
 
 def save_weights(path: Path, model: nn.Module, info: CheckpointInfo) -> None:
+    """A weights file alone, atomically (what `save_checkpoint` writes into a checkpoint)."""
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, tmp, metadata=info.to_metadata())
 
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointInfo]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    with safe_open(path, framework="pt") as f:
-        info = CheckpointInfo.from_metadata(f.metadata() or {}, path)
-        return {k: f.get_tensor(k) for k in f.keys()}, info
+    """The tensors and metadata of a weights file of this trainer, or of a run folder's latest."""
+    path = resolve_weights(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(
+            f"{path} is not a {WEIGHTS} of replicate.train; pass the run folder or its {WEIGHTS}"
+        )
+    state, metadata = read_safetensors(path)
+    return state, CheckpointInfo.from_metadata(metadata, path)
 
 
 def load_model(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, CheckpointInfo]:
-    """The model a `model.safetensors` of this trainer holds, in eval mode, and its metadata."""
+    """The model a checkpoint of this trainer holds (a weights file or a run folder), in eval
+    mode, and its metadata."""
     state, info = read_weights(path)
     model = models.create_model(
         info.variant,
@@ -125,15 +243,19 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> N
         raise ValueError(f"{what} does not fit this model: {first[0].strip()}") from error
 
 
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
 def read_state(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no training state at {path}: nothing to resume")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint's training state, onto the CPU (a run saved on a GPU resumes anywhere)."""
+    state = read_torch_file(path)
+    if not isinstance(state, dict) or "step" not in state:
+        raise ValueError(f"{path} is not a training state of replicate.train")
+    return state
+
+
+def non_finite_weights(model: nn.Module) -> list[str]:
+    """The names of the parameters and buffers holding a NaN or an infinity."""
+    tensors = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+    finite = torch.stack([v.isfinite().all() for v in tensors.values()]).tolist()  # one sync
+    return [name for name, ok in zip(tensors, finite, strict=True) if not ok]
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
@@ -147,10 +269,16 @@ def rng_state(device: torch.device) -> dict[str, Any]:
     }
 
 
-def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device) -> bool:
+    """Restore `rng_state`'s generators; False when a GPU's state had nowhere to go (a run
+    saved on a GPU resumed on the CPU)."""
     random.setstate(state["python"])
     kind, key, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, key.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
-    if state["cuda"] is not None:
-        torch.cuda.set_rng_state(state["cuda"], device)
+    if state["cuda"] is None:
+        return True
+    if device.type != "cuda":
+        return False
+    torch.cuda.set_rng_state(state["cuda"], device)
+    return True

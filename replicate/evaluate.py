@@ -13,7 +13,6 @@ torchmetrics sums the counts over the ranks.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -26,7 +25,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from replicate.augment import Augmentation
-from replicate.cli_errors import run_cli
+from replicate.cli_errors import ArgumentParser, positive_int, run_cli
 from replicate.data import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
 from replicate.errors import DataError
 from replicate.loader import ImageSource, default_workers, place
@@ -81,8 +80,8 @@ def evaluate(
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="python -m replicate.evaluate",
         description="Evaluate a checkpoint of replicate.train on a test set.",
     )
@@ -93,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         "needed for weights by spec); its classes must be the model's",
     )
     parser.add_argument("--data-dir", type=Path, default=Path(DEFAULT_DATA_DIR), help="datasets")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=256, help="images per forward pass"
+    )
     return parser
 
 

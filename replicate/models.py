@@ -7,7 +7,7 @@ name models through this module, which imports both.
 
 from __future__ import annotations
 
-from baselines import efficientnet  # importing `baselines` registers tinyvgg, effnet_b0, effnet_b2
+from baselines import bit, efficientnet  # importing `baselines` registers every CNN baseline
 from vit.references import TIMM_NAMES
 from vit.registry import ModelEntry, create_model, get_model_entry, list_models
 
@@ -22,4 +22,6 @@ def default_weights(name: str, tag: str | None = None) -> str:
         return f"timm:{TIMM_NAMES[name]}" + (f".{tag}" if tag else "")
     if name in efficientnet.VARIANTS:
         return f"torchvision:{tag or 'DEFAULT'}"
+    if name in bit.VARIANTS:  # BiT-M, pre-trained on ImageNet-21k
+        return f"timm:{bit.VARIANTS[name].timm_name}.{tag or 'goog_in21k'}"
     raise ValueError(f"{name} has no pretrained weights to default to; pass a weights spec")

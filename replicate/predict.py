@@ -11,7 +11,6 @@ resized to S x S, normalised).
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import torch
 
 from replicate.augment import Augmentation
-from replicate.cli_errors import run_cli
+from replicate.cli_errors import ArgumentParser, positive_int, run_cli
 from replicate.data import SquareImages, load_image
 from replicate.sources import Source, add_source_arguments, load_source
 
@@ -44,14 +43,16 @@ def predict(source: Source, paths: Sequence[Path], top_k: int = 5) -> list[Predi
     ]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="python -m replicate.predict",
         description="Top-k classes, with probabilities, of images under a trained checkpoint.",
     )
     add_source_arguments(parser)
     parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
-    parser.add_argument("--top-k", type=int, default=3, help="classes to show per image (3)")
+    parser.add_argument(
+        "--top-k", type=positive_int, default=3, help="classes to show per image (3)"
+    )
     return parser
 
 

@@ -49,9 +49,10 @@ T = TypeVar("T")
 class PhaseTimer:
     """Where a training epoch's wall time goes, on the host: "data" (waiting for the next batch),
     "step" (augmentation, forward, backward, optimiser), "log" (metrics, which sync the
-    device), "eval". It adds no device syncs: work the host queues in one phase is paid where
-    the host next waits for the device, so a GPU-bound loop shows its time under "step" and
-    "log", a loop starved by its data under "data"."""
+    device), "eval", and "checkpoint" for the saves of `--checkpoint-every`. It adds no device
+    syncs: work the host queues in one phase is paid where the host next waits for the device,
+    so a GPU-bound loop shows its time under "step" and "log", a loop starved by its data under
+    "data"."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)

@@ -5,7 +5,8 @@ One process trains on the GPU if there is one, else on the CPU. Under
 machine without GPUs, the CPU with the gloo backend) and the model is wrapped in
 DistributedDataParallel, which averages gradients so every rank holds the same weights. Work
 that a node needs once (a download, the listing of an image folder, decoding the images kept in
-memory) is done by its local rank 0 and shared with the node's other ranks (`once_per_node`).
+memory) is done by its local rank 0 and shared with the node's other ranks (`once_per_node`);
+batch norm uses the statistics of the global batch, so a CNN trains as it would in one process.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from replicate.batch_norm import synchronise_batch_norm
 from replicate.errors import Unavailable
 
 Precision = Literal["bf16", "fp16", "fp32", "fp8"]
@@ -115,8 +117,11 @@ class Runtime:
         return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
     def wrap(self, model: nn.Module) -> nn.Module:
+        """DistributedDataParallel under torchrun, batch norm over the global batch
+        (`replicate.batch_norm`); the model itself in one process."""
         if not self.distributed:
             return model
+        model = synchronise_batch_norm(model, self.device)
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=device_ids)
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from replicate import models
 from replicate.checkpoint import load_model
+from vit.pretrained import read_safetensors
 from vit.references import image_size_from_spec, variant_from_spec
 
 SPEC_SOURCES = ("timm", "torchvision", "google")  # "timm:NAME", ...; anything else is a path
@@ -31,6 +32,7 @@ class Source:
     """A model ready to run, and what its inputs and outputs are."""
 
     model: nn.Module  # in eval mode
+    variant: str  # its registry name
     image_size: int  # S: images are squashed to S x S
     mean: tuple[float, ...]  # input normalisation the weights expect
     std: tuple[float, ...]
@@ -51,8 +53,8 @@ def load_source(
     if path.is_dir() or is_run_checkpoint(path):
         model, info = load_model(path, device)
         return Source(
-            model, info.image_size, tuple(info.mean), tuple(info.std), tuple(info.classes),
-            info.dataset,
+            model, info.variant, info.image_size, tuple(info.mean), tuple(info.std),
+            tuple(info.classes), info.dataset,
         )  # fmt: skip
     return from_weights(str(source), variant, image_size, device)
 
@@ -65,7 +67,8 @@ def is_run_checkpoint(path: Path) -> bool:
         with safe_open(path, framework="pt") as f:
             return "variant" in (f.metadata() or {})
     except (SafetensorError, OSError):
-        return False  # not readable as one: the weights loader says what is wrong with it
+        read_safetensors(path)  # raises the one-line error that names the file and the fault
+        raise
 
 
 def from_weights(
@@ -73,8 +76,11 @@ def from_weights(
     variant: str | None = None,
     image_size: int | None = None,
     device: torch.device | str = "cpu",
+    num_classes: int | None = None,
+    **overrides,
 ) -> Source:
-    """The model of weights spec `spec`, with the weights' own head."""
+    """The model of weights spec `spec`, with the weights' own head unless `num_classes` says;
+    overrides: config fields of the model the weights belong to, as `create_model` takes."""
     variant = variant or variant_from_spec(spec)
     if variant is None:
         raise ValueError(
@@ -82,11 +88,13 @@ def from_weights(
             f"and names no variant; pass --variant NAME ({', '.join(models.list_models())})"
         )
     image_size = image_size or image_size_from_spec(spec)
-    model = models.create_model(variant, num_classes=None, image_size=image_size, pretrained=spec)
+    model = models.create_model(
+        variant, num_classes=num_classes, image_size=image_size, pretrained=spec, **overrides
+    )
     view = model.pretrained_cfg
     return Source(
-        model.to(device).eval(), view["input_size"][-1], tuple(view["mean"]), tuple(view["std"]),
-        class_names(model.num_classes), dataset=None,
+        model.to(device).eval(), variant, view["input_size"][-1], tuple(view["mean"]),
+        tuple(view["std"]), class_names(model.num_classes), dataset=None,
     )  # fmt: skip
 
 

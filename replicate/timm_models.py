@@ -28,9 +28,9 @@ from timm.models import register_model
 from torch import nn
 
 from replicate import models
+from vit.model import TIMM_POOLS
 
 PREFIX = "replicate_"
-POOLS = {"token": "cls", "avg": "gap"}  # timm's global_pool -> ViTConfig.pool
 
 
 def timm_arguments(
@@ -46,9 +46,9 @@ def timm_arguments(
     if in_chans != 3:
         overrides["in_channels"] = in_chans
     if global_pool:
-        if family != "vit" or global_pool not in POOLS:
+        if family != "vit" or global_pool not in TIMM_POOLS:
             raise ValueError(f"global_pool {global_pool!r}: the ViTs take 'token' or 'avg'")
-        overrides["pool"] = POOLS[global_pool]
+        overrides["pool"] = TIMM_POOLS[global_pool]
     if drop_rate:
         overrides["dropout"] = drop_rate
     return dict(num_classes=num_classes, image_size=img_size, **overrides)

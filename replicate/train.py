@@ -10,6 +10,7 @@ checkpoints (`replicate.checkpoint`), so that `--resume` continues exactly where
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -26,20 +27,21 @@ from tqdm import tqdm
 from replicate import models
 from replicate.augment import Augmentation, InceptionCrop, crop_seeds
 from replicate.checkpoint import (
-    STATE,
-    WEIGHTS,
     CheckpointInfo,
+    check_writable,
+    latest_checkpoint,
     load_state,
+    non_finite_weights,
     read_state,
     read_weights,
+    resolve_weights,
     rng_state,
-    save_state,
-    save_weights,
+    save_checkpoint,
     set_rng_state,
 )
 from replicate.cli_errors import run_cli
 from replicate.data import get_dataset_spec, load_splits
-from replicate.errors import DivergedError
+from replicate.errors import DataError, DivergedError
 from replicate.evaluate import Evaluation, evaluate
 from replicate.loader import Crops, epoch_indices, place
 from replicate.metrics import accuracy_metrics
@@ -47,7 +49,7 @@ from replicate.objectives import objective_for, pretraining_model
 from replicate.recipes import build_optimizer, build_scheduler
 from replicate.run_log import EpochRecord, PhaseTimer, RunLog
 from replicate.runtime import Runtime, float8_training, seed_everything
-from replicate.train_config import TrainConfig, build_parser, resolve_config
+from replicate.train_config import TrainConfig, build_parser, resolve_config, settings_table
 from vit.data_config import input_normalisation
 
 
@@ -57,12 +59,15 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     overrides = dict(config.model_overrides)
     if entry.family == "vit":
         overrides.setdefault("dropout", config.recipe.dropout)
+    pretrained = config.pretrained
+    if pretrained and Path(pretrained).expanduser().is_dir():  # a run folder: its latest weights
+        pretrained = str(resolve_weights(pretrained))
     try:
         model = models.create_model(
             config.variant,
             num_classes=num_classes,
             image_size=config.image_size,
-            pretrained=config.pretrained,
+            pretrained=pretrained,
             **overrides,
         )
     except TypeError as error:  # a --model-arg the model's builder does not take
@@ -85,7 +90,11 @@ def train(config: TrainConfig, resume: bool = False) -> nn.Module:
     """Run the training `config` describes; returns the trained model (unwrapped)."""
     runtime = Runtime.start(config.precision)
     try:
-        return Trainer(config, runtime, resume).fit()
+        trainer = Trainer(config, runtime, resume)
+        try:
+            return trainer.fit()
+        except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (replicate.cli_errors)
+            raise type(error)(trainer.interrupted()) from None
     finally:
         runtime.close()
 
@@ -96,15 +105,17 @@ class Trainer:
     def __init__(self, config: TrainConfig, runtime: Runtime, resume: bool) -> None:
         self.config, self.runtime, self.recipe = config, runtime, config.recipe
         self.out = Path(config.out)
-        if not resume and (self.out / STATE).exists():
+        if runtime.is_main:
+            check_writable(self.out)
+        if not resume and latest_checkpoint(self.out) is not None:
             raise ValueError(
                 f"{self.out} holds a run already: add --resume to continue it, or choose "
                 "another --out"
             )
         if config.batch_size % runtime.world_size:
             raise ValueError(
-                f"--batch-size {config.batch_size} does not split over "
-                f"{runtime.world_size} processes"
+                f"the global batch of {config.batch_size} (--batch-size) does not split over "
+                f"{runtime.world_size} processes; run a number of processes that divides it"
             )
         self.local_batch = config.batch_size // runtime.world_size
         seed_everything(config.seed + runtime.rank)
@@ -114,6 +125,11 @@ class Trainer:
             lambda: load_splits(spec, Path(config.data_dir), config.verify_images)
         )
         self.classes = splits.classes
+        if len(self.classes) < 2:
+            raise DataError(
+                f"{config.dataset} has a single class ({', '.join(self.classes)}): a classifier "
+                "needs at least two; add a folder of images per class"
+            )
         self.train_images, self.test_images = (
             place(split, config.image_size, runtime, config.data_placement, config.workers, crop)
             for split, crop in (
@@ -138,7 +154,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, self.recipe, self.total_steps)
         self.scaler = runtime.grad_scaler()
         self.epoch = self.step = 0
-        self.best_test_acc = 0.0
+        self.saved_step: int | None = None  # of the last checkpoint written
         mean, std = self._load_checkpoint() if resume else input_normalisation(self.model)
         self.augmentation = Augmentation(mean, std, spec.flip, spec.crop_scale)
         self.objective = objective_for(
@@ -147,6 +163,8 @@ class Trainer:
         self.network = self._wrap(self.model)
         self.log = RunLog(self.out, enabled=runtime.is_main, epoch=self.epoch, step=self.step)
         self.log.config(asdict(config))
+        if runtime.is_main:
+            print(settings_table(config))
 
     def _sharding(self, epoch: int) -> dict[str, Any]:
         return dict(
@@ -180,8 +198,9 @@ class Trainer:
                 train_loss, train_acc, images_per_s = self.train_epoch(progress, timer)
                 with timer("eval"):
                     test = self.evaluate()
+                if not math.isfinite(test.loss):
+                    raise self.diverged(f"the test loss is {test.loss}")
                 self.epoch += 1
-                self.best_test_acc = max(self.best_test_acc, test.top1)
                 record = EpochRecord(
                     epoch=self.epoch,
                     step=self.step,
@@ -206,22 +225,27 @@ class Trainer:
         return self.model
 
     def train_epoch(self, progress: tqdm, timer: PhaseTimer) -> tuple[float, float, float]:
-        """One pass (or what is left of the step budget); returns the mean loss, the accuracy
-        and the throughput in images per second over all ranks; `timer` adds up where the
-        time went."""
+        """One pass (or what is left of it after a resume, or of the step budget); returns the
+        mean loss and accuracy of the steps it ran and the throughput in images per second over
+        all ranks; `timer` adds up where the time went. Checkpoints every `--checkpoint-every`
+        steps on the way."""
         self._train_mode()
         metrics = accuracy_metrics(self.objective.num_classes, self.runtime.device)
-        # Crops depend on (seed, epoch, rank) alone, so a resumed epoch sees the same ones.
-        seed = np.random.SeedSequence([self.config.seed, self.epoch, self.runtime.rank])
+        done = self.step - self.epoch * self.steps_per_epoch  # steps run before a resume
+        seed = np.random.SeedSequence([self.config.seed, self.epoch])
         generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
         indices = epoch_indices(len(self.train_images), **self._sharding(self.epoch), shuffle=True)
-        steps = min(self.steps_per_epoch, self.total_steps - self.step)
-        indices = indices[: steps * self.local_batch]
-        crops = Crops(self.augmentation.crop, crop_seeds(generator, len(indices)))
+        # One crop seed per image by its place in the epoch's global order (rank r holds places
+        # r, r + W, ...): the same crops on any number of processes, and after a resume.
+        seeds = crop_seeds(generator, len(indices) * self.runtime.world_size)
+        seeds = seeds[self.runtime.rank :: self.runtime.world_size]
+        steps = min(self.steps_per_epoch - done, self.total_steps - self.step)
+        window = slice(done * self.local_batch, (done + steps) * self.local_batch)
+        crops = Crops(self.augmentation.crop, seeds[window])
+        every = self.config.checkpoint_every
         start = time.perf_counter()
-        for images, labels in timer.iterate(
-            self.train_images.batches(indices, self.local_batch, crops)
-        ):
+        batches = self.train_images.batches(indices[window], self.local_batch, crops)
+        for step, (images, labels) in enumerate(timer.iterate(batches), start=1):
             with timer("step"):
                 logits, targets, losses = self.train_step(
                     self.augmentation.normalise(images), labels
@@ -231,11 +255,15 @@ class Trainer:
                 metrics["top1"].update(logits, targets)
                 self.step += 1
                 progress.update()
-                if self.step % self.config.log_every == 0:
-                    self._report(metrics, progress)
+                checkpoint = every is not None and self.step % every == 0 and step < steps
+                if self.step % self.config.log_every == 0 or checkpoint:
+                    self._report(metrics, progress)  # also stops a diverged run before it saves
+            if checkpoint:  # the epoch's last step is saved by fit(), with the epoch counted
+                with timer("checkpoint"):
+                    self.save_checkpoint()
         with timer("log"):
             results = self._report(metrics, progress)  # syncs the device: the timing is right
-        images = len(indices) * self.runtime.world_size
+        images = steps * self.local_batch * self.runtime.world_size
         return results["loss"], results["top1"], images / (time.perf_counter() - start)
 
     def _train_mode(self) -> None:
@@ -271,11 +299,7 @@ class Trainer:
         loss is no longer finite before it overwrites the last good checkpoint."""
         results = {k: v.item() for k, v in metrics.compute().items()}
         if not math.isfinite(results["loss"]):
-            raise DivergedError(
-                f"the training loss is {results['loss']} at step {self.step}; the last good "
-                f"checkpoint (epoch {self.epoch}) is kept in {self.out}. Try a lower --lr, or "
-                "--precision bf16/fp32 instead of fp16"
-            )
+            raise self.diverged(f"the training loss is {results['loss']}")
         lr = self.scheduler.get_last_lr()[0]
         progress.set_postfix(
             loss=f"{results['loss']:.4f}", acc=f"{results['top1']:.3f}", lr=f"{lr:.2e}"
@@ -314,39 +338,92 @@ class Trainer:
         )
 
     def save_checkpoint(self) -> None:
-        """Weights first, then the state that points at them (every rank's RNG included)."""
+        """The weights and the state of this step as one checkpoint (`replicate.checkpoint`),
+        every rank's RNG included; never weights that hold a NaN or an infinity."""
+        broken = non_finite_weights(self.model)
+        if broken:
+            raise self.diverged(f"the weights ({broken[0]}, ...) hold a NaN or an infinity")
         rng = self.runtime.gather(rng_state(self.runtime.device))
-        if not self.runtime.is_main:
-            return
-        save_weights(self.out / WEIGHTS, self.model, self.checkpoint_info())
-        state = {
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "epoch": self.epoch,
-            "step": self.step,
-            "best_test_acc": self.best_test_acc,
-            "rng": rng,
-        }
-        save_state(self.out / STATE, state)
+        if self.runtime.is_main:
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "epoch": self.epoch,
+                "step": self.step,
+                "total_steps": self.total_steps,
+                "rng": rng,
+            }
+            save_checkpoint(self.out, self.model, self.checkpoint_info(), state)
+        self.saved_step = self.step
+
+    def diverged(self, what: str) -> DivergedError:
+        """The error that stops a run whose numbers stopped being finite, before it saves."""
+        kept = (
+            f"the last good checkpoint (step {self.saved_step}) is kept in {self.out}"
+            if self.saved_step is not None
+            else "no checkpoint was written before it"
+        )
+        remedy = "Try a lower --lr"
+        if self.config.precision == "fp16":
+            remedy += ", or --precision bf16 or fp32 instead of fp16"
+        return DivergedError(f"{what} at step {self.step}; {kept}. {remedy}")
+
+    def interrupted(self) -> str:
+        """What an interrupted run says: where it stopped and how to continue it. The checkpoint
+        is read from the folder: the signal may have come after a save was published."""
+        checkpoint = latest_checkpoint(self.out)
+        if checkpoint is None:
+            return f"interrupted at step {self.step}, before the first checkpoint"
+        return (
+            f"interrupted at step {self.step}; the last checkpoint (step {checkpoint.step}) is "
+            f"kept: continue with python -m replicate.train --resume --out {self.out}"
+        )
 
     def _load_checkpoint(self) -> tuple[list[float], list[float]]:
         """Restore the last checkpoint; returns the input normalisation it was trained with."""
-        state = read_state(self.out / STATE)
-        weights, info = read_weights(self.out / WEIGHTS)
-        if info.step != state["step"]:
-            raise ValueError(
-                f"{self.out}: {WEIGHTS} is from step {info.step} but {STATE} from step "
-                f"{state['step']}; the run was cut off while saving and cannot resume exactly"
+        checkpoint = latest_checkpoint(self.out)
+        if checkpoint is None:
+            raise FileNotFoundError(
+                f"no checkpoint in {self.out}: nothing to resume (the run stopped before its "
+                "first one); start it again without --resume"
             )
-        load_state(self.model, weights, str(self.out / WEIGHTS))
+        state = read_state(checkpoint.state)
+        weights, info = read_weights(checkpoint.weights)
+        if (info.step, state.get("total_steps")) != (state["step"], self.total_steps):
+            raise ValueError(
+                f"{checkpoint.state} is not the state of {checkpoint.weights} for this run's "
+                f"{self.total_steps} steps; the checkpoint folder was edited"
+            )
+        load_state(self.model, weights, str(checkpoint.weights))
+        fused = self.runtime.device.type == "cuda"
+        for group in state["optimizer"]["param_groups"]:  # saved on a GPU, resumed on the CPU
+            if "fused" in group:
+                group["fused"] = fused
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = state["epoch"], state["step"]
-        self.best_test_acc = state["best_test_acc"]
-        set_rng_state(state["rng"][self.runtime.rank], self.runtime.device)
+        self.saved_step = self.step
+        self._restore_rng(state["rng"])
         return info.mean, info.std
+
+    def _restore_rng(self, saved: list[dict[str, Any]]) -> None:
+        """This rank's generators as saved; with another number of processes, fresh ones."""
+        rank, world_size = self.runtime.rank, self.runtime.world_size
+        if len(saved) != world_size:
+            seed_everything(self.config.seed + world_size * self.step + rank)
+            self._note(
+                f"{self.out} was saved by {len(saved)} process(es) and resumes on {world_size}: "
+                f"the same global batch ({self.config.batch_size}), data order, crops and "
+                "schedule, but new random streams for dropout, so not bit for bit the same run"
+            )
+        elif not set_rng_state(saved[rank], self.runtime.device):
+            self._note("saved on a GPU and resumed on the CPU: its CUDA random state is unused")
+
+    def _note(self, message: str) -> None:
+        if self.runtime.is_main:
+            print(f"replicate.train: note: {message}", file=sys.stderr)
 
 
 def _summary(record: EpochRecord) -> str:

@@ -7,9 +7,11 @@
     python -m replicate.train --resume --out runs/vit_b16-digits-20250101-120000
     torchrun --nproc_per_node=8 -m replicate.train --variant vit_b16 --dataset cifar100 ...
 
-Defaults come from the recipe (`replicate.recipes`, Appendix B) and the dataset
-(`replicate.data`); options override them; the resolved configuration is written to
-`--out/config.json`, which `--resume` reads back.
+Every setting resolves in `resolve_config`, the first given of: the option; the recipe
+(`replicate.recipes`, Appendix B); the dataset (`replicate.data`); the model's default. The run
+prints each setting with its source, and writes both to `--out/config.json`, which `--resume`
+reads back. The image size, for one, is --image-size, else 384 for a pretrained ViT (the finetune
+recipe, Table 4), else the dataset's (32 for digits), else the model's (224 for a ViT).
 """
 
 from __future__ import annotations
@@ -17,13 +19,19 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from replicate import models
-from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, get_dataset_spec
+from replicate.cli_errors import (
+    ArgumentParser,
+    non_negative_float,
+    non_negative_int,
+    positive_int,
+)
+from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, DatasetSpec, get_dataset_spec
 from replicate.loader import Placement, default_workers
 from replicate.recipes import RECIPES, Recipe
 from replicate.run_log import CONFIG
@@ -52,6 +60,8 @@ class TrainConfig:
     workers: int  # DataLoader processes that decode images
     log_every: int  # steps between progress updates (each costs a device sync)
     verify_images: bool = False  # check every image file before training
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
+    checkpoint_every: int | None = None  # steps between checkpoints within an epoch
     grad_checkpointing: bool = False  # recompute activations in the backward (ViTs)
 
     @classmethod
@@ -68,12 +78,13 @@ RESUMABLE_OPTIONS = (
     "data_placement",
     "log_every",
     "verify_images",
+    "checkpoint_every",
     "grad_checkpointing",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m replicate.train",
         description="Train a registered model (a ViT variant or a CNN baseline) on an image "
         "classification dataset.",
@@ -83,14 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     add = p.add_argument
     add(
         "--variant",
+        "--model",
         metavar="NAME",
         help="registry name: " + ", ".join(models.list_models()) + " (default vit_b16)",
     )
     add(
         "--dataset",
         metavar="NAME",
-        help=f"{', '.join(DATASETS)} (default digits: bundled with scikit-learn, offline), or "
-        "imagefolder:PATH (PATH/train and PATH/val or PATH/test, one subfolder per class)",
+        help=f"{', '.join(DATASETS)} (default digits: bundled with scikit-learn, offline), "
+        "imagefolder:PATH (PATH/train and PATH/val or PATH/test, one subfolder per class), or "
+        "wds:PATH (WebDataset tar shards PATH/train/*.tar and PATH/val/*.tar)",
     )
     add(
         "--data-dir",
@@ -132,11 +145,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="images per step over all processes (default: dataset's)",
     )
-    add("--lr", type=float, help="peak learning rate (default: the recipe's)")
-    add("--weight-decay", type=float, help="decoupled weight decay (default: the recipe's)")
-    add("--warmup-steps", type=int, help="linear warm-up steps, at most a tenth of the run")
+    add("--lr", type=non_negative_float, help="peak learning rate (default: the recipe's)")
+    add(
+        "--weight-decay",
+        type=non_negative_float,
+        help="decoupled weight decay (default: the recipe's)",
+    )
+    add(
+        "--warmup-steps",
+        type=non_negative_int,
+        help="linear warm-up steps, at most a tenth of the run",
+    )
     add("--schedule", choices=["cosine", "linear"], help="decay after the warm-up")
-    add("--grad-clip", type=float, help="clip gradients at this global norm (0: no clipping)")
+    add(
+        "--grad-clip",
+        type=non_negative_float,
+        help="clip gradients at this global norm (0: no clipping)",
+    )
     add("--dropout", type=float, help="ViT dropout rate (default: the recipe's)")
     add(
         "--image-size",
@@ -150,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KEY=VALUE",
         help="override a model argument, e.g. depth=2 or hidden_size=64 (ViT config fields) or "
-        "hidden_units=32 (TinyVGG); repeatable",
+        "hidden_units=32 (TinyVGG) or stem=small (BiT: 3x3 stride-1 stem for 32x32); repeatable",
     )
     add(
         "--precision",
@@ -177,20 +202,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         default=None,
-        help="continue the run in --out from its last checkpoint, with its config.json; only "
-        "--data-dir, --workers, --data-placement, --log-every, --verify-images and "
-        "--grad-checkpointing may be given again",
+        help="continue the run in --out (wherever it is now) from its last checkpoint, with "
+        "its config.json; only --data-dir, --workers, --data-placement, --log-every, "
+        "--verify-images, --checkpoint-every and --grad-checkpointing may be given again",
     )
     add(
         "--data-placement",
         choices=["auto", "device", "stream"],
-        help="device: decode the images once and keep them on the training device as uint8; "
-        "stream: decode them every epoch in DataLoader workers; auto (default): device when they "
-        "take at most a quarter of its free memory",
+        help="device: decode the images once per node and keep them on the training device as "
+        "uint8 (training images at up to twice --image-size, crops cut there); stream: decode "
+        "them every epoch in DataLoader workers, crops cut from the originals; auto (default): "
+        "device when they take at most a quarter of its free memory and half the host's "
+        "available memory",
     )
     add(
         "--workers",
-        type=int,
+        type=non_negative_int,
         metavar="N",
         help="DataLoader processes decoding images (default: the CPU cores of this process, "
         "shared by the processes of the node)",
@@ -208,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="steps between progress-bar and TensorBoard updates (10)",
     )
+    add(
+        "--checkpoint-every",
+        type=positive_int,
+        metavar="N",
+        help="also checkpoint every N steps within an epoch (default: at each epoch's end only)",
+    )
     return p
 
 
@@ -215,23 +248,30 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """The defaults of the recipe and the dataset, overridden by the options given."""
     if args.resume:
         return resumed_config(args)
-    variant = args.variant or "vit_b16"
+    sources: dict[str, str] = {}
+    variant, sources["variant"] = first_given((args.variant, "--variant"), ("vit_b16", DEFAULT))
     entry = models.get_model_entry(variant)  # fails early on an unknown name
-    spec = get_dataset_spec(args.dataset or "digits")
-    recipe = RECIPES[args.recipe or ("finetune" if args.pretrained else "scratch")]
-    recipe = replace(
-        recipe,
-        **{
-            field: value
-            for field in ("lr", "weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout")
-            if (value := getattr(args, field)) is not None
-        },
+    name, sources["dataset"] = first_given((args.dataset, "--dataset"), ("digits", DEFAULT))
+    spec = get_dataset_spec(name)
+    recipe_name, sources["recipe"] = first_given(
+        (args.recipe, "--recipe"),
+        ("finetune", "--pretrained") if args.pretrained else ("scratch", DEFAULT),
     )
-    pretrained_vit_size = recipe.image_size if args.pretrained and entry.family == "vit" else None
+    recipe = RECIPES[recipe_name]
+    changes = {f: v for f in RECIPE_OPTIONS if (v := getattr(args, f)) is not None}
+    recipe = replace(recipe, **changes)
+    for option in RECIPE_OPTIONS:
+        sources[option] = option_name(option) if option in changes else f"recipe {recipe.name}"
+    image_size, sources["image_size"] = resolve_image_size(args, entry, spec, recipe)
+    batch_size, sources["batch_size"] = first_given(
+        (args.batch_size, "--batch-size"), (spec.batch_size, f"dataset {spec.name}")
+    )
     epochs, steps = args.epochs, args.steps
+    sources["length"] = "--epochs" if epochs else "--steps"
     if epochs is None and steps is None:
         steps = spec.finetune_steps if args.pretrained and recipe.name != "scratch" else None
         epochs = None if steps else spec.epochs
+        sources["length"] = f"dataset {spec.name}" + (" (Table 4 steps)" if steps else "")
     dataset = spec.name.replace(IMAGEFOLDER, "imagefolder-").rstrip("/").replace("/", "-")
     return TrainConfig(
         variant=variant,
@@ -240,11 +280,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         pretrained=args.pretrained,
         recipe=recipe,
         model_overrides=dict(parse_model_arg(a) for a in args.model_arg or ()),
-        image_size=args.image_size
-        or pretrained_vit_size
-        or spec.image_size
-        or entry.default_image_size,
-        batch_size=args.batch_size or spec.batch_size,
+        image_size=image_size,
+        batch_size=batch_size,
         epochs=epochs,
         steps=steps,
         precision=args.precision or default_precision(),
@@ -255,8 +292,49 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         workers=args.workers if args.workers is not None else default_workers(),
         log_every=args.log_every or 10,
         verify_images=bool(args.verify_images),
+        sources=sources,
+        checkpoint_every=args.checkpoint_every,
         grad_checkpointing=bool(args.grad_checkpointing),
     )
+
+
+DEFAULT = "default"
+RECIPE_OPTIONS = ("lr", "weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout")
+
+
+def first_given(*candidates: tuple[Any, str]) -> tuple[Any, str]:
+    """The first (value, source) whose value is given, not None: candidates in resolution order."""
+    return next((value, source) for value, source in candidates if value is not None)
+
+
+def option_name(setting: str) -> str:
+    return "--" + setting.replace("_", "-")
+
+
+def resolve_image_size(
+    args: argparse.Namespace, entry: models.ModelEntry, spec: DatasetSpec, recipe: Recipe
+) -> tuple[int, str]:
+    """The training resolution, the first of its four sources: --image-size; the recipe's for a
+    pretrained ViT (finetune: 384, Appendix B.1.1); the dataset's (e.g. 32 for digits); the
+    model's default (224 for a ViT, 64 for TinyVGG)."""
+    pretrained_vit = args.pretrained and entry.family == "vit"
+    return first_given(
+        (args.image_size, "--image-size"),
+        (recipe.image_size if pretrained_vit else None, f"recipe {recipe.name}, pretrained ViT"),
+        (spec.image_size, f"dataset {spec.name}"),
+        (entry.default_image_size, f"model {entry.name}"),
+    )
+
+
+def settings_table(config: TrainConfig) -> str:
+    """Each resolved setting, its value and where it came from: what the run prints first."""
+    values = {f: getattr(config.recipe, f) for f in RECIPE_OPTIONS}
+    values.update(asdict(config), recipe=config.recipe.name)
+    values["length"] = f"{config.epochs} epochs" if config.epochs else f"{config.steps} steps"
+    rows = [(name, str(values[name]), source) for name, source in config.sources.items()]
+    width = [max((len(row[i]) for row in rows), default=0) for i in range(2)]  # older runs: {}
+    lines = [f"  {n:<{width[0]}}  {v:<{width[1]}}  {s}" for n, v, s in rows]
+    return "\n".join(["settings (value, source):", *lines])
 
 
 def resumed_config(args: argparse.Namespace) -> TrainConfig:
@@ -281,14 +359,7 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
             f"(to change them, start a new run)"
         )
     changes = {k: v for k in RESUMABLE_OPTIONS if (v := getattr(args, k)) is not None}
-    return replace(config, **changes)
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return replace(config, **changes, out=args.out)  # the run is where it is now
 
 
 def parse_model_arg(text: str) -> tuple[str, Any]:

@@ -14,7 +14,15 @@ from vit.pretrained import IMAGENET_MEAN, WeightsUnavailableError
 
 
 def test_registered_as_cnn() -> None:
-    assert list_models("cnn") == ["effnet_b0", "effnet_b2", "tinyvgg"]
+    assert list_models("cnn") == [
+        "bit_r101x1",
+        "bit_r152x2",
+        "bit_r50x1",
+        "bit_r50x3",
+        "effnet_b0",
+        "effnet_b2",
+        "tinyvgg",
+    ]
 
 
 @pytest.mark.parametrize("image_size", [16, 64, 100])

@@ -17,7 +17,7 @@ from test_data import write_image_folder
 
 import vit
 from replicate import train as train_module
-from replicate.checkpoint import STATE, WEIGHTS, read_state
+from replicate.checkpoint import WEIGHTS, latest_checkpoint, read_state
 from replicate.cli_errors import run_cli
 from replicate.errors import DivergedError
 from replicate.recipes import FEATURE_EXTRACT, FINETUNE, SCRATCH, build_optimizer, lr_factor
@@ -126,7 +126,7 @@ def test_vit_run_writes_every_output_and_its_loss_falls(tmp_path: Path) -> None:
     confusion = json.loads((out / "confusion_matrix.json").read_text())
     assert sum(map(sum, confusion["counts"])) == 360 and confusion["classes"][3] == "3"
     assert (out / "confusion_matrix.png").stat().st_size > 0
-    state = read_state(out / STATE)  # weights_only=True
+    state = read_state(latest_checkpoint(out).state)  # weights_only=True
     assert (state["epoch"], state["step"]) == (3, 36)
     # The weights are plain state_dict keys that vit.create_model loads as pretrained weights.
     loaded = vit.create_model("vit_ti16", num_classes=10, image_size=16,
@@ -213,9 +213,9 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(
         return logits, targets, losses * (math.nan if trainer.epoch == 1 else 1)
 
     monkeypatch.setattr(train_module.Trainer, "train_step", nan_in_epoch_two)
-    with pytest.raises(DivergedError, match="last good checkpoint .epoch 1."):
+    with pytest.raises(DivergedError, match="last good checkpoint .step 12. is kept"):
         run(tmp_path, "--epochs", "2", "--log-every", "5")
-    assert read_state(tmp_path / STATE)["epoch"] == 1
+    assert read_state(latest_checkpoint(tmp_path).state)["epoch"] == 1
 
 
 def test_two_processes_end_with_identical_weights(tmp_path: Path) -> None:
@@ -238,6 +238,49 @@ def test_two_processes_end_with_identical_weights(tmp_path: Path) -> None:
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
     assert metrics(tmp_path)[-1]["step"] == 4  # 4 steps of 64 images on each rank
+
+
+# A CNN whose batch norm (EfficientNet's) must see the global batch; no dropout, no stochastic
+# depth, SGD: two processes and one compute the same numbers up to rounding.
+EFFNET = [
+    "--variant", "effnet_b0", "--image-size", "32", "--batch-size", "16", "--workers", "0",
+    *("--model-arg", "dropout=0.0", "--model-arg", "stochastic_depth_prob=0.0"),
+    *("--recipe", "finetune", "--lr", "0.1", "--steps", "2"),
+]  # fmt: skip
+
+
+def test_a_cnn_on_two_processes_trains_as_on_one_and_resumes_on_one(tmp_path: Path) -> None:
+    """Step 1 on two processes (torchrun, gloo), interrupted after its checkpoint; step 2 resumed
+    in one process: the same weights and batch-norm statistics as one process throughout."""
+    script = tmp_path / "ddp_step.py"
+    script.write_text(
+        "import sys\n"
+        "from replicate import train\n"
+        "save = train.Trainer.save_checkpoint\n"
+        "def save_then_stop(trainer):\n"
+        "    save(trainer)\n"
+        "    if trainer.step == 1:\n"
+        "        raise KeyboardInterrupt\n"
+        "train.Trainer.save_checkpoint = save_then_stop\n"
+        "try:\n"
+        "    train.main(sys.argv[1:])\n"
+        "except KeyboardInterrupt:\n"
+        "    pass\n"
+    )
+    out = tmp_path / "two"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+               "--standalone", str(script), *EFFNET, "--checkpoint-every", "1",
+               "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    subprocess.run(command, check=True, cwd=REPO, env=env, capture_output=True, timeout=600)
+    assert len(read_state(latest_checkpoint(out).state)["rng"]) == 2  # saved by two processes
+    resumed = main(["--resume", "--out", str(out)])
+    one = main([*EFFNET, "--out", str(tmp_path / "one")])
+    for key, tensor in one.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], tensor, rtol=1e-4, atol=1e-5)
+    assert metrics(out)[-1]["test_loss"] == pytest.approx(
+        metrics(tmp_path / "one")[-1]["test_loss"], rel=1e-4
+    )
 
 
 # Bad input: one line on stderr, exit status 2, no traceback.

@@ -13,6 +13,8 @@ from vit.embedding import PatchEmbedding, resize_position_embedding
 from vit.encoder import Encoder
 from vit.head import ClassificationHead, classifier
 
+TIMM_POOLS = {"token": "cls", "avg": "gap"}  # timm's global_pool -> ViTConfig.pool
+
 
 class VisionTransformer(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
@@ -82,10 +84,9 @@ class VisionTransformer(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """timm's name for `replace_head`; global_pool "token" (class token) or "avg" (GAP)."""
         if global_pool is not None:
-            pools = {"token": "cls", "avg": "gap"}
-            if global_pool not in pools:
+            if global_pool not in TIMM_POOLS:
                 raise ValueError(f"global_pool must be 'token' or 'avg', not {global_pool!r}")
-            self.head.pool = pools[global_pool]
+            self.head.pool = TIMM_POOLS[global_pool]
         self.replace_head(num_classes)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -116,20 +117,51 @@ def read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
         with np.load(path) as arrays:
             return {k: torch.from_numpy(arrays[k]) for k in arrays.files}, {}
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(path, framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle and zip errors have no common base class
-        raise ValueError(f"cannot read {path} as a PyTorch checkpoint: {error}") from error
+        return read_safetensors(path)
+    state = read_torch_file(path)
     for wrapper in ("model", "state_dict", "model_state"):  # training checkpoints nest it
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{path} does not hold a state dict (a mapping of names to tensors)")
     return state, {}
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """The tensors and string metadata of a .safetensors file; a file that is not one (empty,
+    truncated, another format) is a ValueError naming it."""
+    from safetensors import SafetensorError, safe_open
+
+    _require_content(path)
+    try:
+        with safe_open(path, framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise ValueError(
+            f"cannot read {path}: not a .safetensors file, or a truncated or corrupt one ({error})"
+        ) from error
+
+
+def read_torch_file(path: Path) -> Any:
+    """`torch.load(weights_only=True)` onto the CPU: tensors, numbers and strings only, so no
+    pickled code runs. A file it cannot read is a ValueError naming it; the advice of torch's own
+    message, to load the file with `weights_only=False`, is not passed on."""
+    _require_content(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # random bytes, or pickled objects
+        reason = "it is not a PyTorch file, or holds objects other than tensors and numbers"
+        raise ValueError(f"cannot read {path}: {reason}") from error
+    except (RuntimeError, EOFError, OSError) as error:  # a truncated zip archive, say
+        reason = str(error).split(". ")[0] or type(error).__name__
+        raise ValueError(f"cannot read {path}: truncated or corrupt ({reason})") from error
+
+
+def _require_content(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"no file {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"cannot read {path}: the file is empty")
 
 
 def _fetch_timm(name: str) -> Path:

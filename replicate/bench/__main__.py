@@ -30,15 +30,15 @@ from replicate import loader_bench
 from replicate.bench.contenders import CONTENDERS
 from replicate.bench.measure import BenchConfig, run_bench
 from replicate.bench.report import BenchReport, to_markdown, train_loop, write_report
-from replicate.cli_errors import run_cli
+from replicate.cli_errors import ArgumentParser, positive_int, run_cli
 from replicate.run_log import CONFIG
-from replicate.train_config import TrainConfig, parse_model_arg, positive_int
+from replicate.train_config import TrainConfig, parse_model_arg
 from vit.registry import list_models
 
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = BenchConfig()
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m replicate.bench",
         description="Training and inference throughput, MFU and peak memory of this project's "
         "ViT beside timm's, torchvision's and the official Flax model, in one process on one "

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from replicate.cli_errors import run_cli
+from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.figures import make
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
 from replicate.figures.runs import load_runs
@@ -21,16 +21,18 @@ log = logging.getLogger("replicate.figures")
 PARTS = ("table1", "fig1", "fig6", "fig7", "curves", "results")
 TABLE_1 = "table1_variants.md"
 RESULTS = "results.md"
+UNTRAINED = "untrained"  # sub-folder for Figures 1, 6 and 7 of an untrained model
 # Your own runs first, else the runs committed with the project (metrics and configs only).
 DEFAULT_RUNS = (Path("runs"), Path("results/runs"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m replicate.figures",
         description="Regenerate the paper's Table 1, Figures 1, 6 and 7, training curves and a "
         "results table. Without --checkpoint or --pretrained, Figures 1, 6 and 7 show an "
-        "untrained (randomly initialised) model, and their titles say so.",
+        "untrained (randomly initialised) model, their titles say so, and they go to "
+        "OUT/untrained/, never over a trained model's.",
     )
     parser.add_argument(
         "--runs",
@@ -52,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--image-size", type=int, help="model resolution (default: the weights')")
     parser.add_argument(
-        "--num-classes", type=int, default=1000, help="head size for --pretrained (default 1000)"
+        "--num-classes", type=int, help="head size for --pretrained (default: the weights' own)"
     )
     parser.add_argument(
         "--images",
@@ -122,13 +124,18 @@ def run(args: argparse.Namespace) -> list[Path]:
     if runs and "results" in parts:
         written.append(out / RESULTS)
         written[-1].write_text(results_markdown(runs))
-    if subject is not None and "fig1" in parts:
+    if subject is None:
+        return written
+    if not (args.checkpoint or args.pretrained):  # never over the figures of a trained model
+        out = out / UNTRAINED
+        out.mkdir(exist_ok=True)
+    if "fig1" in parts:
         written += _unless_not_applicable(make.figure_1, subject, images, out)
-    if subject is not None and "fig7" in parts:
+    if "fig7" in parts:
         written += _unless_not_applicable(make.figure_7_filters, subject, out)
         written.append(make.figure_7_position_similarity(subject, out))
         written.append(make.figure_7_attention_distance(subject, images, out))
-    if subject is not None and "fig6" in parts:
+    if "fig6" in parts:
         written.append(make.figure_6_rollout(subject, images, out))
     return written
 

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from sklearn.datasets import load_digits
+from torch.utils.data import Dataset, Subset
 from torchvision.transforms import functional as TF
 
-from replicate.data import load_image
+from replicate.data import SquareImages, digits_splits, load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -52,11 +51,9 @@ def folder_images(folder: str | Path, num: int, image_size: int) -> ImageSet:
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
-    images = []
-    for index in _spread(len(paths), num):
-        image = TF.resize(load_image(str(paths[index])), [image_size, image_size])
-        images.append(TF.to_tensor(image))
-    return ImageSet(torch.stack(images), f"{len(images)} images from {folder.name}/")
+    chosen = [(load_image(str(paths[i])), 0) for i in _spread(len(paths), num)]
+    images = as_shown_to_the_model(chosen, image_size)
+    return ImageSet(images, f"{len(images)} images from {folder.name}/")
 
 
 def run_dataset_folder(dataset: str | None) -> Path | None:
@@ -69,9 +66,14 @@ def run_dataset_folder(dataset: str | None) -> Path | None:
 
 
 def digit_images(num: int, image_size: int) -> ImageSet:
-    """`num` of scikit-learn's 8x8 digits as RGB, scaled up bilinearly to the model's size."""
-    digits = load_digits()
-    chosen = torch.from_numpy(digits.images[_spread(len(digits.images), num)]).float() / 16
-    images = F.interpolate(chosen[:, None], size=image_size, mode="bilinear").clamp(0, 1)
+    """`num` of scikit-learn's 8x8 test digits as RGB, scaled up to the model's size."""
+    test = digits_splits(Path()).test
+    images = as_shown_to_the_model(Subset(test, _spread(len(test), num).tolist()), image_size)
     label = f"{len(images)} scikit-learn digits (8x8 -> {image_size}x{image_size})"
-    return ImageSet(images.expand(-1, 3, -1, -1).contiguous(), label)
+    return ImageSet(images, label)
+
+
+def as_shown_to_the_model(images: Dataset, image_size: int) -> torch.Tensor:
+    """(image, label) pairs -> (n, 3, S, S) in [0, 1], resized as `replicate.data` does it."""
+    square = SquareImages(images, image_size)
+    return torch.stack([square[i][0] for i in range(len(square))]).float() / 255

@@ -14,9 +14,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
+
+from replicate.data import IMAGEFOLDER
 
 log = logging.getLogger(__name__)
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,33 @@ class Run:
         return values[-1] if values else None
 
     @property
+    def dataset(self) -> str:
+        """The dataset, named as results name it (`portable_name`)."""
+        return portable_name(str(self.config.get("dataset", "?")))
+
+    @property
+    def pretrained(self) -> str | None:
+        """The weights spec training started from, a file named as `portable_name` does."""
+        spec = self.config.get("pretrained")
+        return portable_name(spec) if spec else None
+
+    @property
     def label(self) -> str:
         """The run's name with what it trained: "b16-c10 (vit_b16, cifar10, scratch)"."""
         variant = self.config.get("variant", "?")
-        dataset = self.config.get("dataset", "?")
-        return f"{self.name} ({variant}, {dataset}, {self.config.get('pretrained') or 'scratch'})"
+        return f"{self.name} ({variant}, {self.dataset}, {self.pretrained or 'scratch'})"
+
+
+def portable_name(spec: str) -> str:
+    """A dataset or weights spec without the machine that ran it: an absolute path (alone, or
+    after `imagefolder:`) becomes relative to the project when inside it, else its last part
+    ("imagefolder:/data/hymenoptera_data" -> "imagefolder:hymenoptera_data")."""
+    prefix = IMAGEFOLDER if spec.startswith(IMAGEFOLDER) else ""
+    path = PurePath(spec.removeprefix(prefix))
+    if not path.is_absolute():
+        return spec
+    inside = path.is_relative_to(PROJECT)
+    return prefix + (path.relative_to(PROJECT).as_posix() if inside else path.name)
 
 
 def read_metrics(path: Path) -> tuple[dict, ...]:

@@ -7,10 +7,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from replicate.checkpoint import load_model
+from replicate.checkpoint import load_model, resolve_weights
+from replicate.sources import from_weights
 from vit import VisionTransformer, create_model
 from vit.pretrained import INCEPTION_MEAN, INCEPTION_STD
-from vit.references import image_size_from_spec, variant_from_spec
 from vit.variants import VARIANTS
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,12 @@ def _paper_name(variant: str) -> str:
 
 def from_checkpoint(path: str | Path) -> Subject:
     """A checkpoint of `replicate.train`, rebuilt from its metadata
-    (`replicate.checkpoint.CheckpointInfo`: variant, overrides, classes, resolution, dataset)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {str(path)!r} not found")
+    (`replicate.checkpoint.CheckpointInfo`: variant, overrides, classes, resolution, dataset);
+    `path` is a weights file or a run folder (its latest weights)."""
+    given = Path(path)
+    if not given.exists():
+        raise ValueError(f"checkpoint {str(given)!r} not found")
+    path = resolve_weights(given)
     if path.suffix != ".safetensors":
         raise ValueError(
             f"{path} is not a .safetensors checkpoint of this project; for other files use "
@@ -48,7 +50,8 @@ def from_checkpoint(path: str | Path) -> Subject:
     model, info = load_model(path)
     if not isinstance(model, VisionTransformer):
         raise ValueError(f"{path} holds a {info.variant}, not a ViT: the figures need one")
-    label = f"{_paper_name(info.variant)}, {path.parent.name}/{path.name}"
+    name = given.name if given.is_dir() else f"{given.parent.name}/{given.name}"
+    label = f"{_paper_name(info.variant)}, {name}"
     return Subject(
         model, label, tuple(info.mean), tuple(info.std), tuple(info.classes), info.dataset
     )
@@ -58,20 +61,14 @@ def from_pretrained(
     spec: str,
     variant: str | None = None,
     image_size: int | None = None,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     **overrides,
 ) -> Subject:
-    """Weights by spec (`vit.pretrained`): timm, torchvision, official .npz or a local file.
-    overrides: config fields of the model the weights belong to, as `create_model` takes."""
-    variant = variant or variant_from_spec(spec)
-    if variant is None:
-        raise ValueError(f"cannot tell the ViT variant from {spec!r}; pass --variant")
-    image_size = image_size or image_size_from_spec(spec)
-    model = create_model(
-        variant, num_classes=num_classes, image_size=image_size, pretrained=spec, **overrides
-    )
-    info = model.pretrained_info
-    return Subject(model.eval(), f"{_paper_name(variant)}, {spec}", info.mean, info.std)
+    """Weights by spec (`replicate.sources.from_weights`): timm, torchvision, official .npz or a
+    local file; the variant and resolution read off the spec's name unless given."""
+    source = from_weights(spec, variant, image_size, num_classes=num_classes, **overrides)
+    label = f"{_paper_name(source.variant)}, {spec}"
+    return Subject(source.model, label, source.mean, source.std, source.classes)
 
 
 def untrained(variant: str = "vit_b16", image_size: int | None = None) -> Subject:

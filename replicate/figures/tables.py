@@ -108,8 +108,8 @@ def result_row(run: Run) -> ResultRow:
     pre-training data and dataset."""
     variant = run.config.get("variant", "?")
     model = VARIANTS[variant].paper_name if variant in VARIANTS else variant
-    dataset = str(run.config.get("dataset", "?"))
-    spec = run.config.get("pretrained") or None
+    dataset = run.dataset
+    spec = run.pretrained
     final_acc = run.final("test_acc")
     paper = paper_accuracy(model, pretraining_dataset(spec, dataset), dataset)
     recipe = run.config.get("recipe")  # a dict in replicate.train's config.json

@@ -1,0 +1,276 @@
+"""Checkpoints (`replicate.checkpoint`): one consistent step, published whole; resumed wherever
+the run folder is now; never overwritten by a diverged run; unreadable files named in one line."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from test_train import REPO, TINY_VIT, metrics, one_thread, run  # noqa: F401  (autouse)
+
+from replicate import checkpoint as checkpoint_module
+from replicate import evaluate, predict, train
+from replicate import train as train_module
+from replicate.checkpoint import LATEST, WEIGHTS, latest_checkpoint, read_state, resolve_weights
+from replicate.cli_errors import run_cli
+from replicate.errors import DivergedError
+from replicate.figures.__main__ import main as figures_main
+
+
+def interrupt_after_save(monkeypatch: pytest.MonkeyPatch, at_step: int) -> None:
+    """Ctrl-C right after the checkpoint of `at_step` is published."""
+    save = train_module.Trainer.save_checkpoint
+
+    def save_then_interrupt(trainer) -> None:
+        save(trainer)
+        if trainer.step == at_step:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.Trainer, "save_checkpoint", save_then_interrupt)
+
+
+def test_layout_publishes_one_step_and_keeps_model_safetensors(tmp_path: Path) -> None:
+    run(tmp_path, "--epochs", "2", "--checkpoint-every", "5")
+    manifest = json.loads((tmp_path / LATEST).read_text())
+    assert manifest == {"step": 24, "folder": "checkpoints/step-00000024"}
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-00000024"]
+    latest = latest_checkpoint(tmp_path)
+    assert read_state(latest.state)["step"] == 24
+    assert (tmp_path / WEIGHTS).samefile(latest.weights)  # the hard link users pass around
+    assert resolve_weights(tmp_path) == latest.weights
+
+
+def test_a_save_cut_off_keeps_the_previous_checkpoint_and_resumes_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--checkpoint-every 5 over 3 epochs of 12 steps; the save at step 10 dies after writing
+    the weights, before the state: the run resumes from step 5, mid-epoch, bit for bit."""
+    options = ["--epochs", "3", "--lr", "3e-3"]  # dropout 0.1: RNG states matter
+    uninterrupted = run(tmp_path / "a", *options)
+
+    save_state = torch.save
+
+    def die_at_step_10(state, path) -> None:
+        if state["step"] == 10:
+            raise KeyboardInterrupt  # the process killed mid-save
+        save_state(state, path)
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", die_at_step_10)
+    with pytest.raises(KeyboardInterrupt, match="last checkpoint .step 5. is kept"):
+        run(tmp_path / "b", *options, "--checkpoint-every", "5")
+    monkeypatch.undo()
+    assert read_state(latest_checkpoint(tmp_path / "b").state)["step"] == 5
+    resumed = train.main(["--resume", "--out", str(tmp_path / "b")])
+    for key, tensor in uninterrupted.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], tensor), key
+    assert metrics(tmp_path / "b")[-1]["test_loss"] == metrics(tmp_path / "a")[-1]["test_loss"]
+
+
+def test_resume_continues_the_run_where_it_is_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy resumes into itself, not into the original; a relative --out from another
+    working directory finds it."""
+    interrupt_after_save(monkeypatch, at_step=12)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "original", "--epochs", "2")
+    monkeypatch.undo()
+    shutil.copytree(tmp_path / "original", tmp_path / "elsewhere" / "copy")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    train.main(["--resume", "--out", "copy"])
+    assert [m["epoch"] for m in metrics(tmp_path / "elsewhere" / "copy")] == [1, 2]
+    assert [m["epoch"] for m in metrics(tmp_path / "original")] == [1]  # untouched
+    assert read_state(latest_checkpoint(tmp_path / "original").state)["step"] == 12
+    config = json.loads((tmp_path / "elsewhere" / "copy" / "config.json").read_text())
+    assert config["out"] == "copy"
+
+
+def test_a_gpu_checkpoint_resumes_on_the_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    interrupt_after_save(monkeypatch, at_step=12)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "--epochs", "2")
+    monkeypatch.undo()
+    path = latest_checkpoint(tmp_path).state
+    state = read_state(path)
+    state["rng"][0]["cuda"] = torch.zeros(16, dtype=torch.uint8)  # as torch.cuda saves it
+    for group in state["optimizer"]["param_groups"]:
+        group["fused"] = True  # the optimiser was fused on the GPU
+    torch.save(state, path)
+    capsys.readouterr()
+    assert run_cli("replicate.train", train.main, ["--resume", "--out", str(tmp_path)]) == 0
+    assert "CUDA random state is unused" in capsys.readouterr().err
+    assert metrics(tmp_path)[-1]["step"] == 24
+
+
+@pytest.mark.parametrize("what", ["training loss", "test loss", "weights"])
+def test_non_finite_numbers_never_overwrite_the_last_good_checkpoint(
+    what: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NaN appears in epoch 2 (steps 13-24); the checkpoint of step 12 stays."""
+    step, evaluate_epoch = train_module.Trainer.train_step, train_module.Trainer.evaluate
+
+    def nan_training_loss(trainer, images, labels):
+        logits, losses = step(trainer, images, labels)
+        return logits, losses * (math.nan if trainer.epoch == 1 else 1)
+
+    def nan_weight(trainer, images, labels):
+        out = step(trainer, images, labels)
+        if trainer.step == 15:  # the step before the checkpoint at 16
+            trainer.model.head.classifier.weight.data[0, 0] = math.inf
+        return out
+
+    def nan_test_loss(trainer):
+        result = evaluate_epoch(trainer)
+        return result if trainer.epoch == 0 else SimpleNamespace(loss=math.nan)
+
+    name, fake, message, kept = {  # the loss is checked before each checkpoint, at 16 too
+        "training loss": ("train_step", nan_training_loss, "training loss is nan at step 16", 12),
+        "test loss": ("evaluate", nan_test_loss, "the test loss is nan at step 24", 16),
+        "weights": ("train_step", nan_weight, "hold a NaN or an infinity at step 16", 12),
+    }[what]
+    monkeypatch.setattr(train_module.Trainer, name, fake)
+    with pytest.raises(DivergedError) as error:
+        run(tmp_path, "--epochs", "2", "--log-every", "10", "--checkpoint-every", "16")
+    assert message in str(error.value)
+    assert f"the last good checkpoint (step {kept}) is kept in {tmp_path}" in str(error.value)
+    assert "fp16" not in str(error.value)  # an fp32 run
+    assert read_state(latest_checkpoint(tmp_path).state)["step"] == kept
+
+
+@pytest.mark.parametrize(
+    ("precision", "saved_step", "expected", "absent"),
+    [
+        ("fp32", None, "no checkpoint was written before it. Try a lower --lr", "fp16"),
+        ("fp16", 7, "(step 7) is kept in run. Try a lower --lr, or --precision bf16", "no "),
+    ],
+)
+def test_the_divergence_message_says_what_is_true(precision, saved_step, expected, absent) -> None:
+    trainer = SimpleNamespace(
+        config=SimpleNamespace(precision=precision), saved_step=saved_step, out="run", step=9
+    )
+    message = str(train_module.Trainer.diverged(trainer, "the training loss is inf"))
+    assert message.startswith("the training loss is inf at step 9; ")
+    assert expected in message and absent not in message
+
+
+# Unreadable files: one line naming the file, exit status 2, never advice to load unsafely.
+
+
+RANDOM_BYTES = torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0))
+RANDOM_BYTES = bytes(RANDOM_BYTES.to(torch.uint8).tolist())
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("finished")
+    train.main([*TINY_VIT, "--steps", "2", "--out", str(out)])
+    return out
+
+
+def damage(path: Path, how: str) -> Path:
+    """Empty, truncate or replace by random bytes the file at `path`."""
+    data = path.read_bytes() if path.exists() else b""
+    path.unlink(missing_ok=True)  # a new inode: the run's other hard links keep the good bytes
+    damaged = {"empty": b"", "truncated": data[: len(data) // 2], "random": RANDOM_BYTES}[how]
+    path.write_bytes(damaged)
+    return path
+
+
+def copy_run(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("command", "damaged", "how", "expected"),
+    [
+        ("train --resume", "state", "empty", "state.pt: the file is empty"),
+        ("train --resume", "state", "truncated", "state.pt: truncated or corrupt"),
+        ("train --resume", "weights", "random", "not a .safetensors file"),
+        ("train --pretrained", "weights", "random", "not a .safetensors file"),
+        ("train --pretrained", "state", "random", "not a PyTorch file"),
+        ("evaluate", "weights", "truncated", "not a .safetensors file"),
+        ("evaluate", "state", None, "state.pt' holds: it is not a checkpoint of replicate.train"),
+        ("predict", "weights", "empty", "model.safetensors: the file is empty"),
+        ("predict", "state", None, "state.pt' holds: it is not a checkpoint of replicate.train"),
+        ("figures", "weights", "truncated", "not a .safetensors file"),
+    ],
+)
+def test_unreadable_checkpoint_files_are_one_line_errors(
+    command: str, damaged: str, how: str | None, expected: str, finished_run: Path, tmp_path, capsys
+) -> None:
+    out = copy_run(finished_run, tmp_path / "run")
+    checkpoint = latest_checkpoint(out)
+    path = checkpoint.state if damaged == "state" else checkpoint.weights
+    if how:
+        damage(path, how)
+    if command == "figures":
+        argv = ["--checkpoint", str(path), "--only", "fig7", "--out", str(tmp_path)]
+        status = run_cli("replicate.figures", figures_main, argv)
+    else:
+        prog, main, argv = {
+            "train --resume": ("replicate.train", train.main, ["--resume", "--out", str(out)]),
+            "train --pretrained": (
+                "replicate.train",
+                train.main,
+                [
+                    *TINY_VIT,
+                    "--pretrained",
+                    str(path),
+                    "--steps",
+                    "1",
+                    "--out",
+                    str(tmp_path / "ft"),
+                ],
+            ),
+            "evaluate": ("replicate.evaluate", evaluate.main, ["--checkpoint", str(path)]),
+            "predict": ("replicate.predict", predict.main, ["--checkpoint", str(path), "x.png"]),
+        }[command]
+        capsys.readouterr()
+        status = run_cli(prog, main, argv)
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert str(path) in err and expected in err, err
+    assert "weights_only" not in err and "Traceback" not in err
+
+
+def test_the_commands_exit_2_with_one_line_on_damaged_files(finished_run: Path, tmp_path) -> None:
+    """The real commands, side by side: `train --resume` on a truncated state.pt, `evaluate`
+    given a state.pt, `predict` and `figures` a weights file of random bytes."""
+    out = copy_run(finished_run, tmp_path / "run")
+    checkpoint = latest_checkpoint(out)
+    damage(checkpoint.state, "truncated")
+    random_weights = damage(tmp_path / "random.safetensors", "random")
+    commands = {
+        "replicate.train": (["--resume", "--out", str(out)], checkpoint.state),
+        "replicate.evaluate": (["--checkpoint", str(checkpoint.state)], checkpoint.state),
+        "replicate.predict": (["--checkpoint", str(random_weights), "x.png"], random_weights),
+        "replicate.figures": (["--checkpoint", str(random_weights), "--out", str(tmp_path)],
+                              random_weights),
+    }  # fmt: skip
+    processes = {
+        module: subprocess.Popen(
+            [sys.executable, "-m", module, *argv],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        )
+        for module, (argv, _) in commands.items()
+    }
+    for module, process in processes.items():
+        _, err = process.communicate(timeout=600)  # the shared CI machine can be slow
+        named = commands[module][1]
+        assert process.returncode == 2, (module, err)
+        assert err.count("\n") == 1 and str(named) in err, (module, err)

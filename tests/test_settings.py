@@ -1,0 +1,54 @@
+"""Where a run's settings come from: `resolve_config` takes each from the first source that gives
+it (option, recipe, dataset, model) and records which; the run prints the table first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_train import TINY_VIT, one_thread, resolve  # noqa: F401  (autouse)
+
+from replicate.train import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "size", "source"),
+    [
+        (["--image-size", "48", "--pretrained", "x.pth"], 48, "--image-size"),
+        (["--pretrained", "x.pth"], 384, "recipe finetune, pretrained ViT"),  # Table 4
+        (["--variant", "tinyvgg", "--pretrained", "x.pth"], 32, "dataset digits"),  # not a ViT
+        (["--dataset", "imagefolder:photos"], 224, "model vit_b16"),
+        (["--variant", "tinyvgg", "--dataset", "imagefolder:photos"], 64, "model tinyvgg"),
+    ],
+)
+def test_image_size_comes_from_the_first_of_its_four_sources(argv, size, source) -> None:
+    config = resolve(*argv)
+    assert (config.image_size, config.sources["image_size"]) == (size, source)
+
+
+def test_every_setting_records_its_source() -> None:
+    config = resolve("--pretrained", "x.pth", "--dataset", "oxford_pets", "--lr", "0.01")
+    assert config.sources == {
+        "variant": "default",
+        "dataset": "--dataset",
+        "recipe": "--pretrained",
+        "lr": "--lr",
+        **dict.fromkeys(
+            ["weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout"], "recipe finetune"
+        ),
+        "image_size": "recipe finetune, pretrained ViT",
+        "batch_size": "dataset oxford_pets",
+        "length": "dataset oxford_pets (Table 4 steps)",
+    }
+
+
+def test_a_run_prints_its_settings_and_keeps_them_in_config_json(tmp_path: Path, capsys) -> None:
+    main([*TINY_VIT, "--steps", "1", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    table = printed[printed.index("settings (value, source):") :].splitlines()
+    assert table[1].split() == ["variant", "vit_ti16", "--variant"]
+    assert ["image_size", "16", "--image-size"] in [line.split() for line in table]
+    assert ["length", "1", "steps", "--steps"] in [line.split() for line in table]
+    saved = json.loads((tmp_path / "config.json").read_text())["sources"]
+    assert saved["batch_size"] == "--batch-size" and saved["lr"] == "recipe scratch"
