@@ -32,7 +32,7 @@ from test_train import (  # noqa: F401  (one_thread: autouse)
 
 from replicate import evaluate as evaluate_module
 from replicate import train as train_module
-from replicate.checkpoint import STATE, WEIGHTS, read_state
+from replicate.checkpoint import WEIGHTS, latest_checkpoint, read_state
 from replicate.cli_errors import run_cli
 from replicate.loader import ResidentImages, StreamedImages
 from replicate.train import main
@@ -83,7 +83,7 @@ def test_mixed_precision_trains_in_its_dtype(
     lines = metrics(tmp_path)
     assert set(dtypes) == {dtype}  # training and evaluation forwards
     assert lines[-1]["train_loss"] < lines[0]["train_loss"] < math.log(10)
-    scaler = read_state(tmp_path / STATE)["scaler"]
+    scaler = read_state(latest_checkpoint(tmp_path).state)["scaler"]
     assert bool(scaler) == (precision == "fp16")  # a disabled GradScaler saves an empty state
     assert next(model.parameters()).device.type == device
     projection = model.embedding.projection.weight
@@ -137,7 +137,7 @@ def test_resumed_gpu_run_ends_with_the_same_weights(tmp_path: Path, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b", *options)
     monkeypatch.undo()
-    assert read_state(tmp_path / "b" / STATE)["rng"][0]["cuda"] is not None
+    assert read_state(latest_checkpoint(tmp_path / "b").state)["rng"][0]["cuda"] is not None
     resumed = main(["--resume", "--out", str(tmp_path / "b")])
     assert_same_weights(uninterrupted, resumed, "cuda")
     assert [m["epoch"] for m in metrics(tmp_path / "b")] == [1, 2, 3]
@@ -185,8 +185,8 @@ def test_a_diverging_fp16_run_stops_with_one_line_and_keeps_the_last_good_checkp
     assert "Traceback" not in err and err.count("replicate.train: error:") == 1, err
     message = err.splitlines()[-1]
     assert message.startswith("replicate.train: error: the training loss is nan"), message
-    assert "last good checkpoint (epoch 1)" in message, message
-    state = read_state(tmp_path / STATE)
+    assert "last good checkpoint (step 3)" in message, message
+    state = read_state(latest_checkpoint(tmp_path).state)
     assert (state["epoch"], state["step"]) == (1, 3)
     assert all(torch.isfinite(w).all() for w in load_file(tmp_path / WEIGHTS).values())
 
