@@ -50,6 +50,7 @@ from replicate.recipes import build_optimizer, build_scheduler
 from replicate.run_log import EpochRecord, PhaseTimer, RunLog
 from replicate.runtime import Runtime, float8_training, seed_everything
 from replicate.train_config import TrainConfig, build_parser, resolve_config, settings_table
+from vit import ViTConfig
 from vit.data_config import input_normalisation
 
 
@@ -84,6 +85,15 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     if config.precision == "fp8":
         float8_training(model)  # the linear layers, in place: the same parameters and keys
     return pretraining_model(config.recipe.objective, model)  # masked patch: a predictor around it
+
+
+def architecture(model: nn.Module) -> dict[str, Any]:
+    """The ViT config fields pretrained weights decide (GELU, pooling, class token; see
+    `vit.pretrained`), saved with a checkpoint so that it rebuilds the model it was."""
+    config = getattr(model, "config", None)
+    if not isinstance(config, ViTConfig):
+        return {}
+    return {"pool": config.pool, "class_token": config.class_token, "gelu": config.gelu}
 
 
 def train(config: TrainConfig, resume: bool = False) -> nn.Module:
@@ -144,10 +154,14 @@ class Trainer:
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
 
         # Resuming rebuilds the architecture only: the weights come from the checkpoint, not
-        # from another download of the pretrained ones.
-        self.model = build_model(
-            replace(config, pretrained=None) if resume else config, len(self.classes)
-        ).to(runtime.device)
+        # from another download of the pretrained ones, and the overrides saved with them
+        # (`architecture`: what a pretrained file decided, such as official weights' GELU).
+        model_config = replace(config, pretrained=None) if resume else config
+        saved = latest_checkpoint(self.out) if resume else None
+        if saved is not None:
+            overrides = read_weights(saved.weights)[1].model_overrides
+            model_config = replace(model_config, model_overrides=overrides)
+        self.model = build_model(model_config, len(self.classes)).to(runtime.device)
         self.optimizer = build_optimizer(
             self.model, self.recipe, fused=runtime.device.type == "cuda"
         )
@@ -330,7 +344,7 @@ class Trainer:
             classes=self.classes,
             mean=list(self.augmentation.mean),
             std=list(self.augmentation.std),
-            model_overrides=self.config.model_overrides,
+            model_overrides={**self.config.model_overrides, **architecture(self.model)},
             pretrained=self.config.pretrained,
             dataset=self.config.dataset,
             epoch=self.epoch,

@@ -16,7 +16,7 @@ import torch
 from replicate import paper_numbers
 from replicate.figures.attention_distance import mean_attention_distance, patch_distances
 from replicate.figures.embeddings import filter_principal_components, position_similarity
-from replicate.figures.rollout import attention_rollout, class_token_maps, upsample_maps
+from replicate.figures.rollout import attention_rollout, output_token_maps, upsample_maps
 from replicate.figures.runs import Run, load_runs
 from replicate.figures.tables import NO_PAPER_NUMBER, result_row, results_markdown
 
@@ -41,7 +41,7 @@ def test_patch_distances_are_pixels_between_patch_centres() -> None:
 
 def test_attending_to_itself_is_distance_zero() -> None:
     attention = _with_class_token(torch.eye(16), class_weight=0.3)
-    assert mean_attention_distance(attention, patch_size=16).item() == 0
+    assert mean_attention_distance(attention, 16, class_token=True).item() == 0
 
 
 def test_attending_to_a_neighbour_is_one_patch_away() -> None:
@@ -53,23 +53,27 @@ def test_attending_to_a_neighbour_is_one_patch_away() -> None:
         row, col = divmod(q, grid)
         neighbour[q, row * grid + (col + 1 if col + 1 < grid else col - 1)] = 1
     attention = _with_class_token(neighbour, class_weight=0.5)
-    assert mean_attention_distance(attention, patch).item() == pytest.approx(patch)
+    assert mean_attention_distance(attention, patch, class_token=True).item() == pytest.approx(
+        patch
+    )
 
 
 def test_uniform_attention_is_the_mean_pairwise_distance() -> None:
     uniform = torch.full((9, 9), 1 / 9)
     heads = torch.cat([_with_class_token(uniform), _with_class_token(torch.eye(9))], dim=1)
-    distance = mean_attention_distance(heads, patch_size=8)  # (1 image, 2 heads)
+    distance = mean_attention_distance(heads, 8, class_token=True)  # (1 image, 2 heads)
     assert distance.shape == (1, 2)
     assert distance[0, 0].item() == pytest.approx(patch_distances(3, 8).mean().item())
     assert distance[0, 1].item() == 0
+    without = mean_attention_distance(heads[..., 1:, 1:], 8, class_token=False)  # GAP: T = N
+    torch.testing.assert_close(without, distance)
 
 
 def test_attention_distance_rejects_bad_shapes() -> None:
     with pytest.raises(ValueError, match="square grid"):
-        mean_attention_distance(torch.ones(1, 1, 4, 4) / 4, patch_size=16)  # 3 patches
+        mean_attention_distance(torch.ones(1, 1, 4, 4) / 4, 16, class_token=True)  # 3 patches
     with pytest.raises(ValueError, match="expected attention weights"):
-        mean_attention_distance(torch.ones(5, 5), patch_size=16)
+        mean_attention_distance(torch.ones(5, 5), 16, class_token=True)
 
 
 def test_rollout_of_identity_attention_is_the_identity() -> None:
@@ -91,11 +95,20 @@ def test_rollout_averages_heads_adds_residual_and_multiplies_layers() -> None:
 
 def test_class_token_maps_lie_on_the_grid_scaled_to_one() -> None:
     rollout = torch.rand(3, 17, 17)
-    maps = class_token_maps(rollout)
+    maps = output_token_maps(rollout, class_token=True)
     assert maps.shape == (3, 4, 4)
     assert torch.allclose(maps.amax(dim=(1, 2)), torch.ones(3))
     assert maps[1, 0, 1] == pytest.approx((rollout[1, 0, 2] / rollout[1, 0, 1:].max()).item())
     assert upsample_maps(maps, 64).shape == (3, 64, 64)
+
+
+def test_gap_maps_average_every_tokens_rollout() -> None:
+    """A GAP model's output is the mean of all N tokens: its map is the mean of their rows."""
+    rollout = torch.rand(2, 16, 16)
+    maps = output_token_maps(rollout, class_token=False)
+    mean_row = rollout.mean(dim=1)
+    assert maps.shape == (2, 4, 4)
+    assert maps[1, 2, 3] == pytest.approx((mean_row[1, 11] / mean_row[1].max()).item())
 
 
 def test_filter_pca_matches_numpy_svd() -> None:
@@ -112,7 +125,9 @@ def test_filter_pca_matches_numpy_svd() -> None:
 
 def test_position_similarity_is_the_cosine_of_patch_embeddings() -> None:
     position_embedding = torch.randn(1, 1 + 9, 16)  # class token + a 3x3 grid
-    similarity = position_similarity(position_embedding)
+    similarity = position_similarity(position_embedding, class_token=True)
+    without = position_similarity(position_embedding[:, 1:], class_token=False)  # GAP: no row
+    np.testing.assert_array_equal(without, similarity)
     patches = position_embedding[0, 1:].double().numpy()
     unit = patches / np.linalg.norm(patches, axis=1, keepdims=True)
     assert similarity.shape == (3, 3, 3, 3)

@@ -43,6 +43,18 @@ def test_mlp_is_two_dense_layers_with_exact_gelu(tiny_config: ViTConfig) -> None
     assert mlp.fc1.out_features == tiny_config.mlp_size
 
 
+def test_mlp_gelu_can_be_flax_tanh_approximation(tiny_config: ViTConfig) -> None:
+    """flax's nn.gelu (the official models'): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    mlp = MLP(tiny_config.replace(gelu="tanh")).eval()
+    z = torch.randn(2, 17, tiny_config.hidden_size)
+    x = mlp.fc1(z)
+    hidden = 0.5 * x * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x + 0.044715 * x**3)))
+    torch.testing.assert_close(mlp(z), mlp.fc2(hidden))
+    exact = MLP(tiny_config).eval()
+    exact.load_state_dict(mlp.state_dict())
+    assert not torch.allclose(exact(z), mlp(z), atol=1e-6)
+
+
 def test_mlp_dropout_after_every_dense_layer(tiny_config: ViTConfig) -> None:
     mlp = MLP(tiny_config.replace(dropout=0.1))
     assert [m.p for m in (mlp.drop1, mlp.drop2)] == [0.1, 0.1]

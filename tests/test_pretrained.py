@@ -66,11 +66,28 @@ def small_timm_vit(**kwargs) -> torch.nn.Module:
     )
 
 
-def test_timm_global_average_pool_model(tmp_path: Path, tiny_config: ViTConfig) -> None:
-    reference = small_timm_vit(global_pool="avg")
+@pytest.mark.parametrize(
+    "timm_kwargs,pool,class_token",
+    [
+        # Google's GAP models in timm (`*_gap_*`, SigLIP GAP): the paper's GAP.
+        (dict(class_token=False, global_pool="avg", fc_norm=False), "gap", False),
+        # timm's default GAP (BEiT, MAE, EVA): class token kept, mean of the patches, then LN.
+        (dict(global_pool="avg"), "gap_fc_norm", True),
+        (dict(class_token=False, global_pool="avg"), "gap_fc_norm", False),
+    ],
+)
+def test_timm_global_average_pool_models(
+    tmp_path: Path, tiny_config: ViTConfig, timm_kwargs: dict, pool: str, class_token: bool
+) -> None:
+    """The file decides the head: a GAP checkpoint never loads into a class-token model,
+    whatever pool the config asked for."""
+    reference = small_timm_vit(**timm_kwargs)
     path = save(reference.state_dict(), tmp_path / "gap.pth")
-    ours = load_pretrained(tiny_config.replace(pool="gap"), path, "tiny")
-    assert_same_logits(reference, ours, 32)
+    for requested in ("cls", "gap"):
+        ours = load_pretrained(tiny_config.replace(pool=requested), path, "tiny")
+        assert (ours.config.pool, ours.config.has_class_token) == (pool, class_token)
+        assert (ours.pretrained_info.pool, ours.pretrained_info.gelu) == (pool, "exact")
+        assert_same_logits(reference, ours, 32)
 
 
 def test_timm_pre_logits_checkpoint(tmp_path: Path, tiny_config: ViTConfig) -> None:
@@ -112,23 +129,24 @@ def test_small_torchvision_model_with_pre_logits(tmp_path: Path, tiny_config: Vi
     assert_same_logits(reference, ours, 32)
 
 
-def test_official_npz_layout_round_trips_exactly(tmp_path: Path, tiny_config: ViTConfig) -> None:
-    config = tiny_config.replace(representation_size=24)
+@pytest.mark.parametrize("naming,attention", [("2020", "_1"), ("linen", "_0")])
+@pytest.mark.parametrize("pool", ["cls", "gap"])
+def test_official_npz_layout_round_trips_exactly(
+    tmp_path: Path, tiny_config: ViTConfig, naming: str, attention: str, pool: str
+) -> None:
+    config = tiny_config.replace(representation_size=24, pool=pool, gelu="tanh")
     original = VisionTransformer(config)
     for p in original.parameters():
         torch.nn.init.normal_(p)
-    arrays = from_ours(original.state_dict(), npz_layout(config.num_heads))
-    assert arrays[
-        "Transformer/encoderblock_0/MultiHeadDotProductAttention_1/query/kernel"
-    ].shape == (
-        32,
-        4,
-        8,  # (D, heads, D_h)
-    )
+    arrays = from_ours(original.state_dict(), npz_layout(config.num_heads, naming))
+    query = f"Transformer/encoderblock_0/MultiHeadDotProductAttention{attention}/query/kernel"
+    assert arrays[query].shape == (32, 4, 8)  # (D, heads, D_h)
     assert arrays["embedding/kernel"].shape == (8, 8, 3, 32)  # (P, P, C, D)
+    assert ("cls" in arrays) == (pool == "cls")
     np.savez(tmp_path / "ViT-tiny.npz", **{k: v.numpy() for k, v in arrays.items()})
-    loaded = load_pretrained(config, str(tmp_path / "ViT-tiny.npz"), "tiny")
+    loaded = load_pretrained(tiny_config, str(tmp_path / "ViT-tiny.npz"), "tiny")
     assert loaded.pretrained_info.layout == "npz"
+    assert loaded.config == config.replace(class_token=pool == "cls")
     for key, value in original.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
 

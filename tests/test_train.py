@@ -10,14 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 from test_data import write_image_folder
+from test_official_layouts import official_params
 
 import vit
 from replicate import train as train_module
-from replicate.checkpoint import WEIGHTS, latest_checkpoint, read_state
+from replicate.checkpoint import WEIGHTS, latest_checkpoint, load_model, read_state
 from replicate.cli_errors import run_cli
 from replicate.errors import DivergedError
 from replicate.recipes import FEATURE_EXTRACT, FINETUNE, SCRATCH, build_optimizer, lr_factor
@@ -362,3 +364,27 @@ def test_command_line_exit_status_and_help() -> None:
                    "--steps", "--batch-size", "--lr", "--image-size", "--precision", "--compile",
                    "--seed", "--out", "--resume"):  # fmt: skip
         assert option in help_text
+
+
+def test_official_weights_keep_their_gelu_and_pool_through_checkpoints(tmp_path: Path) -> None:
+    """A run from an official GAP .npz saves what the file decided (tanh GELU, no class token),
+    so its checkpoint and its resumption rebuild that model, not the variant's default."""
+    geometry = vit.ViTConfig(
+        image_size=16, patch_size=8, hidden_size=32, depth=1, num_heads=2, mlp_size=64
+    )
+    npz = tmp_path / "official.npz"
+    np.savez(npz, **official_params(geometry, classifier="gap"))
+    run(tmp_path / "ft", "--pretrained", str(npz), "--steps", "1")
+    model, info = load_model(tmp_path / "ft" / WEIGHTS)
+    assert (model.config.gelu, model.config.pool, model.config.has_class_token) == (
+        "tanh",
+        "gap",
+        False,
+    )
+    resumed = main(["--resume", "--out", str(tmp_path / "ft")])
+    assert (resumed.config.gelu, resumed.config.pool) == ("tanh", "gap")
+    again = vit.create_model(  # the trainer's checkpoint as pretrained weights
+        "vit_ti16", 10, 16, str(tmp_path / "ft" / WEIGHTS),
+        patch_size=8, depth=1, hidden_size=32, num_heads=2, mlp_size=64,
+    )  # fmt: skip
+    assert (again.config.gelu, again.config.pool) == ("tanh", "gap")

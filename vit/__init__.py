@@ -7,7 +7,7 @@ vit/encoder.py     Eq. 2-3   pre-LN encoder block with residuals, and the encode
 vit/head.py        Eq. 4     LN on z_L^0, optional pre-logits, classifier
 vit/model.py                 VisionTransformer: Figure 1 put together
 vit/variants.py    Table 1   vit_b16, vit_b32, vit_l16, vit_l32, vit_h14 (+ vit_ti16, vit_s16)
-vit/pretrained.py            real weights from timm, torchvision and the official .npz
+vit/pretrained.py            real weights from timm, torchvision, the official .npz and big_vision
 """
 
 from vit.config import ViTConfig

@@ -22,7 +22,19 @@ class ViTConfig:
     mlp_size: int = 3072  # hidden width of the MLP block
     dropout: float = 0.0  # after every dense layer but qkv, and after E_pos (Appendix B.1)
     representation_size: int | None = None  # pre-logits tanh layer, used at pre-training time
-    pool: Literal["cls", "gap"] = "cls"  # class token (Eq. 4) or global average pool (Fig. 9)
+    # "cls": Eq. 4, LN of the class token's output. "gap": the paper's global average pooling
+    # (Appendix D.3, Figure 9; `classifier="gap"` in the official code and big_vision): no class
+    # token, LN on every token, then the mean. "gap_fc_norm": timm's `global_pool="avg"`, the
+    # mean of the patch tokens, then LN ("fc_norm"), a different model (BEiT, MAE, EVA weights).
+    pool: Literal["cls", "gap", "gap_fc_norm"] = "cls"
+    # x_class in the sequence (Eq. 1). None: as `pool` implies, so with "cls" and "gap_fc_norm"
+    # (timm's default), without with "gap". A class token under GAP takes part in attention but
+    # not in the mean (timm's `class_token=True, global_pool="avg"`).
+    class_token: bool | None = None
+    # Eq. 3's GELU: "exact" (erf) as timm and torchvision compute it, or "tanh", the approximation
+    # flax's `nn.gelu` computes by default, which the official JAX models were trained with
+    # (selected automatically when an official .npz is loaded).
+    gelu: Literal["exact", "tanh"] = "exact"
     layer_norm_eps: float = 1e-6  # as the reference JAX, timm and torchvision models
     # Hybrid (Section 3.1): E applied to the feature map of these ResNet (BiT) stages, e.g.
     # (3, 4, 9); () feeds E the image itself. `vit.hybrid` builds the ResNet.
@@ -43,8 +55,17 @@ class ViTConfig:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
             )
-        if self.pool not in ("cls", "gap"):
-            raise ValueError(f"pool must be 'cls' or 'gap', not {self.pool!r}")
+        if self.pool not in ("cls", "gap", "gap_fc_norm"):
+            raise ValueError(f"pool must be 'cls', 'gap' or 'gap_fc_norm', not {self.pool!r}")
+        if self.pool == "cls" and self.class_token is False:
+            raise ValueError("pool='cls' reads the class token: it cannot have class_token=False")
+        if self.gelu not in ("exact", "tanh"):
+            raise ValueError(f"gelu must be 'exact' or 'tanh', not {self.gelu!r}")
+
+    @property
+    def has_class_token(self) -> bool:
+        """Whether x_class is prepended to the patch embeddings (Eq. 1)."""
+        return self.pool != "gap" if self.class_token is None else self.class_token
 
     @property
     def downsampling(self) -> int:
@@ -65,6 +86,11 @@ class ViTConfig:
     def num_patches(self) -> int:
         """N = HW / P^2, the sequence length without the class token."""
         return self.grid_size**2
+
+    @property
+    def num_tokens(self) -> int:
+        """The sequence length through the encoder: N, plus one with a class token."""
+        return self.num_patches + self.has_class_token
 
     def replace(self, **changes) -> ViTConfig:
         unknown = set(changes) - set(asdict(self))

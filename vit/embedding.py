@@ -8,11 +8,15 @@ x_p in R^{N x (P^2 C)} ... and map to D dimensions with a trainable linear proje
 A linear map applied to non-overlapping P x P patches is exactly a convolution with kernel
 and stride P, which is how E is stored here (and in every reference implementation);
 `tests/test_eq1_embedding.py` checks it equals flatten + Linear.
+
+Without a class token (`pool="gap"`, Appendix D.3: "only image-patch embeddings"), z_0 is
+[x_p^1 E; ...; x_p^N E] + E_pos with E_pos in R^{N x D}, as in the official code and big_vision.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +35,7 @@ class PatchEmbedding(nn.Module):
         super().__init__()
         self.patch_size, self.in_channels = config.patch_size, config.in_channels
         self.downsampling = config.downsampling  # input pixels per patch side
+        self.has_class_token = config.has_class_token
         # E: (P^2 C) -> D on each patch, stored as a stride-P convolution.
         self.projection = nn.Conv2d(
             in_channels or config.in_channels,
@@ -38,17 +43,19 @@ class PatchEmbedding(nn.Module):
             config.patch_size,
             stride=config.patch_size,
         )
-        self.class_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))  # x_class
+        if config.has_class_token:
+            self.class_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))  # x_class
         self.position_embedding = nn.Parameter(  # E_pos, learnable and 1-D
-            torch.zeros(1, config.num_patches + 1, config.hidden_size)
+            torch.zeros(1, config.num_tokens, config.hidden_size)
         )
         self.dropout = nn.Dropout(config.dropout)
 
     @property
     def image_size(self) -> int:
-        """H = W, read off E_pos: (N + 1) rows for N = (H / P)^2 patches, so resizing E_pos
-        (Section 3.2) is all it takes to change the resolution."""
-        return math.isqrt(self.position_embedding.shape[1] - 1) * self.downsampling
+        """H = W, read off E_pos: N (+ 1 with a class token) rows for N = (H / P)^2 patches, so
+        resizing E_pos (Section 3.2) is all it takes to change the resolution."""
+        positions = self.position_embedding.shape[1] - self.has_class_token
+        return math.isqrt(positions) * self.downsampling
 
     def check_input(self, images: torch.Tensor) -> None:
         size = self.image_size
@@ -68,7 +75,7 @@ class PatchEmbedding(nn.Module):
             )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, N + 1, D)."""
+        """(B, C, H, W) -> (B, N + 1, D), or (B, N, D) without a class token."""
         return self.add_class_and_position(self.embed_patches(images))
 
     def embed_patches(self, images: torch.Tensor) -> torch.Tensor:
@@ -82,22 +89,42 @@ class PatchEmbedding(nn.Module):
         return images
 
     def add_class_and_position(self, patches: torch.Tensor) -> torch.Tensor:
-        """z_0 = [x_class; x_p E] + E_pos, then dropout: (B, N, D) -> (B, N + 1, D)."""
-        class_token = self.class_token.expand(patches.shape[0], -1, -1)  # (B, 1, D)
-        z0 = torch.cat([class_token, patches], dim=1) + self.position_embedding
-        return self.dropout(z0)
+        """z_0 = [x_class; x_p E] + E_pos, then dropout: (B, N, D) -> (B, [1 +] N, D)."""
+        tokens = patches
+        if self.has_class_token:
+            class_token = self.class_token.expand(patches.shape[0], -1, -1)  # (B, 1, D)
+            tokens = torch.cat([class_token, patches], dim=1)
+        return self.dropout(tokens + self.position_embedding)
+
+
+InterpolationMode = Literal["linear", "bicubic"]
 
 
 def resize_position_embedding(
-    position_embedding: torch.Tensor, new_grid: int, mode: str = "bicubic"
+    position_embedding: torch.Tensor,
+    new_grid: int,
+    *,
+    class_token: bool,
+    mode: InterpolationMode = "linear",
 ) -> torch.Tensor:
     """Section 3.2: "2D interpolation of the pre-trained position embeddings, according to
     their location in the original image".
 
-    (1, 1 + g^2, D) -> (1, 1 + new_grid^2, D). The class token's embedding has no location and
-    is kept as it is; the g x g grid is resampled (bicubic by default: bilinear shrinks norms).
+    (1, [1 +] g^2, D) -> (1, [1 +] new_grid^2, D). The class token's embedding has no location
+    and is kept as it is; the g x g grid is resampled.
+
+    mode="linear" (the default) is what the paper's fine-tuning ran: the official code
+    (`vit_jax/checkpoint.py`, `interpolate_posembed`) and big_vision (`resample_posemb`) call
+    `scipy.ndimage.zoom(grid, zoom, order=1)`, bilinear interpolation that maps the corner
+    patches onto the corner patches (scipy's `grid_mode=False`: `align_corners=True` here) and
+    no anti-aliasing. mode="bicubic" is timm's `resample_abs_pos_embed`: bicubic, half-pixel
+    centres, PyTorch's anti-aliased kernel (which differs from the plain bicubic one even when
+    enlarging). Linear is the default because it is what produced the paper's numbers.
     """
-    class_pos, grid_pos = position_embedding[:, :1], position_embedding[:, 1:]
+    if mode not in ("linear", "bicubic"):
+        raise ValueError(f"interpolation mode must be 'linear' or 'bicubic', not {mode!r}")
+    prefix = int(class_token)
+    class_pos, grid_pos = position_embedding[:, :prefix], position_embedding[:, prefix:]
     old_grid = math.isqrt(grid_pos.shape[1])
     if old_grid**2 != grid_pos.shape[1]:
         raise ValueError(
@@ -106,12 +133,10 @@ def resize_position_embedding(
     if old_grid == new_grid:
         return position_embedding
     grid = rearrange(grid_pos, "1 (h w) d -> 1 d h w", h=old_grid)
-    grid = F.interpolate(
-        grid.float(),
-        size=(new_grid, new_grid),
-        mode=mode,
-        align_corners=False,
-        antialias=new_grid < old_grid,
-    ).to(position_embedding.dtype)
-    grid_pos = rearrange(grid, "1 d h w -> 1 (h w) d")
+    size = (new_grid, new_grid)
+    if mode == "linear":  # scipy.ndimage.zoom(order=1)
+        grid = F.interpolate(grid.float(), size, mode="bilinear", align_corners=True)
+    else:  # timm: its anti-aliased bicubic kernel (a = -0.5) even when enlarging
+        grid = F.interpolate(grid.float(), size, mode="bicubic", antialias=True)
+    grid_pos = rearrange(grid.to(position_embedding.dtype), "1 d h w -> 1 (h w) d")
     return torch.cat([class_pos, grid_pos], dim=1)

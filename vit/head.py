@@ -4,8 +4,15 @@
 
 "The classification head is implemented by a MLP with one hidden layer at pre-training time
 and by a single linear layer at fine-tuning time." The hidden layer (tanh, `representation_size`)
-is the "pre-logits" layer of the released ImageNet-21k checkpoints. `pool="gap"` averages the
-patch tokens instead of reading the class token (the Figure 9 ablation).
+is the "pre-logits" layer of the released ImageNet-21k checkpoints.
+
+`pool` chooses y (see `ViTConfig.pool`):
+    "cls"           y = LN(z_L^0)                                  Eq. 4
+    "gap"           y = mean_i LN(z_L^i), no class token           Appendix D.3 ("only
+                    image-patch embeddings"), `classifier="gap"` in the official code and big_vision
+    "gap_fc_norm"   y = LN(mean_i z_L^i) over the patch tokens     timm's `global_pool="avg"`
+The final LN is `head.norm` when it normalises tokens and `head.fc_norm` when it normalises the
+pooled vector, as in timm, so a state dict says which model it belongs to.
 """
 
 from __future__ import annotations
@@ -20,7 +27,12 @@ class ClassificationHead(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.pool = config.pool
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)  # LN of Eq. 4
+        self.num_prefix_tokens = int(config.has_class_token)
+        layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        if self.pool == "gap_fc_norm":
+            self.fc_norm = layer_norm  # on the pooled vector
+        else:
+            self.norm = layer_norm  # on every token: the encoder's final LN (Eq. 4's LN)
         width = config.representation_size or config.hidden_size
         self.pre_logits = (
             nn.Sequential(nn.Linear(config.hidden_size, width), nn.Tanh())
@@ -40,14 +52,16 @@ class ClassificationHead(nn.Module):
         return None if isinstance(self.pre_logits, nn.Identity) else self.pre_logits[0].out_features
 
     def features(self, z_L: torch.Tensor) -> torch.Tensor:
-        """y of Eq. 4: (B, N + 1, D) -> (B, D)."""
-        pooled = z_L[:, 0] if self.pool == "cls" else z_L[:, 1:].mean(dim=1)
-        # LN is per token, so for the class token LN-then-pool equals pool-then-LN; for GAP,
-        # normalising the pooled vector is what timm (fc_norm) and big_vision do.
-        return self.norm(pooled)
+        """y of Eq. 4: (B, [1 +] N, D) -> (B, D)."""
+        if self.pool == "cls":
+            return self.norm(z_L[:, 0])  # LN is per token: LN of z_L^0 alone is the same
+        patches = z_L[:, self.num_prefix_tokens :]  # a class token is not averaged
+        if self.pool == "gap":
+            return self.norm(patches).mean(dim=1)
+        return self.fc_norm(patches.mean(dim=1))
 
     def forward(self, z_L: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """(B, N + 1, D) -> logits (B, K), or with `pre_logits` the classifier's input."""
+        """(B, [1 +] N, D) -> logits (B, K), or with `pre_logits` the classifier's input."""
         x = self.pre_logits(self.features(z_L))
         return x if pre_logits else self.classifier(x)
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from vit.config import ViTConfig
 from vit.data_config import evaluation_view
-from vit.embedding import PatchEmbedding, resize_position_embedding
+from vit.embedding import InterpolationMode, PatchEmbedding, resize_position_embedding
 from vit.encoder import Encoder
 from vit.head import ClassificationHead, classifier
 
@@ -35,6 +35,7 @@ class VisionTransformer(nn.Module):
             num_classes=self.head.num_classes,
             representation_size=self.head.representation_size,
             pool=self.head.pool,
+            class_token=self.embedding.has_class_token,
         )
 
     @property
@@ -48,7 +49,7 @@ class VisionTransformer(nn.Module):
         return self.head.num_classes
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> z_L, (B, N + 1, D)."""
+        """(B, C, H, W) -> z_L, (B, N + 1, D) ((B, N, D) without a class token)."""
         return self.encoder(self.embedding(images))
 
     def forward_head(self, z_L: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -61,15 +62,21 @@ class VisionTransformer(nn.Module):
 
     @torch.no_grad()
     def attention_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Every layer's attention weights (Eq. 6), each (B, heads, N + 1, N + 1)."""
+        """Every layer's attention weights (Eq. 6), each (B, heads, T, T): T = N + 1 tokens with
+        the class token first, T = N without one (`config.has_class_token`)."""
         return self.encoder.attention_maps(self.embedding(images))
 
     @torch.no_grad()
-    def resize_position_embedding(self, image_size: int) -> None:
-        """Section 3.2: adapt the model to a new resolution, same patch size, E_pos interpolated."""
+    def resize_position_embedding(
+        self, image_size: int, mode: InterpolationMode = "linear"
+    ) -> None:
+        """Section 3.2: adapt the model to a new resolution, same patch size, E_pos interpolated
+        ("linear" as the official code, or timm's "bicubic": `vit.embedding`)."""
         grid_size = self.config.replace(image_size=image_size).grid_size  # checks divisibility
         pos = self.embedding.position_embedding
-        new_pos = resize_position_embedding(pos.data, grid_size)
+        new_pos = resize_position_embedding(
+            pos.data, grid_size, class_token=self.embedding.has_class_token, mode=mode
+        )
         self.embedding.position_embedding = nn.Parameter(new_pos, requires_grad=pos.requires_grad)
 
     def replace_head(self, num_classes: int) -> None:
@@ -77,16 +84,27 @@ class VisionTransformer(nn.Module):
         single, zero-initialized linear layer outputting the number of classes"."""
         self.head.pre_logits = nn.Identity()
         self.head.classifier = classifier(self._architecture.hidden_size, num_classes)
-        reference = self.embedding.class_token  # the new layer lives where the model does
+        reference = self.embedding.position_embedding  # the new layer lives where the model does
         self.head.classifier.to(device=reference.device, dtype=reference.dtype)
         zero_classifier(self)
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """timm's name for `replace_head`; global_pool "token" (class token) or "avg" (GAP)."""
+        """timm's name for `replace_head`; global_pool "token" (class token) or "avg" (GAP).
+        A head whose final LN normalises every token can switch between the two when there is
+        a class token (timm's `global_pool` switch); a `gap_fc_norm` head stays as it is."""
         if global_pool is not None:
             if global_pool not in TIMM_POOLS:
                 raise ValueError(f"global_pool must be 'token' or 'avg', not {global_pool!r}")
-            self.head.pool = TIMM_POOLS[global_pool]
+            pool = TIMM_POOLS[global_pool]
+            if self.head.pool == "gap_fc_norm" and pool == "gap":
+                pool = "gap_fc_norm"  # its LN follows the mean
+            if pool == "cls" and self.head.pool != "cls":
+                if self.head.pool == "gap_fc_norm" or not self.embedding.has_class_token:
+                    raise ValueError(
+                        f"this model's head ({self.head.pool!r}) has no class token or no "
+                        "per-token LN to read one through: global_pool='token' needs both"
+                    )
+            self.head.pool = pool
         self.replace_head(num_classes)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -97,7 +115,8 @@ class VisionTransformer(nn.Module):
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names that take no weight decay: E_pos and x_class (3-D tensors)."""
-        return {"embedding.position_embedding", "embedding.class_token"}
+        names = {"embedding.position_embedding", "embedding.class_token"}
+        return names & {name for name, _ in self.named_parameters()}
 
 
 def patch_embedding(config: ViTConfig) -> PatchEmbedding:
@@ -113,15 +132,22 @@ def patch_embedding(config: ViTConfig) -> PatchEmbedding:
 def init_weights(model: VisionTransformer) -> None:
     """The initialisation of the reference JAX implementation (google-research/vision_transformer):
     x_class zeros, E_pos normal(0.02), E LeCun-normal, dense layers Xavier-uniform (MLP biases
-    normal(1e-6)), the classifier zeros. A hybrid's ResNet keeps its own (`vit.hybrid`)."""
+    normal(1e-6)), the classifier zeros. A hybrid's ResNet keeps its own (`vit.hybrid`).
+
+    Flax's attention holds q, k and v as three (D, heads, D_h) kernels, each initialised as one
+    D x D matrix (fan_in = fan_out = D: bound sqrt(3 / D)); Xavier over the fused (3D, D) qkv
+    weight would draw them from a narrower range (sqrt(1.5 / D)), so each third is drawn alone."""
     embedding = model.embedding
     nn.init.normal_(embedding.position_embedding, std=0.02)
-    nn.init.zeros_(embedding.class_token)
+    if model.config.has_class_token:
+        nn.init.zeros_(embedding.class_token)
     lecun_normal_(embedding.projection.weight)
     nn.init.zeros_(embedding.projection.bias)
     for name, module in model.encoder.named_modules():
         if isinstance(module, nn.Linear):
-            nn.init.xavier_uniform_(module.weight)
+            parts = module.weight.chunk(3) if name.endswith("qkv") else (module.weight,)
+            for weight in parts:  # views: each third is initialised in place
+                nn.init.xavier_uniform_(weight)
             if name.endswith(("fc1", "fc2")):
                 nn.init.normal_(module.bias, std=1e-6)
             else:

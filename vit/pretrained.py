@@ -7,13 +7,19 @@ A weights spec names the source:
     google:imagenet21k/ViT-B_16                       an official checkpoint (Google storage)
     path/to/file                                      .npz, .safetensors, .pt/.pth/.bin
 
-A local file may hold a state dict from timm, torchvision or this project, or an official
-.npz; `vit.layouts` detects which. Downloads go to the libraries' usual caches; offline, a
-missing file raises `WeightsUnavailableError` saying how to pass a local file instead.
+A local file may hold a state dict from timm, torchvision or this project, an official .npz
+(either block numbering) or a big_vision .npz; `vit.layouts` detects which. Downloads go to the
+libraries' usual caches; offline, a missing file raises `WeightsUnavailableError` saying how to
+pass a local file instead.
 
-The weights are loaded into a model of their own geometry; then (Section 3.2) the position
-embeddings are interpolated to the requested resolution, and (Appendix B.1.1) when the number
-of classes differs the head is replaced by a zero-initialised linear layer.
+The weights are loaded into a model of their own geometry and head, read off the file: the
+resolution, the classes, the pre-logits layer, whether there is a class token, and how the
+output is pooled (a file without a class token is a GAP model; timm's `fc_norm` marks its
+mean-then-LN GAP); GELU is flax's tanh form for the official and big_vision files, which were
+trained with it. Only where the file cannot tell (a class-token file under pool "cls" or
+"gap") does the requested config decide. Then (Section 3.2) the position embeddings are
+interpolated to the requested resolution, and (Appendix B.1.1) when the number of classes
+differs the head is replaced by a zero-initialised linear layer.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from torch import Tensor
 
 from vit.config import ViTConfig
 from vit.data_config import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD
+from vit.embedding import InterpolationMode
 from vit.layouts import OURS, to_ours
 from vit.model import VisionTransformer
 
@@ -41,6 +48,7 @@ if TYPE_CHECKING:
 # Input normalisation each layout's weights expect, when the file does not say.
 _LAYOUT_NORMALISATION = {
     "npz": (INCEPTION_MEAN, INCEPTION_STD),
+    "big_vision": (INCEPTION_MEAN, INCEPTION_STD),
     "timm": (INCEPTION_MEAN, INCEPTION_STD),  # timm's ViT weights keep the official [-1, 1]
     "torchvision": (IMAGENET_MEAN, IMAGENET_STD),
     OURS: (INCEPTION_MEAN, INCEPTION_STD),
@@ -61,30 +69,44 @@ class WeightsInfo:
     """What a user must know about loaded weights, kept on the model as `pretrained_info`."""
 
     spec: str  # what the user asked for, e.g. "timm:vit_base_patch16_224.augreg2_in21k_ft_in1k"
-    layout: str  # "timm", "torchvision", "npz" or "vit-replicate"
+    layout: str  # "timm", "torchvision", "npz", "big_vision" or "vit-replicate"
     image_size: int  # the resolution the weights were trained at
     mean: tuple[float, ...]  # input normalisation the weights expect
     std: tuple[float, ...]
+    # What a ViT's file decided (None for the CNN baselines): its head ("cls", "gap",
+    # "gap_fc_norm"), its class token, and GELU ("tanh" for official and big_vision weights).
+    pool: str | None = None
+    class_token: bool | None = None
+    gelu: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def load_pretrained(
-    config: ViTConfig, spec: str, variant: str, keep_head: bool = False
+    config: ViTConfig,
+    spec: str,
+    variant: str,
+    keep_head: bool = False,
+    interpolation: InterpolationMode = "linear",
 ) -> VisionTransformer:
     """A `VisionTransformer` of `config` carrying the weights named by `spec`; with `keep_head`,
-    the weights' own head whatever `config.num_classes` says."""
+    the weights' own head whatever `config.num_classes` says; `interpolation` resizes E_pos
+    when `config.image_size` differs from the weights' ("linear" as the official code, or
+    timm's "bicubic": `vit.embedding.resize_position_embedding`)."""
     state, metadata = read_weights(spec, variant)
     state, layout = to_ours(state, config.num_heads)
-    checkpoint_config = _checkpoint_config(config, state)
+    checkpoint_config = _checkpoint_config(config, state, _gelu(layout, metadata, config.gelu))
     model = VisionTransformer(checkpoint_config)
     _check_shapes(model, state, variant)
     model.load_state_dict(state)
     mean, std = _normalisation(layout, metadata)
-    model.pretrained_info = WeightsInfo(spec, layout, checkpoint_config.image_size, mean, std)
+    c = checkpoint_config
+    model.pretrained_info = WeightsInfo(
+        spec, layout, c.image_size, mean, std, c.pool, c.has_class_token, c.gelu
+    )
     if config.image_size != checkpoint_config.image_size:
-        model.resize_position_embedding(config.image_size)  # Section 3.2
+        model.resize_position_embedding(config.image_size, interpolation)  # Section 3.2
     if not keep_head and config.num_classes != checkpoint_config.num_classes:
         model.replace_head(config.num_classes)  # Appendix B.1.1
     return model
@@ -258,9 +280,17 @@ def _require_network(host: str, what: str) -> None:
         ) from error
 
 
-def _checkpoint_config(config: ViTConfig, state: dict[str, Tensor]) -> ViTConfig:
-    """`config` with the geometry the checkpoint was trained with: resolution, classes and
-    the pre-logits layer, read off the tensors' shapes."""
+def _gelu(layout: str, metadata: dict[str, str], requested: str) -> str:
+    """flax's tanh GELU for official and big_vision weights; a checkpoint of this project's
+    trainer says which it was trained with; otherwise the requested one."""
+    if layout in ("npz", "big_vision"):
+        return "tanh"
+    return json.loads(metadata.get("model_overrides", "{}")).get("gelu", requested)
+
+
+def _checkpoint_config(config: ViTConfig, state: dict[str, Tensor], gelu: str) -> ViTConfig:
+    """`config` with what the checkpoint was trained with, read off its tensors: resolution,
+    classes, pre-logits layer, class token and pooling; and its GELU."""
     for key in (
         "embedding.position_embedding",
         "embedding.projection.weight",
@@ -268,7 +298,14 @@ def _checkpoint_config(config: ViTConfig, state: dict[str, Tensor]) -> ViTConfig
     ):
         if key not in state:
             raise ValueError(f"the checkpoint lacks {key!r}: it is not a complete ViT state dict")
-    grid = math.isqrt(state["embedding.position_embedding"].shape[1] - 1)
+    class_token = "embedding.class_token" in state
+    positions = state["embedding.position_embedding"].shape[1] - class_token
+    grid = math.isqrt(positions)
+    if grid**2 != positions:
+        raise ValueError(
+            f"the checkpoint's position embedding has {positions} patch positions "
+            f"({'with' if class_token else 'without'} a class token), not a square grid"
+        )
     patch = state["embedding.projection.weight"].shape[-1]
     resnet_stride = config.downsampling // config.patch_size  # 1 unless a hybrid
     pre_logits = state.get("head.pre_logits.0.weight")
@@ -276,7 +313,21 @@ def _checkpoint_config(config: ViTConfig, state: dict[str, Tensor]) -> ViTConfig
         image_size=grid * patch * resnet_stride,
         num_classes=state["head.classifier.weight"].shape[0],
         representation_size=None if pre_logits is None else pre_logits.shape[0],
+        pool=_pool(config.pool, state, class_token),
+        class_token=class_token,
+        gelu=gelu,
     )
+
+
+def _pool(requested: str, state: dict[str, Tensor], class_token: bool) -> str:
+    """The head the file holds: LN after the mean (timm's `fc_norm`) is "gap_fc_norm"; no class
+    token and LN on every token is the paper's "gap"; with a class token and LN on every token
+    the file cannot tell "cls" from "gap" over the patch tokens, and `requested` decides."""
+    if "head.fc_norm.weight" in state:
+        return "gap_fc_norm"
+    if not class_token:
+        return "gap"
+    return "cls" if requested == "gap_fc_norm" else requested
 
 
 def _check_shapes(model: VisionTransformer, state: dict[str, Tensor], variant: str) -> None:

@@ -75,7 +75,8 @@ def create_model(
     image_size: input resolution; None takes the model's default (224 for the ViTs).
     pretrained: a weights spec, e.g. "timm:vit_base_patch16_224.augreg2_in21k_ft_in1k",
         "torchvision:IMAGENET1K_V1", or a local file (see `vit.pretrained`).
-    overrides: config fields to change, e.g. dropout=0.1 or pool="gap".
+    overrides: config fields to change, e.g. dropout=0.1 or pool="gap"; for a ViT with
+        `pretrained`, also interpolation="linear" (official) or "bicubic" (timm) for E_pos.
     """
     entry = get_model_entry(name)
     image_size = entry.default_image_size if image_size is None else image_size

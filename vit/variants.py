@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from vit.config import ViTConfig
+from vit.embedding import InterpolationMode
 from vit.model import VisionTransformer
 from vit.registry import register_model
 
@@ -36,10 +37,16 @@ VARIANTS: dict[str, Variant] = {}
 
 
 def build_variant(
-    name: str, num_classes: int | None, image_size: int, pretrained: str | None, **overrides
+    name: str,
+    num_classes: int | None,
+    image_size: int,
+    pretrained: str | None,
+    interpolation: InterpolationMode = "linear",
+    **overrides,
 ) -> VisionTransformer:
     """The registry's builder for every variant: its config, changed, with weights on request
-    (num_classes None: the weights' own head)."""
+    (num_classes None: the weights' own head); `interpolation` resizes pretrained E_pos to
+    `image_size` (`vit.embedding`)."""
     config = VARIANTS[name].config.replace(image_size=image_size, **overrides)
     if num_classes is not None:
         config = config.replace(num_classes=num_classes)
@@ -47,7 +54,13 @@ def build_variant(
         return VisionTransformer(config)
     from vit.pretrained import load_pretrained  # imports timm/torchvision only when needed
 
-    return load_pretrained(config, pretrained, variant=name, keep_head=num_classes is None)
+    return load_pretrained(
+        config,
+        pretrained,
+        variant=name,
+        keep_head=num_classes is None,
+        interpolation=interpolation,
+    )
 
 
 def variant(paper_name: str) -> Callable[[Callable[[], ViTConfig]], Callable[[], ViTConfig]]:

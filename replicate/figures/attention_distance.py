@@ -7,9 +7,9 @@ between the query pixel and all other pixels, weighted by the attention weight. 
 the mean attention distance across images for one of 16 heads at one layer."
 
 ViT attends between patches, so distances here are between patch centres, in input pixels.
-The class token has no place in the image: it is dropped from the queries and the keys, and
-each query's weights over the N patches are renormalised to sum to 1 (otherwise attention
-to the class token would silently count as distance 0).
+The class token, when there is one, has no place in the image: it is dropped from the queries
+and the keys, and each query's weights over the N patches are renormalised to sum to 1
+(otherwise attention to the class token would silently count as distance 0).
 """
 
 from __future__ import annotations
@@ -30,18 +30,22 @@ def patch_distances(grid_size: int, patch_size: int) -> torch.Tensor:
     return torch.cdist(centres, centres)
 
 
-def mean_attention_distance(attention: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """Attention weights (B, heads, N + 1, N + 1) -> (B, heads): per image and head, the
+def mean_attention_distance(
+    attention: torch.Tensor, patch_size: int, *, class_token: bool
+) -> torch.Tensor:
+    """Attention weights (B, heads, T, T) -> (B, heads): per image and head, the
     attention-weighted distance from each query patch to the key patches, averaged over queries.
+    T = N + 1 with the class token first, or N without one.
     """
     if attention.ndim != 4 or attention.shape[-1] != attention.shape[-2]:
         raise ValueError(
-            f"expected attention weights (B, heads, N + 1, N + 1), got {tuple(attention.shape)}"
+            f"expected attention weights (B, heads, T, T), got {tuple(attention.shape)}"
         )
-    grid_size = math.isqrt(attention.shape[-1] - 1)
-    if grid_size**2 != attention.shape[-1] - 1:
-        raise ValueError(f"{attention.shape[-1] - 1} patches do not form a square grid")
-    patches = attention[..., 1:, 1:].double()  # drop the class token as query and as key
+    prefix = int(class_token)
+    grid_size = math.isqrt(attention.shape[-1] - prefix)
+    if grid_size**2 != attention.shape[-1] - prefix:
+        raise ValueError(f"{attention.shape[-1] - prefix} patches do not form a square grid")
+    patches = attention[..., prefix:, prefix:].double()  # no class token as query or key
     patches = patches / patches.sum(dim=-1, keepdim=True)
     distances = patch_distances(grid_size, patch_size).to(patches.device)
     return (patches * distances).sum(dim=-1).mean(dim=-1)
@@ -59,7 +63,8 @@ def attention_distance_by_layer(
         for images in batches:
             maps = model.attention_maps(images)
             pixels = model.config.downsampling  # per token: the patch size, or a hybrid's stride
-            distances = [mean_attention_distance(a, pixels) for a in maps]
+            tokens = model.config.has_class_token
+            distances = [mean_attention_distance(a, pixels, class_token=tokens) for a in maps]
             per_image.append(torch.stack(distances, dim=1))
             progress.update(len(images))
     return torch.cat(per_image).mean(dim=0).float()

@@ -30,11 +30,12 @@ def filter_principal_components(
     return components, pca.explained_variance_ratio_
 
 
-def position_similarity(position_embedding: torch.Tensor) -> np.ndarray:
-    """E_pos (1, N + 1, D) -> (g, g, g, g): entry [r, c] is the tile of the patch at row r,
+def position_similarity(position_embedding: torch.Tensor, *, class_token: bool) -> np.ndarray:
+    """E_pos (1, [1 +] N, D) -> (g, g, g, g): entry [r, c] is the tile of the patch at row r,
     column c, the cosine similarity of its embedding to every patch's. The class token's
-    embedding (index 0) has no grid position and is left out."""
-    patches = position_embedding.detach().reshape(-1, position_embedding.shape[-1])[1:]
+    embedding (index 0, when there is one) has no grid position and is left out."""
+    patches = position_embedding.detach().reshape(-1, position_embedding.shape[-1])
+    patches = patches[int(class_token) :]
     grid_size = math.isqrt(len(patches))
     if grid_size**2 != len(patches):
         raise ValueError(f"{len(patches)} patch position embeddings do not form a square grid")

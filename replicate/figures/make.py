@@ -12,7 +12,7 @@ from replicate.figures import plots
 from replicate.figures.attention_distance import attention_distance_by_layer, patch_distances
 from replicate.figures.embeddings import filter_principal_components, position_similarity
 from replicate.figures.images import ImageSet
-from replicate.figures.rollout import attention_rollout, class_token_maps, upsample_maps
+from replicate.figures.rollout import attention_rollout, output_token_maps, upsample_maps
 from replicate.figures.runs import Run
 from replicate.figures.sources import Subject
 
@@ -69,7 +69,10 @@ def figure_7_filters(subject: Subject, out: Path, num_components: int = 28) -> P
 
 def figure_7_position_similarity(subject: Subject, out: Path) -> Path:
     """Figure 7 centre: cosine similarity between the position embeddings E_pos."""
-    similarity = position_similarity(subject.model.embedding.position_embedding)
+    model = subject.model
+    similarity = position_similarity(
+        model.embedding.position_embedding, class_token=model.config.has_class_token
+    )
     return plots.draw_position_similarity(similarity, out / FIGURE_7_CENTRE, subject.label)
 
 
@@ -95,7 +98,9 @@ def figure_6_rollout(subject: Subject, images: ImageSet, out: Path, num_images: 
     shown = images.images[:num_images]
     inputs = images.normalised(subject.mean, subject.std)[:num_images]
     rollout = attention_rollout(subject.model.attention_maps(inputs))
-    maps = upsample_maps(class_token_maps(rollout), subject.model.config.image_size)
+    config = subject.model.config
+    maps = output_token_maps(rollout, class_token=config.has_class_token)
+    maps = upsample_maps(maps, config.image_size)
     title = f"Figure 6, attention rollout (Abnar & Zuidema 2020)\n{subject.label}; {images.label}"
     return plots.draw_rollout(
         _as_hwc(shown), maps.numpy(), out / FIGURE_6, title, _predictions(subject, inputs)

@@ -7,6 +7,9 @@ This accounts for the mixing of attention across tokens through all layers."
 
 Abnar & Zuidema also account for the residual connections: each layer's averaged weights get
 the identity added and their rows renormalised, A' = (A + I) / 2, before the product.
+
+The "output token" is the class token when the model has one. A GAP model (`pool="gap"`) has
+none: its output is the mean of all tokens, so its map is the mean of every token's rollout row.
 """
 
 from __future__ import annotations
@@ -33,11 +36,14 @@ def attention_rollout(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
     return rollout.float()
 
 
-def class_token_maps(rollout: torch.Tensor) -> torch.Tensor:
-    """Rollout (B, N + 1, N + 1) -> (B, g, g): the class token's row over the patches, on the
-    patch grid, scaled so each image's largest weight is 1."""
-    grid_size = math.isqrt(rollout.shape[-1] - 1)
-    maps = rollout[:, 0, 1:].reshape(-1, grid_size, grid_size)  # row-major patch order
+def output_token_maps(rollout: torch.Tensor, *, class_token: bool) -> torch.Tensor:
+    """Rollout (B, T, T) -> (B, g, g): the output's row over the patches, on the patch grid,
+    scaled so each image's largest weight is 1. With a class token (T = N + 1) that is the class
+    token's row; without one (GAP, T = N), the mean of all rows, as GAP averages the tokens."""
+    prefix = int(class_token)
+    grid_size = math.isqrt(rollout.shape[-1] - prefix)
+    rows = rollout[:, 0] if class_token else rollout.mean(dim=1)
+    maps = rows[:, prefix:].reshape(-1, grid_size, grid_size)  # row-major patch order
     return maps / maps.amax(dim=(1, 2), keepdim=True)
 
 
