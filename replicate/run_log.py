@@ -1,7 +1,9 @@
 """What a training run leaves in its `--out` folder, besides the checkpoints.
 
     config.json                the full resolved configuration (`--resume` reads it back)
-    metrics.jsonl              one `EpochRecord` per line
+    metrics.jsonl              one `EpochRecord` per line; its `eval_split` says what the
+                               evaluation columns measure: `test_*` on the test split, or
+                               `dev_*` on the dev split held out by --val-fraction
     events.out.tfevents.*      TensorBoard: loss, accuracy, learning rate, throughput
     confusion_matrix.{png,json} the final test-set confusion matrix, as a picture and as counts
 
@@ -33,14 +35,21 @@ class EpochRecord:
     step: int  # optimiser steps completed
     train_loss: float
     train_acc: float
-    test_loss: float
-    test_acc: float  # top-1
-    test_top5: float
     images_per_s: float  # training throughput over all ranks, evaluation excluded
     wall_time_s: float  # since the run (or its resumption) started
     lr: float
+    train_images: int  # the training images of the run (after --val-fraction, --train-fraction)
+    eval_split: str  # "test", or "dev" (held out of the training split): what `evaluation` is on
+    # `evaluation_fields` of the weights (and of their Polyak average, "ema_"); empty for an
+    # epoch that was not evaluated (--final-eval-only)
+    evaluation: dict[str, float]
     skipped_images: int = 0  # unreadable images met so far (named in the run's warnings)
     phase_s: dict[str, float] = field(default_factory=dict)  # `PhaseTimer.seconds` of the epoch
+
+    def to_json(self) -> dict[str, Any]:
+        """One flat object: the evaluation's keys beside the others."""
+        fields = asdict(self)
+        return {**fields, **fields.pop("evaluation")}
 
 
 T = TypeVar("T")
@@ -79,6 +88,12 @@ class PhaseTimer:
 _END = object()
 
 
+def evaluation_fields(split: str, loss: float, top1: float, top5: float, prefix: str = "") -> dict:
+    """{"test_loss", "test_acc", "test_top5"} (or "dev_...", "ema_test_...")."""
+    name = f"{prefix}{split}"
+    return {f"{name}_loss": loss, f"{name}_acc": top1, f"{name}_top5": top5}
+
+
 class RunLog:
     def __init__(self, out: Path, enabled: bool, epoch: int = 0, step: int = 0) -> None:
         """Logs from `epoch` and `step` on: a resumed run drops what the interrupted one logged
@@ -109,14 +124,12 @@ class RunLog:
         if not self.writer:
             return
         with open(self.out / METRICS, "a") as f:
-            f.write(json.dumps(asdict(record)) + "\n")
+            f.write(json.dumps(record.to_json()) + "\n")
         scalars = {
-            "test/loss": record.test_loss,
-            "test/accuracy": record.test_acc,
-            "test/top5": record.test_top5,
-            "train/epoch_accuracy": record.train_acc,
-            "train/images_per_s": record.images_per_s,
-        }
+            "/".join(key.rsplit("_", 1)): value for key, value in record.evaluation.items()
+        }  # test/acc, dev/loss, ema_test/top5, ...
+        scalars["train/epoch_accuracy"] = record.train_acc
+        scalars["train/images_per_s"] = record.images_per_s
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, record.step)
         self.writer.flush()

@@ -3,8 +3,11 @@
     python -m replicate.train --variant vit_b16        # options: --help, or replicate.train_config
 
 One `Trainer` holds a run: the model as its recipe wants it, the images on the device, the
-optimiser and schedule; each epoch it trains, evaluates on the test split, logs (`RunLog`) and
-checkpoints (`replicate.checkpoint`), so that `--resume` continues exactly where it stopped.
+optimiser and schedule; each epoch it trains, evaluates on the test split (or on the dev split
+that `--val-fraction` holds out, Appendix B.1.1), logs (`RunLog`) and checkpoints
+(`replicate.checkpoint`), so that `--resume` continues exactly where it stopped. Each optimiser
+step takes the global `--batch-size`, accumulated over micro-batches (`replicate.accumulation`);
+`--ema` keeps a Polyak average of the weights beside them (`replicate.ema`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torchmetrics import MetricCollection
 from tqdm import tqdm
 
 from replicate import models
+from replicate.accumulation import accumulate_gradients, split_batch
 from replicate.augment import Augmentation, InceptionCrop, crop_seeds
 from replicate.checkpoint import (
     CheckpointInfo,
@@ -37,18 +41,21 @@ from replicate.checkpoint import (
     resolve_weights,
     rng_state,
     save_checkpoint,
+    save_weights,
     set_rng_state,
 )
 from replicate.cli_errors import run_cli
 from replicate.data import get_dataset_spec, load_splits
+from replicate.ema import EMA_WEIGHTS, averaged_model, restore
 from replicate.errors import DataError, DivergedError
 from replicate.evaluate import Evaluation, evaluate
 from replicate.loader import Crops, epoch_indices, place
 from replicate.metrics import accuracy_metrics
 from replicate.objectives import objective_for, pretraining_model
 from replicate.recipes import build_optimizer, build_scheduler
-from replicate.run_log import EpochRecord, PhaseTimer, RunLog
+from replicate.run_log import EpochRecord, PhaseTimer, RunLog, evaluation_fields
 from replicate.runtime import Runtime, float8_training, seed_everything
+from replicate.subsets import eval_split_name, protocol_splits
 from replicate.train_config import TrainConfig, build_parser, resolve_config, settings_table
 from vit import ViTConfig
 from vit.data_config import input_normalisation
@@ -122,18 +129,16 @@ class Trainer:
                 f"{self.out} holds a run already: add --resume to continue it, or choose "
                 "another --out"
             )
-        if config.batch_size % runtime.world_size:
-            raise ValueError(
-                f"the global batch of {config.batch_size} (--batch-size) does not split over "
-                f"{runtime.world_size} processes; run a number of processes that divides it"
-            )
-        self.local_batch = config.batch_size // runtime.world_size
+        self.batch = split_batch(config.batch_size, runtime.world_size, config.micro_batch)
+        self.local_batch = self.batch.local_batch
         seed_everything(config.seed + runtime.rank)
         spec = get_dataset_spec(config.dataset)
         # Downloaded and listed by one process of each node, not by every one.
         splits = runtime.once_per_node(
             lambda: load_splits(spec, Path(config.data_dir), config.verify_images)
         )
+        splits = protocol_splits(splits, config.val_fraction, config.train_fraction)
+        self.eval_split = eval_split_name(config.val_fraction)
         self.classes = splits.classes
         if len(self.classes) < 2:
             raise DataError(
@@ -167,6 +172,7 @@ class Trainer:
         )
         self.scheduler = build_scheduler(self.optimizer, self.recipe, self.total_steps)
         self.scaler = runtime.grad_scaler()
+        self.ema = averaged_model(self.model, config.ema) if config.ema else None
         self.epoch = self.step = 0
         self.saved_step: int | None = None  # of the last checkpoint written
         mean, std = self._load_checkpoint() if resume else input_normalisation(self.model)
@@ -179,6 +185,10 @@ class Trainer:
         self.log.config(asdict(config))
         if runtime.is_main:
             print(settings_table(config))
+            print(
+                f"{self.batch}; training on {len(self.train_images)} images, evaluating on "
+                f"the {self.eval_split} split ({len(self.test_images)} images)"
+            )
 
     def _sharding(self, epoch: int) -> dict[str, Any]:
         return dict(
@@ -210,23 +220,33 @@ class Trainer:
                 progress.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
                 timer = PhaseTimer()
                 train_loss, train_acc, images_per_s = self.train_epoch(progress, timer)
-                with timer("eval"):
-                    test = self.evaluate()
-                if not math.isfinite(test.loss):
-                    raise self.diverged(f"the test loss is {test.loss}")
+                evaluated = not self.config.final_eval_only or self.epoch + 1 == self.epochs
+                evaluation = {}
+                if evaluated:
+                    with timer("eval"):
+                        test = self.evaluate(self.model)
+                    if not math.isfinite(test.loss):
+                        raise self.diverged(f"the {self.eval_split} loss is {test.loss}")
+                    evaluation = evaluation_fields(self.eval_split, test.loss, test.top1, test.top5)
+                    if self.ema is not None:
+                        with timer("eval"):
+                            ema = self.evaluate(self.ema.module)
+                        evaluation |= evaluation_fields(
+                            self.eval_split, ema.loss, ema.top1, ema.top5, prefix="ema_"
+                        )
                 self.epoch += 1
                 record = EpochRecord(
                     epoch=self.epoch,
                     step=self.step,
                     train_loss=train_loss,
                     train_acc=train_acc,
-                    test_loss=test.loss,
-                    test_acc=test.top1,
-                    test_top5=test.top5,
                     images_per_s=images_per_s,
                     skipped_images=len(self.train_images.skipped | self.test_images.skipped),
                     wall_time_s=time.perf_counter() - start,
                     lr=self.scheduler.get_last_lr()[0],
+                    train_images=len(self.train_images),
+                    eval_split=self.eval_split,
+                    evaluation=evaluation,
                     phase_s=dict(timer.seconds),
                 )
                 self.log.epoch(record)  # before the checkpoint: a resumed run drops what follows
@@ -289,16 +309,26 @@ class Trainer:
     def train_step(
         self, images: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One optimiser step on the batch's mean loss; returns the logits, their targets (the
-        labels, unless the objective makes its own) and the per-sample losses, detached, for
-        the metrics."""
+        """One optimiser step on the batch's mean loss, accumulated over micro-batches; returns
+        the logits, their targets (the labels, unless the objective makes its own) and the
+        per-sample losses, detached, for the metrics."""
         if self.runtime.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
-        with self.runtime.autocast():
-            logits, targets = self.objective(self.network, images, labels)
-            logits = logits.float()
-            losses = F.cross_entropy(logits, targets, reduction="none")
-        self.scaler.scale(losses.mean()).backward()
+
+        def losses_of(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            with self.runtime.autocast():
+                logits, targets = self.objective(self.network, x, y)
+                logits = logits.float()
+                return logits, targets, F.cross_entropy(logits, targets, reduction="none")
+
+        logits, targets, losses = accumulate_gradients(
+            self.network,
+            images,
+            labels,
+            self.batch.micro_batch,
+            losses_of,
+            lambda loss: self.scaler.scale(loss).backward(),
+        )
         if self.recipe.grad_clip:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
             nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
@@ -306,7 +336,9 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return logits.detach(), targets, losses.detach()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return logits, targets, losses
 
     def _report(self, metrics: MetricCollection, progress: tqdm) -> dict[str, float]:
         """The running loss and accuracy to the progress bar and TensorBoard; stops a run whose
@@ -321,16 +353,18 @@ class Trainer:
         self.log.step(self.step, results["loss"], results["top1"], lr)
         return results
 
-    def evaluate(self) -> Evaluation:
+    def evaluate(self, model: nn.Module) -> Evaluation:
+        """`model` (the weights or their average) on the dev or test split."""
         indices = epoch_indices(len(self.test_images), **self._sharding(self.epoch), shuffle=False)
         # Under torchrun the shards may differ by a batch, and DDP's forward is a collective
         # (it broadcasts buffers): each rank evaluates with the plain model instead.
+        wrapped = model is self.model and not self.runtime.distributed  # compiled, maybe
         return evaluate(
-            self.model if self.runtime.distributed else self.network,
+            self.network if wrapped else model,
             self.test_images,
             indices,
             self.augmentation,
-            self.local_batch,
+            self.batch.micro_batch,
             self.objective.num_classes,
             self.runtime.autocast,
             self.objective.for_evaluation(self.runtime.device),
@@ -368,7 +402,12 @@ class Trainer:
                 "total_steps": self.total_steps,
                 "rng": rng,
             }
+            if self.ema is not None:  # in the same checkpoint, so it resumes with the weights
+                state["ema"] = self.ema.module.state_dict()
+                state["ema_updates"] = int(self.ema.n_averaged)
             save_checkpoint(self.out, self.model, self.checkpoint_info(), state)
+            if self.ema is not None:  # and beside the weights, for evaluate and --pretrained
+                save_weights(self.out / EMA_WEIGHTS, self.ema.module, self.checkpoint_info())
         self.saved_step = self.step
 
     def diverged(self, what: str) -> DivergedError:
@@ -410,6 +449,8 @@ class Trainer:
                 f"{self.total_steps} steps; the checkpoint folder was edited"
             )
         load_state(self.model, weights, str(checkpoint.weights))
+        if self.ema is not None:
+            restore(self.ema, state["ema"], state["ema_updates"])
         fused = self.runtime.device.type == "cuda"
         for group in state["optimizer"]["param_groups"]:  # saved on a GPU, resumed on the CPU
             if "fused" in group:
@@ -441,10 +482,10 @@ class Trainer:
 
 
 def _summary(record: EpochRecord) -> str:
+    evaluation = " ".join(f"{key} {value:.4f}" for key, value in record.evaluation.items())
     return (
         f"epoch {record.epoch}: train loss {record.train_loss:.4f} acc {record.train_acc:.3f} | "
-        f"test loss {record.test_loss:.4f} acc {record.test_acc:.3f} top-5 {record.test_top5:.3f}"
-        f" | {record.images_per_s:.0f} img/s; time: "
+        f"{evaluation or 'not evaluated'} | {record.images_per_s:.0f} img/s; time: "
         + ", ".join(f"{phase} {s:.1f} s" for phase, s in record.phase_s.items())
     )
 

@@ -5,7 +5,9 @@
         --pretrained timm:vit_base_patch16_224.orig_in21k_ft_in1k     # Table 4 fine-tuning at 384
     python -m replicate.train --variant tinyvgg --dataset imagefolder:data/hymenoptera
     python -m replicate.train --resume --out runs/vit_b16-digits-20250101-120000
-    torchrun --nproc_per_node=8 -m replicate.train --variant vit_b16 --dataset cifar100 ...
+    torchrun --nproc_per_node=8 -m replicate.train --variant vit_b16 --dataset cifar100 \\
+        --pretrained ... --batch-size 512 --micro-batch 32   # 512 = 8 processes x 32 x 2 steps
+    python -m replicate.train ... --val-fraction 0.02     # Appendix B.1.1: evaluate on a dev split
 
 Every setting resolves in `resolve_config`, the first given of: the option; the recipe
 (`replicate.recipes`, Appendix B); the dataset (`replicate.data`); the model's default. The run
@@ -24,7 +26,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from replicate import models
+from replicate.accumulation import FINETUNE_MICRO_BATCH
 from replicate.cli_errors import (
     ArgumentParser,
     non_negative_float,
@@ -32,8 +37,10 @@ from replicate.cli_errors import (
     positive_int,
 )
 from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, DatasetSpec, get_dataset_spec
+from replicate.ema import check_decay
 from replicate.loader import Placement, default_workers
 from replicate.recipes import RECIPES, Recipe
+from replicate.resolution import check_resolution, nearest_multiple, patch_size
 from replicate.run_log import CONFIG
 from replicate.runtime import Precision, default_precision
 
@@ -59,6 +66,13 @@ class TrainConfig:
     data_placement: Placement
     workers: int  # DataLoader processes that decode images
     log_every: int  # steps between progress updates (each costs a device sync)
+    # Appendix B.1.1's protocol (replicate.subsets, replicate.accumulation, replicate.ema); the
+    # defaults keep the config.json of older runs readable.
+    micro_batch: int | None = None  # images per forward/backward pass; None: the whole batch
+    val_fraction: float = 0.0  # held out of the training split as the dev split
+    train_fraction: float = 1.0  # class-balanced share of the (remaining) training split
+    ema: float | None = None  # Polyak averaging decay (Section 4.1: 0.9999)
+    final_eval_only: bool = False  # evaluate after the last epoch only
     verify_images: bool = False  # check every image file before training
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     checkpoint_every: int | None = None  # steps between checkpoints within an epoch
@@ -78,6 +92,7 @@ RESUMABLE_OPTIONS = (
     "data_placement",
     "log_every",
     "verify_images",
+    "micro_batch",
     "checkpoint_every",
     "grad_checkpointing",
 )
@@ -119,12 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--recipe",
         choices=list(RECIPES),
-        help="Appendix B presets: scratch (Table 3: AdamW, wd 0.1, warm-up + cosine, clip 1, "
-        "dropout 0.1), finetune (Table 4: SGD momentum 0.9, cosine, clip 1, new zero-init head, "
-        "384px for ViTs), feature-extract (finetune on the head only, backbone frozen), "
-        "masked-patch (App. B.1.2: self-supervised pre-training of a ViT, labels unread, Adam "
-        "2e-4; its accuracy is the masked patches' colour accuracy); default finetune with "
-        "--pretrained, else scratch",
+        help="Appendix B presets: scratch (Table 3's ImageNet row: AdamW, wd 0.3, warm-up + "
+        "cosine, clip 1, dropout 0.1), scratch-in21k / scratch-jft (Table 3's ImageNet-21k / "
+        "JFT-300M rows), finetune (Table 4: SGD momentum 0.9, batch 512, cosine, clip 1, new "
+        "zero-init head, 384px for ViTs), feature-extract (finetune on the head only, backbone "
+        "frozen), masked-patch (App. B.1.2: self-supervised pre-training of a ViT, labels "
+        "unread, Adam 2e-4; its accuracy is the masked patches' colour accuracy); default "
+        "finetune with --pretrained, else scratch",
     )
     length = p.add_mutually_exclusive_group()
     length.add_argument(
@@ -143,7 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=positive_int,
         metavar="N",
-        help="images per step over all processes (default: dataset's)",
+        help="the GLOBAL batch: images per optimiser step over all processes, reached by "
+        "gradient accumulation (default: 512 with finetune, Table 4; else the dataset's)",
+    )
+    add(
+        "--micro-batch",
+        type=positive_int,
+        metavar="N",
+        help="images per forward/backward pass on each process; the per-process share of "
+        "--batch-size is accumulated over micro-batches of N (default: the whole share; with "
+        f"finetune {FINETUNE_MICRO_BATCH['cuda']} on a GPU, {FINETUNE_MICRO_BATCH['cpu']} on a "
+        "CPU). The run prints the split: processes x micro-batch x accumulation steps",
     )
     add("--lr", type=non_negative_float, help="peak learning rate (default: the recipe's)")
     add(
@@ -154,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--warmup-steps",
         type=non_negative_int,
-        help="linear warm-up steps, at most a tenth of the run",
+        metavar="N",
+        help="linear warm-up steps, taken as given (the recipe's default, Table 3's 10k, is "
+        "capped at a tenth of the run)",
     )
     add("--schedule", choices=["cosine", "linear"], help="decay after the warm-up")
     add(
@@ -167,8 +195,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-size",
         type=positive_int,
         metavar="S",
-        help="training resolution (default: 384 for a pretrained ViT, else the dataset's, e.g. 32 "
-        "for digits, else the model's, e.g. 224 for a ViT, 64 for TinyVGG)",
+        help="training resolution, a multiple of a ViT's patch size (default: 384 for a "
+        "pretrained ViT, rounded to the nearest multiple of the patch size: 378 for /14; else "
+        "the dataset's, e.g. 32 for digits, else the model's, e.g. 224 for a ViT, 64 for TinyVGG)",
+    )
+    add(
+        "--val-fraction",
+        type=float,
+        metavar="F",
+        help="hold out this class-balanced fraction of the training split as the dev split "
+        "(Appendix B.1.1: 0.1 Pets/Flowers, 0.02 CIFAR, 0.01 ImageNet) and evaluate on it each "
+        "epoch instead of the test split (default 0)",
+    )
+    add(
+        "--train-fraction",
+        type=float,
+        metavar="F",
+        help="train on this class-balanced fraction of the training split (after the dev split "
+        "is held out); fixed seed, nested: 0.05 lies inside 0.1 (default 1)",
+    )
+    add(
+        "--ema",
+        type=float,
+        metavar="DECAY",
+        help="also keep a Polyak (exponential moving) average of the weights with this decay "
+        "(Section 4.1: 0.9999), evaluated beside them each epoch, saved as model_ema.safetensors",
+    )
+    add(
+        "--final-eval-only",
+        action="store_true",
+        default=None,
+        help="evaluate once, after the last epoch, not every epoch (the protocol's single look at "
+        "the test split)",
     )
     add(
         "--model-arg",
@@ -259,12 +317,16 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     )
     recipe = RECIPES[recipe_name]
     changes = {f: v for f in RECIPE_OPTIONS if (v := getattr(args, f)) is not None}
-    recipe = replace(recipe, **changes)
+    recipe = replace(recipe, **changes, warmup_capped=args.warmup_steps is None)
     for option in RECIPE_OPTIONS:
         sources[option] = option_name(option) if option in changes else f"recipe {recipe.name}"
-    image_size, sources["image_size"] = resolve_image_size(args, entry, spec, recipe)
+    model_overrides = dict(parse_model_arg(a) for a in args.model_arg or ())
+    patch = patch_size(variant, model_overrides)
+    image_size, sources["image_size"] = resolve_image_size(args, entry, spec, recipe, patch)
     batch_size, sources["batch_size"] = first_given(
-        (args.batch_size, "--batch-size"), (spec.batch_size, f"dataset {spec.name}")
+        (args.batch_size, "--batch-size"),
+        (recipe.batch_size, f"recipe {recipe.name}"),
+        (spec.batch_size, f"dataset {spec.name}"),
     )
     epochs, steps = args.epochs, args.steps
     sources["length"] = "--epochs" if epochs else "--steps"
@@ -279,8 +341,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         data_dir=args.data_dir or DEFAULT_DATA_DIR,
         pretrained=args.pretrained,
         recipe=recipe,
-        model_overrides=dict(parse_model_arg(a) for a in args.model_arg or ()),
-        image_size=image_size,
+        model_overrides=model_overrides,
+        image_size=check_resolution(image_size, patch, variant),
         batch_size=batch_size,
         epochs=epochs,
         steps=steps,
@@ -294,8 +356,20 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         verify_images=bool(args.verify_images),
         sources=sources,
         checkpoint_every=args.checkpoint_every,
+        micro_batch=args.micro_batch or default_micro_batch(recipe),
+        val_fraction=args.val_fraction or 0.0,
+        train_fraction=args.train_fraction if args.train_fraction is not None else 1.0,
+        ema=check_decay(args.ema) if args.ema is not None else None,
+        final_eval_only=bool(args.final_eval_only),
         grad_checkpointing=bool(args.grad_checkpointing),
     )
+
+
+def default_micro_batch(recipe: Recipe) -> int | None:
+    """Accumulate the finetune recipes' batch of 512 in micro-batches that fit the device."""
+    if recipe.batch_size is None:
+        return None
+    return FINETUNE_MICRO_BATCH["cuda" if torch.cuda.is_available() else "cpu"]
 
 
 DEFAULT = "default"
@@ -312,15 +386,23 @@ def option_name(setting: str) -> str:
 
 
 def resolve_image_size(
-    args: argparse.Namespace, entry: models.ModelEntry, spec: DatasetSpec, recipe: Recipe
+    args: argparse.Namespace,
+    entry: models.ModelEntry,
+    spec: DatasetSpec,
+    recipe: Recipe,
+    patch: int | None,
 ) -> tuple[int, str]:
     """The training resolution, the first of its four sources: --image-size; the recipe's for a
-    pretrained ViT (finetune: 384, Appendix B.1.1); the dataset's (e.g. 32 for digits); the
-    model's default (224 for a ViT, 64 for TinyVGG)."""
-    pretrained_vit = args.pretrained and entry.family == "vit"
+    pretrained ViT (finetune: 384, Appendix B.1.1, rounded to a multiple of the patch size by
+    `replicate.resolution`: 378 for /14); the dataset's (e.g. 32 for digits); the model's
+    default (224 for a ViT, 64 for TinyVGG)."""
+    pretrained_vit = args.pretrained and entry.family == "vit" and recipe.image_size
+    finetune_size = None
+    if pretrained_vit:
+        finetune_size = nearest_multiple(recipe.image_size, patch) if patch else recipe.image_size
     return first_given(
         (args.image_size, "--image-size"),
-        (recipe.image_size if pretrained_vit else None, f"recipe {recipe.name}, pretrained ViT"),
+        (finetune_size, f"recipe {recipe.name}, pretrained ViT"),
         (spec.image_size, f"dataset {spec.name}"),
         (entry.default_image_size, f"model {entry.name}"),
     )

@@ -120,8 +120,8 @@ def test_non_finite_numbers_never_overwrite_the_last_good_checkpoint(
     step, evaluate_epoch = train_module.Trainer.train_step, train_module.Trainer.evaluate
 
     def nan_training_loss(trainer, images, labels):
-        logits, losses = step(trainer, images, labels)
-        return logits, losses * (math.nan if trainer.epoch == 1 else 1)
+        logits, targets, losses = step(trainer, images, labels)
+        return logits, targets, losses * (math.nan if trainer.epoch == 1 else 1)
 
     def nan_weight(trainer, images, labels):
         out = step(trainer, images, labels)
@@ -129,8 +129,8 @@ def test_non_finite_numbers_never_overwrite_the_last_good_checkpoint(
             trainer.model.head.classifier.weight.data[0, 0] = math.inf
         return out
 
-    def nan_test_loss(trainer):
-        result = evaluate_epoch(trainer)
+    def nan_test_loss(trainer, model):
+        result = evaluate_epoch(trainer, model)
         return result if trainer.epoch == 0 else SimpleNamespace(loss=math.nan)
 
     name, fake, message, kept = {  # the loss is checked before each checkpoint, at 16 too

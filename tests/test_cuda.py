@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file
 from test_train import (  # noqa: F401  (one_thread: autouse)
     TINY_VIT,
-    interrupt_after_epoch_one,
+    interrupt_after_the_first_epoch,
     metrics,
     one_thread,
 )
@@ -133,7 +133,7 @@ def test_resumed_gpu_run_ends_with_the_same_weights(tmp_path: Path, monkeypatch)
     does: the CUDA generator's state (dropout) travels in the checkpoint too."""
     options = [*SGD, "--epochs", "3", "--dropout", "0.1"]
     uninterrupted = run(tmp_path / "a", *options)
-    interrupt_after_epoch_one(monkeypatch)
+    interrupt_after_the_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b", *options)
     monkeypatch.undo()

@@ -38,7 +38,7 @@ def test_every_setting_records_its_source() -> None:
             ["weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout"], "recipe finetune"
         ),
         "image_size": "recipe finetune, pretrained ViT",
-        "batch_size": "dataset oxford_pets",
+        "batch_size": "recipe finetune",  # Table 4: 512
         "length": "dataset oxford_pets (Table 4 steps)",
     }
 

@@ -60,7 +60,7 @@ def resolve(*argv: str):
 
 
 def test_recipes_hold_the_papers_values() -> None:
-    assert (SCRATCH.optimizer, SCRATCH.betas, SCRATCH.weight_decay) == ("adamw", (0.9, 0.999), 0.1)
+    assert (SCRATCH.optimizer, SCRATCH.betas, SCRATCH.weight_decay) == ("adamw", (0.9, 0.999), 0.3)
     assert (SCRATCH.grad_clip, SCRATCH.dropout, SCRATCH.warmup_steps) == (1.0, 0.1, 10_000)
     assert (FINETUNE.optimizer, FINETUNE.momentum, FINETUNE.weight_decay) == ("sgd", 0.9, 0.0)
     assert (FINETUNE.schedule, FINETUNE.grad_clip, FINETUNE.image_size) == ("cosine", 1.0, 384)
@@ -72,7 +72,7 @@ def test_no_weight_decay_on_position_embedding_class_token_biases_and_norms() ->
     model = vit.create_model("vit_ti16", num_classes=3, image_size=32, depth=1)
     optimizer = build_optimizer(model, SCRATCH, fused=False)
     assert isinstance(optimizer, torch.optim.AdamW)
-    decay = {id(p) for g in optimizer.param_groups if g["weight_decay"] == 0.1 for p in g["params"]}
+    decay = {id(p) for g in optimizer.param_groups if g["weight_decay"] == 0.3 for p in g["params"]}
     names = {n for n, p in model.named_parameters() if id(p) in decay}
     assert "embedding.projection.weight" in names and "head.classifier.weight" in names
     assert not names & {"embedding.position_embedding", "embedding.class_token"}
@@ -139,8 +139,8 @@ def test_vit_run_writes_every_output_and_its_loss_falls(tmp_path: Path) -> None:
     assert loaded.pretrained_info.mean == (0.5, 0.5, 0.5)
 
 
-def interrupt_after_epoch_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The next run stops as Ctrl-C would stop it, once its first epoch's checkpoint is saved."""
+def interrupt_after_the_first_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs stop, as if killed, right after their first checkpoint (until monkeypatch.undo())."""
     save = train_module.Trainer.save_checkpoint
 
     def save_then_interrupt(trainer) -> None:
@@ -158,7 +158,7 @@ def test_resumed_run_ends_with_the_same_weights(
     # (none here, then one): they depend on the seeds alone, not on the worker count.
     options = ["--epochs", "3", "--lr", "3e-3", "--data-placement", "stream"]
     uninterrupted = run(tmp_path / "a", *options)
-    interrupt_after_epoch_one(monkeypatch)
+    interrupt_after_the_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b", *options)
     monkeypatch.undo()
@@ -231,7 +231,7 @@ def test_two_processes_end_with_identical_weights(tmp_path: Path) -> None:
         "save_file(model.state_dict(), f'{sys.argv[-1]}/rank{os.environ[\"RANK\"]}.safetensors')\n"
     )
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-               "--standalone", str(script), *TINY_VIT, "--steps", "4",
+               "--standalone", str(script), *TINY_VIT, "--steps", "4", "--micro-batch", "32",
                "--out", str(tmp_path)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     subprocess.run(command, check=True, cwd=REPO, env=env, capture_output=True, timeout=120)
@@ -239,7 +239,7 @@ def test_two_processes_end_with_identical_weights(tmp_path: Path) -> None:
     assert rank0.keys() == rank1.keys()
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
-    assert metrics(tmp_path)[-1]["step"] == 4  # 4 steps of 64 images on each rank
+    assert metrics(tmp_path)[-1]["step"] == 4  # 4 steps of 2 x 32 images on each rank
 
 
 # A CNN whose batch norm (EfficientNet's) must see the global batch; no dropout, no stochastic

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from replicate.cli_errors import ArgumentParser, run_cli
+from replicate.fewshot import read_results as read_fewshot_results
+from replicate.fewshot import results_markdown as fewshot_markdown
 from replicate.figures import make
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
 from replicate.figures.runs import load_runs
@@ -123,7 +125,8 @@ def run(args: argparse.Namespace) -> list[Path]:
         written.append(make.training_curves(runs, out, f"{runs_dir}/"))
     if runs and "results" in parts:
         written.append(out / RESULTS)
-        written[-1].write_text(results_markdown(runs))
+        fewshot = fewshot_markdown(read_fewshot_results(runs_dir))  # replicate.fewshot's folders
+        written[-1].write_text(results_markdown(runs) + fewshot)
     if subject is None:
         return written
     if not (args.checkpoint or args.pretrained):  # never over the figures of a trained model

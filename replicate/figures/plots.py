@@ -250,27 +250,31 @@ def draw_rollout(
     return save(fig, path)
 
 
-_CURVES = (  # (metric key, panel title, y label, scale)
+_CURVES = (  # (metric key, panel title, y label, scale); {split}: the run's evaluation split
     ("train_loss", "Train loss", "loss", 1),
-    ("test_loss", "Test loss", "loss", 1),
+    ("{split}_loss", "Evaluation loss", "loss", 1),
     ("train_acc", "Train accuracy", "top-1 accuracy (%)", 100),
-    ("test_acc", "Test accuracy", "top-1 accuracy (%)", 100),
+    ("{split}_acc", "Evaluation accuracy", "top-1 accuracy (%)", 100),
 )
 
 
 def draw_training_curves(runs: Sequence[Run], path: Path, title: str) -> Path:
-    """Loss and accuracy per epoch, train and test, one colour per run across the panels."""
+    """Loss and accuracy per epoch, train and evaluation, one colour per run across the panels;
+    the evaluation panels name the split they show (test, or the dev split of --val-fraction)."""
     fig = Figure(figsize=(11, 7.5 + 0.22 * len(runs)), layout="constrained")
     fig.suptitle(title, fontsize=12)
     axes = fig.subplots(2, 2)
     colours = mpl.colormaps["tab10" if len(runs) <= 10 else "tab20"]
+    splits = " and ".join(sorted({run.eval_split for run in runs}))
     for ax, (key, name, ylabel, scale) in zip(axes.flat, _CURVES, strict=True):
-        for index, run in enumerate(runs):
-            epochs, values = run.series(key)
+        keys = [key.format(split=run.eval_split) for run in runs]
+        for index, (run, run_key) in enumerate(zip(runs, keys, strict=True)):
+            epochs, values = run.series(run_key)
             ax.plot(epochs, np.asarray(values) * scale, marker="o", ms=3, color=colours(index))
-        if not any(run.series(key)[0] for run in runs):
-            ax.text(0.5, 0.5, f"no run logged {key}", ha="center", transform=ax.transAxes)
-        ax.set(title=name, xlabel="epoch", ylabel=ylabel)
+        if not any(run.series(k)[0] for run, k in zip(runs, keys, strict=True)):
+            ax.text(0.5, 0.5, f"no run logged {keys[0]}", ha="center", transform=ax.transAxes)
+        split_note = f" ({splits} split)" if "{split}" in key else ""
+        ax.set(title=name + split_note, xlabel="epoch", ylabel=ylabel)
         ax.grid(alpha=0.3)
     handles = [
         mpl.lines.Line2D([], [], color=colours(i), marker="o", ms=3) for i in range(len(runs))

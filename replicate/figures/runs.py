@@ -3,7 +3,8 @@
     runs/<name>/config.json     the resolved run config: variant, dataset, recipe, pretrained,
                                 image_size, epochs, ...
     runs/<name>/metrics.jsonl   one JSON object per epoch: epoch, step, train_loss, train_acc,
-                                test_loss, test_acc, test_top5, images_per_s, wall_time_s
+                                eval_split, test_loss, test_acc, test_top5 (dev_* when the run
+                                evaluated on a dev split), images_per_s, wall_time_s
 
 Accuracies are fractions in [0, 1]. Every key but `epoch` is optional, so older or partial runs
 still load; a folder without metrics is skipped with a warning.
@@ -39,6 +40,12 @@ class Run:
         return values[-1] if values else None
 
     @property
+    def eval_split(self) -> str:
+        """What the per-epoch evaluation measured: "test", or "dev" (held out of the training
+        split by --val-fraction); runs from before the field evaluated on the test split."""
+        return next((r["eval_split"] for r in reversed(self.metrics) if "eval_split" in r), "test")
+
+    @property
     def dataset(self) -> str:
         """The dataset, named as results name it (`portable_name`)."""
         return portable_name(str(self.config.get("dataset", "?")))
@@ -51,9 +58,11 @@ class Run:
 
     @property
     def label(self) -> str:
-        """The run's name with what it trained: "b16-c10 (vit_b16, cifar10, scratch)"."""
+        """The run's name with what it trained and where it was evaluated:
+        "b16-c10 (vit_b16, cifar10, scratch; eval: test split)"."""
         variant = self.config.get("variant", "?")
-        return f"{self.name} ({variant}, {self.dataset}, {self.pretrained or 'scratch'})"
+        weights = self.pretrained or "scratch"
+        return f"{self.name} ({variant}, {self.dataset}, {weights}; eval: {self.eval_split} split)"
 
 
 def portable_name(spec: str) -> str:

@@ -15,6 +15,7 @@ from replicate.paper_numbers import (
     paper_variant,
     pretraining_dataset,
 )
+from replicate.resolution import nearest_multiple
 from vit import create_model, list_models
 from vit.variants import VARIANTS
 
@@ -33,7 +34,7 @@ class VariantRow:
     heads: int
     params: int  # with a 1000-class head, at 224 (E_pos grows with the resolution)
     gflops_224: float
-    fine_tune_size: int  # 384, or the largest multiple of the patch size below it (/14: 378)
+    fine_tune_size: int  # 384 rounded to the patch size (/14: 378), replicate.resolution
     gflops_fine_tune: float
 
 
@@ -43,7 +44,7 @@ def measure_variant(name: str) -> VariantRow:
         model = create_model(name, num_classes=1000, image_size=224)
     c = model.config
     step = c.downsampling  # pixels per token: the patch size, or a hybrid's total stride
-    fine_tune_size = 384 // step * step  # Table 5: "fine-tuned at 384 resolution"
+    fine_tune_size = nearest_multiple(384, step)  # Table 5: "fine-tuned at 384 resolution"
     return VariantRow(
         name=name,
         paper_name=VARIANTS[name].paper_name,
@@ -99,8 +100,9 @@ class ResultRow:
     pretrained: str  # the weights spec, or "scratch"
     dataset: str
     epochs: int
-    test_acc: float | None  # final epoch, %
+    test_acc: float | None  # final epoch, %; None for a run evaluated on a dev split only
     paper: PaperAccuracy | None
+    eval_split: str = "test"
 
 
 def result_row(run: Run) -> ResultRow:
@@ -124,6 +126,7 @@ def result_row(run: Run) -> ResultRow:
         epochs=run.metrics[-1]["epoch"],
         test_acc=None if final_acc is None else 100 * final_acc,
         paper=paper,
+        eval_split=run.eval_split,
     )
 
 
@@ -141,7 +144,9 @@ def results_markdown(runs: list[Run]) -> str:
         "| --- | --- | --- | --- | ---: | ---: | --- | ---: |",
     ]
     for r in map(result_row, runs):
-        ours = "—" if r.test_acc is None else f"{r.test_acc:.2f}"
+        ours = f"{r.test_acc:.2f}" if r.test_acc is not None else "—"
+        if r.eval_split != "test":
+            ours += f" ({r.eval_split} split only)"
         delta = (
             f"{r.test_acc - r.paper.top1:+.2f}"
             if r.paper is not None and r.test_acc is not None

@@ -1,0 +1,193 @@
+"""Appendix B.1.1's fine-tuning protocol, end to end: choose the learning rate on a dev split,
+retrain on the whole training set, evaluate once on the test set.
+
+    python -m replicate.sweep -- --variant vit_b16 --dataset oxford_pets --pretrained ...
+    python -m replicate.sweep --lrs 0.001 0.01 --val-fraction 0.02 --out runs/sweep-c10 \\
+        -- --variant vit_s16 --dataset imagefolder:.data/cifar10 --pretrained ... --steps 1000
+
+"We run a small grid search over learning rates, see learning rate ranges in Table 4. To do so,
+we use small sub-splits from the training set (10% for Pets and Flowers, 2% for CIFAR, 1%
+ImageNet) as development set and train on the remaining data. For final results we train on
+the entire training set and evaluate on the respective test data."
+
+Everything after `--` is passed to `replicate.train` for every run; the sweep adds `--lr`,
+`--val-fraction` (candidates) or `--final-eval-only` (the final run) and `--out`. The folder
+holds one run folder per candidate (`lr-0.001/`, ...), the final run (`final-lr-0.01/`) and
+`sweep.json` / `sweep.md`: every candidate's dev accuracy, the choice and the test accuracy.
+Candidates are chosen on their last epoch's dev top-1 (ties: the first in the grid). A sweep
+that stops resumes where it stopped when run again with the same `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from replicate.checkpoint import latest_checkpoint
+from replicate.cli_errors import run_cli
+from replicate.run_log import METRICS
+from replicate.train import main as train_main
+from replicate.train_config import build_parser as train_parser
+
+LEARNING_RATES = (0.001, 0.003, 0.01, 0.03)  # Table 4 (ImageNet: 0.003 to 0.06)
+DEV_FRACTIONS = {  # Appendix B.1.1
+    "oxford_pets": 0.1,
+    "flowers102": 0.1,
+    "cifar10": 0.02,
+    "cifar100": 0.02,
+    "imagenet": 0.01,
+}
+DEFAULT_DEV_FRACTION = 0.1  # the small datasets' share, for datasets the paper does not name
+SWEEP = "sweep.json"
+CONTROLLED = ("lr", "val_fraction", "out", "resume", "final_eval_only")  # set by the sweep
+
+
+@dataclass
+class Candidate:
+    lr: float
+    run: str  # folder, relative to the sweep's
+    dev_acc: float  # top-1 on the dev split after the last epoch
+    dev_loss: float
+
+
+@dataclass
+class SweepResult:
+    train_args: list[str]
+    val_fraction: float
+    candidates: list[Candidate] = field(default_factory=list)
+    best_lr: float | None = None
+    final_run: str | None = None
+    test_acc: float | None = None  # the final run's single evaluation on the test split
+    test_loss: float | None = None
+    train_images: int | None = None  # of the final run: the whole training split
+
+
+def run_sweep(
+    train_args: Sequence[str], lrs: Sequence[float], val_fraction: float, out: Path
+) -> SweepResult:
+    """Every candidate on the dev split, then the best retrained and tested; resumable."""
+    result = _read(out) or SweepResult(list(train_args), val_fraction)
+    if result.train_args != list(train_args) or result.val_fraction != val_fraction:
+        raise ValueError(
+            f"{out / SWEEP} records another sweep ({result.train_args}, --val-fraction "
+            f"{result.val_fraction}); choose another --out"
+        )
+    done = {c.lr for c in result.candidates}
+    for lr in lrs:
+        if lr in done:
+            continue
+        folder = f"lr-{lr:g}"
+        last = _train(
+            out / folder, [*train_args, "--lr", str(lr), "--val-fraction", str(val_fraction)]
+        )
+        result.candidates.append(Candidate(lr, folder, last["dev_acc"], last["dev_loss"]))
+        _write(out, result)
+    best = max(result.candidates, key=lambda c: c.dev_acc)  # max keeps the first of a tie
+    result.best_lr = best.lr
+    if result.test_acc is None:
+        result.final_run = f"final-lr-{best.lr:g}"
+        final = _train(
+            out / result.final_run, [*train_args, "--lr", str(best.lr), "--final-eval-only"]
+        )
+        result.test_acc, result.test_loss = final["test_acc"], final["test_loss"]
+        result.train_images = final["train_images"]
+    _write(out, result)
+    return result
+
+
+def _train(folder: Path, options: list[str]) -> dict:
+    """Train (or finish an interrupted run) and return the last line of its metrics."""
+    resume = latest_checkpoint(folder) is not None
+    train_main(["--resume", "--out", str(folder)] if resume else [*options, "--out", str(folder)])
+    return json.loads((folder / METRICS).read_text().splitlines()[-1])
+
+
+def _read(out: Path) -> SweepResult | None:
+    path = out / SWEEP
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    candidates = [Candidate(**c) for c in data.pop("candidates")]
+    return SweepResult(**data, candidates=candidates)
+
+
+def _write(out: Path, result: SweepResult) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SWEEP).write_text(json.dumps(asdict(result), indent=2) + "\n")
+    (out / "sweep.md").write_text(sweep_markdown(result))
+
+
+def sweep_markdown(result: SweepResult) -> str:
+    lines = [
+        "# Learning-rate sweep (Appendix B.1.1)",
+        "",
+        f"`replicate.train {' '.join(result.train_args)}`, dev split: "
+        f"{100 * result.val_fraction:g}% of the training set, class-balanced.",
+        "",
+        "| learning rate | dev top-1 (%) | dev loss | run |",
+        "| ---: | ---: | ---: | --- |",
+    ]
+    for c in result.candidates:
+        chosen = " **(chosen)**" if c.lr == result.best_lr else ""
+        lines.append(f"| {c.lr:g}{chosen} | {100 * c.dev_acc:.2f} | {c.dev_loss:.4f} | `{c.run}` |")
+    if result.test_acc is not None:
+        lines += [
+            "",
+            f"Final: learning rate {result.best_lr:g} retrained on the whole training set "
+            f"({result.train_images} images), evaluated once on the test split: "
+            f"**{100 * result.test_acc:.2f}%** top-1 (`{result.final_run}`).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m replicate.sweep",
+        description="Appendix B.1.1: learning rate from a dev split, then the whole training set "
+        "and one test evaluation. Options after -- go to replicate.train.",
+        epilog=__doc__.split("\n\n", 2)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--lrs",
+        type=float,
+        nargs="+",
+        default=list(LEARNING_RATES),
+        metavar="LR",
+        help="candidate learning rates (default: Table 4's 0.001 0.003 0.01 0.03)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        metavar="F",
+        help="dev split (default: 0.1 Pets/Flowers, 0.02 CIFAR, 0.01 ImageNet, else 0.1)",
+    )
+    parser.add_argument("--out", type=Path, help="sweep folder (default runs/sweep-DATASET-TIME)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> SweepResult:
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = build_parser().parse_args(argv[:split])
+    train_args = argv[split + 1 :]
+    options = train_parser().parse_args(train_args)
+    controlled = [f"--{k.replace('_', '-')}" for k in CONTROLLED if getattr(options, k)]
+    if controlled:
+        raise ValueError(f"the sweep sets {', '.join(controlled)} itself; drop them after --")
+    dataset = options.dataset or "digits"
+    val_fraction = args.val_fraction or DEV_FRACTIONS.get(dataset, DEFAULT_DEV_FRACTION)
+    name = dataset.replace("imagefolder:", "").strip("/").replace("/", "-")
+    out = args.out or Path(f"runs/sweep-{name}-{datetime.now():%Y%m%d-%H%M%S}")
+    result = run_sweep(train_args, args.lrs, val_fraction, out)
+    print((out / "sweep.md").read_text())
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli("replicate.sweep", main))

@@ -1,0 +1,71 @@
+"""`python -m replicate.sweep`: Appendix B.1.1's learning-rate choice on a dev split, then the
+whole training set and a single test evaluation, end to end with a tiny ViT on digits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_train import (
+    TINY_VIT,
+    interrupt_after_the_first_epoch,
+    metrics,
+    one_thread,  # noqa: F401 (an autouse fixture: one thread for the tiny models)
+)
+
+from replicate import sweep as sweep_module
+from replicate.sweep import main
+
+
+def test_sweep_picks_the_best_dev_accuracy_then_tests_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    out = tmp_path / "sweep"
+    argv = ["--lrs", "1e-5", "3e-3", "--val-fraction", "0.1", "--out", str(out),
+            "--", *TINY_VIT, "--steps", "2", "--train-fraction", "0.5"]  # fmt: skip
+    result = main(argv)
+    recorded = json.loads((out / "sweep.json").read_text())
+    dev = {c["lr"]: c["dev_acc"] for c in recorded["candidates"]}
+    assert dev.keys() == {1e-5, 3e-3}
+    assert recorded["best_lr"] == result.best_lr == max(dev, key=dev.get)
+    for candidate in recorded["candidates"]:
+        [line] = metrics(out / candidate["run"])
+        assert line["eval_split"] == "dev" and line["dev_acc"] == candidate["dev_acc"]
+        config = json.loads((out / candidate["run"] / "config.json").read_text())
+        assert config["val_fraction"] == 0.1 and config["recipe"]["lr"] == candidate["lr"]
+    [final] = metrics(out / recorded["final_run"])
+    assert final["eval_split"] == "test" and final["test_acc"] == recorded["test_acc"]
+    assert final["train_images"] == recorded["train_images"] == 718  # half, no dev split
+    assert "**(chosen)**" in (out / "sweep.md").read_text() and "evaluated once" in (
+        capsys.readouterr().out
+    )
+
+    def no_training(argv):
+        raise AssertionError("a finished sweep trains nothing again")
+
+    monkeypatch.setattr(sweep_module, "train_main", no_training)
+    assert main(argv).test_acc == result.test_acc
+
+
+def test_an_interrupted_sweep_resumes_its_candidate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["--lrs", "0.003", "--out", str(tmp_path), "--", *TINY_VIT, "--epochs", "2",
+            "--train-fraction", "0.05"]  # fmt: skip
+    interrupt_after_the_first_epoch(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    monkeypatch.undo()
+    result = main(argv)
+    assert [m["epoch"] for m in metrics(tmp_path / "lr-0.003")] == [1, 2]
+    assert result.candidates[0].dev_acc == metrics(tmp_path / "lr-0.003")[-1]["dev_acc"]
+    assert result.val_fraction == 0.1  # the default for a dataset the paper does not name
+
+
+def test_options_the_sweep_sets_itself_are_refused(capsys, tmp_path: Path) -> None:
+    from replicate.cli_errors import run_cli
+
+    capsys.readouterr()
+    assert run_cli("replicate.sweep", main, ["--", *TINY_VIT, "--lr", "0.1"]) == 2
+    assert "the sweep sets --lr itself" in capsys.readouterr().err
