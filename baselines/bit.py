@@ -34,7 +34,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vit.registry import register_model
+from vit.data_config import evaluation_view
+from vit.registry import DefaultRecipes, register_model
+
+# A standard ResNet recipe from scratch; from BiT's weights, Table 4's finetune, as the paper
+# fine-tunes its ResNets with the ViT setup (issue 14); `--recipe bit-hyperrule` is the option.
+DEFAULT_RECIPES = DefaultRecipes(scratch="bit-scratch", pretrained="finetune")
 
 Stem = Literal["imagenet", "small"]
 STEMS = ("imagenet", "small")
@@ -59,12 +64,23 @@ class BiT(nn.Module):
     """timm's ResNetV2 with the head contract (`baselines.head`). Its modules, and so the state
     dict's keys, are timm's: stem, stages, norm (the last pre-activation GroupNorm + ReLU), head."""
 
-    def __init__(self, network: nn.Module) -> None:
+    def __init__(self, network: nn.Module, image_size: int) -> None:
         super().__init__()
+        self.image_size = image_size  # any size works (global average pooling); evaluated at this
         self.stem = network.stem
         self.stages = network.stages
         self.norm = network.norm
         self.head = network.head  # pool -> 1x1 conv -> flatten
+
+    @property
+    def pretrained_cfg(self) -> dict:
+        """timm's description of the input: size, mean/std, resizing (`vit.data_config`)."""
+        return evaluation_view(self, self.image_size)
+
+    @property
+    def num_classes(self) -> int:
+        """K, the head's outputs (timm's attribute)."""
+        return self.head.fc.out_channels
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> logits (B, K)."""
@@ -112,15 +128,17 @@ def small_stem(imagenet_conv: nn.Conv2d) -> nn.Sequential:
     return nn.Sequential(OrderedDict(conv=conv))
 
 
-def build_bit(variant: BiTVariant, num_classes: int, pretrained: str | None, stem: Stem) -> BiT:
+def build_bit(
+    variant: BiTVariant, num_classes: int, image_size: int, pretrained: str | None, stem: Stem
+) -> BiT:
     if pretrained is None:
-        return BiT(build_network(variant, num_classes, stem))
+        return BiT(build_network(variant, num_classes, stem), image_size)
     from baselines.bit_weights import load_bit_weights
 
     network, info = load_bit_weights(variant, pretrained, stem, IMAGE_SIZE)
-    model = BiT(network)
+    model = BiT(network, image_size)
     model.pretrained_info = info
-    if model.head.fc.out_channels != num_classes:
+    if model.num_classes != num_classes:
         model.replace_head(num_classes)
     return model
 
@@ -129,6 +147,7 @@ def _register(name: str, variant: BiTVariant) -> None:
     @register_model(
         name,
         family="cnn",
+        default_recipes=DEFAULT_RECIPES,
         default_image_size=IMAGE_SIZE,
         description=f"BiT ResNetV2 (timm {variant.timm_name}), GroupNorm + weight standardisation;"
         " stem='imagenet' or 'small' (3x3 stride 1, no pool, for 32x32); weights "
@@ -137,8 +156,7 @@ def _register(name: str, variant: BiTVariant) -> None:
     def build(
         num_classes: int, image_size: int, pretrained: str | None, stem: Stem = "imagenet"
     ) -> BiT:
-        # image_size is free: global average pooling takes any resolution.
-        return build_bit(variant, num_classes, pretrained, stem)
+        return build_bit(variant, num_classes, image_size, pretrained, stem)
 
 
 for _name, _variant in VARIANTS.items():

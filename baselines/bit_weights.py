@@ -21,7 +21,8 @@ import numpy as np
 from torch import nn
 
 from baselines.bit import BiTVariant, Stem, build_network
-from vit.pretrained import INCEPTION_MEAN, INCEPTION_STD, WeightsInfo, read_weights
+from vit.data_config import INCEPTION_MEAN, INCEPTION_STD
+from vit.pretrained import WeightsInfo, read_weights
 
 TIMM = "timm:"
 NPZ_PREFIX = "resnet/"  # the key prefix of Google's BiT .npz files

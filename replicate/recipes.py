@@ -1,5 +1,6 @@
-"""The training recipes of Appendix B as named presets; command-line options override fields.
+"""Training recipes as named presets, one table (`RECIPES`); command-line options override fields.
 
+The paper's (Appendix B), for the ViTs:
 scratch           Appendix B.1, Table 3's ImageNet row (the paper's recipe where the data is
                   not ImageNet-21k or JFT): Adam(0.9, 0.999), decoupled weight decay 0.3,
                   linear warm-up then cosine decay, clipping at global norm 1, dropout 0.1
@@ -15,6 +16,26 @@ masked-patch      Appendix B.1.2: self-supervised masked patch prediction (no la
 Table 3's learning rates are for batch 4096; the scratch presets take a tenth of them, for the
 batches of 32 to 512 that fit here. The warm-up is Table 3's 10k steps, capped at a tenth of a
 shorter run; an explicit `--warmup-steps` is taken as given (with a warning above the cap).
+
+Each baseline's own, so that a CNN is trained as its authors train it (a registry entry's
+`default_recipes` names the ones a model gets when `--recipe` is not given):
+course            TinyVGG as the course trains it (mrdbourke/pytorch-deep-learning, section 04):
+                  `torch.optim.Adam(lr=0.001)`, no weight decay, no warm-up, constant rate
+course-transfer   EfficientNet as the course transfers it (section 06, torchvision's weights):
+                  course's Adam 1e-3 on a new head, the pretrained features frozen
+bit-scratch       BiT trained from scratch: the standard ResNet recipe for small images (He et al.
+                  2016; BiT's own ImageNet upstream recipe is for 90 epochs at batch 4096): SGD
+                  momentum 0.9, lr 0.1 x batch/256, weight decay 5e-4 (L2, none on norms and
+                  biases), 500 warm-up steps (at most a tenth of the run), cosine decay
+bit-hyperrule     BiT-HyperRule (Kolesnikov et al. 2020, Section 3.3; bit_hyperrule.py of
+                  google-research/big_transfer), "the setup of Kolesnikov et al." the paper also
+                  runs for ResNets (Appendix B.1.1): SGD momentum 0.9, lr 0.003 at batch 512, a
+                  new zero-initialised head, no weight decay; by the training set's size N
+                  (`bit_hyperrule`): N < 20k: 500 steps, no MixUp; N < 500k: 10k steps; else 20k
+                  steps, MixUp alpha 0.1 for both; the rate drops 10x at 30%, 60%, 90% of the run
+                  after 500 warm-up steps (small sets: 100 warm-up steps, drops at 200, 300, 400);
+                  images under 96 x 96 are resized to 160 and cropped to 128, larger ones 448 ->
+                  384 (the paper; the released code says 512 -> 480)
 """
 
 from __future__ import annotations
@@ -29,27 +50,32 @@ import torch
 from timm.optim import param_groups_weight_decay
 from torch import nn
 
-MAX_WARMUP_FRACTION = 0.1  # the paper warms up 10k of ~100k+ steps; short runs keep that ratio
-
 
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    optimizer: Literal["adamw", "sgd"]
+    optimizer: Literal["adamw", "adam", "sgd"]
     lr: float  # peak learning rate, reached at the end of the warm-up
-    weight_decay: float  # decoupled (AdamW), as the reference JAX code's Adam
-    schedule: Literal["cosine", "linear"]  # decay to 0 after the warm-up
-    warmup_steps: int  # the preset's are capped at a tenth of a shorter run; see warmup_capped
+    weight_decay: float  # decoupled for AdamW, as the reference JAX code's Adam; L2 for SGD
+    schedule: Literal["cosine", "linear", "step", "constant"]  # after the warm-up
+    warmup_steps: int  # the preset's are capped at `max_warmup_fraction` of a shorter run
     grad_clip: float | None  # global gradient norm
     dropout: float  # ViTs only: after every dense layer but qkv, and after E_pos
     betas: tuple[float, float] = (0.9, 0.999)  # Adam
     momentum: float = 0.9  # SGD
     image_size: int | None = None  # ViT resolution when loading pretrained weights
-    new_head: bool = False  # replace the (pretrained) head by a zero-initialised one
+    new_head: bool = False  # a new head for the task (zero-initialised for ViT and BiT)
     freeze_backbone: bool = False  # train `model.head` only
     batch_size: int | None = None  # global batch; None: the dataset's default
     warmup_capped: bool = True  # False when --warmup-steps was given: it is taken as it is
     objective: Literal["classification", "masked-patch"] = "classification"  # replicate.objectives
+    paper_finetune_steps: bool = False  # with --pretrained, run Table 4's steps for the dataset
+    decay_at: tuple[float, ...] = ()  # "step": fractions of the run where the rate drops 10x
+    max_warmup_fraction: float = 0.1  # the paper warms up 10k of ~100k+ steps; short runs too
+    reference_batch: int | None = None  # lr is for this batch: scaled linearly to the run's
+    mixup_alpha: float = 0.0  # MixUp's Beta(alpha, alpha); 0: none
+    crop_scale: tuple[float, float] | None = None  # crop area fractions; None: the dataset's
+    by_dataset_size: bool = False  # BiT-HyperRule: length, resolution, MixUp from the data
 
 
 SCRATCH = Recipe(
@@ -88,6 +114,7 @@ FINETUNE = Recipe(
     dropout=0.0,
     image_size=384,  # Appendix B.1.1: "all fine-tuning experiments run at 384 resolution"
     new_head=True,  # Appendix B.1.1: "replace it by a single, zero-initialized linear layer"
+    paper_finetune_steps=True,  # Table 4
     batch_size=512,  # Table 4 caption, reached by gradient accumulation (replicate.accumulation)
 )
 FEATURE_EXTRACT = replace(FINETUNE, name="feature-extract", freeze_backbone=True)
@@ -98,10 +125,81 @@ MASKED_PATCH = replace(
     schedule="cosine",  # and cosine learning rate decay"
     objective="masked-patch",
 )
-RECIPES = {
-    r.name: r
-    for r in (SCRATCH, SCRATCH_IN21K, SCRATCH_JFT, FINETUNE, FEATURE_EXTRACT, MASKED_PATCH)
-}
+COURSE = Recipe(
+    name="course",
+    optimizer="adam",  # torch.optim.Adam(params=model.parameters(), lr=0.001)
+    lr=1e-3,
+    weight_decay=0.0,
+    schedule="constant",
+    warmup_steps=0,
+    grad_clip=None,
+    dropout=0.0,
+)
+COURSE_TRANSFER = replace(COURSE, name="course-transfer", new_head=True, freeze_backbone=True)
+BIT_SCRATCH = Recipe(
+    name="bit-scratch",
+    optimizer="sgd",
+    lr=0.1,  # at batch 256 (He et al. 2016; Goyal et al. 2017's linear scaling)
+    reference_batch=256,
+    weight_decay=5e-4,  # the CIFAR ResNets' (ImageNet: 1e-4)
+    schedule="cosine",
+    warmup_steps=500,
+    grad_clip=None,
+    dropout=0.0,
+)
+BIT_HYPERRULE = Recipe(
+    name="bit-hyperrule",
+    optimizer="sgd",
+    lr=0.003,  # BiT: "initial learning rate 0.003, momentum 0.9, batch size 512"
+    batch_size=512,
+    weight_decay=0.0,
+    schedule="step",
+    decay_at=(0.3, 0.6, 0.9),  # filled in by `bit_hyperrule` for the dataset's size
+    warmup_steps=500,
+    max_warmup_fraction=0.2,  # the small-data schedule warms up 100 of its 500 steps
+    grad_clip=None,
+    dropout=0.0,
+    new_head=True,  # zero-initialised, as BiT's
+    mixup_alpha=0.1,
+    by_dataset_size=True,
+)
+PAPER = (SCRATCH, SCRATCH_IN21K, SCRATCH_JFT, FINETUNE, FEATURE_EXTRACT, MASKED_PATCH)
+BASELINES = (COURSE, COURSE_TRANSFER, BIT_SCRATCH, BIT_HYPERRULE)
+RECIPES = {r.name: r for r in PAPER + BASELINES}
+
+
+@dataclass(frozen=True)
+class HyperRule:
+    """What BiT-HyperRule sets for one dataset."""
+
+    steps: int
+    warmup_steps: int
+    decay_at: tuple[float, ...]  # fractions of `steps`
+    resize: int  # the training images are resized to this side ...
+    image_size: int  # ... and randomly cropped to this one (evaluation: resized to it)
+    mixup_alpha: float
+
+    def apply(self, recipe: Recipe) -> Recipe:
+        """`recipe` with the rule's warm-up, decay points, MixUp and crop."""
+        area = (self.image_size / self.resize) ** 2
+        return replace(
+            recipe,
+            warmup_steps=self.warmup_steps,
+            decay_at=self.decay_at,
+            mixup_alpha=self.mixup_alpha,
+            crop_scale=(area, area),
+        )
+
+
+def bit_hyperrule(train_size: int, image_area: int) -> HyperRule:
+    """BiT-HyperRule for a training set of `train_size` images of about `image_area` pixels:
+    google-research/big_transfer's `get_schedule`, `get_mixup` and `get_resolution`."""
+    small_images = image_area < 96 * 96
+    resize, crop = (160, 128) if small_images else (448, 384)
+    if train_size < 20_000:
+        return HyperRule(500, 100, (0.4, 0.6, 0.8), resize, crop, mixup_alpha=0.0)
+    steps = 10_000 if train_size < 500_000 else 20_000
+    return HyperRule(steps, 500, (0.3, 0.6, 0.9), resize, crop, mixup_alpha=0.1)
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe, fused: bool) -> torch.optim.Optimizer:
@@ -111,28 +209,46 @@ def build_optimizer(model: nn.Module, recipe: Recipe, fused: bool) -> torch.opti
     groups = param_groups_weight_decay(model, recipe.weight_decay, no_weight_decay_list=skip)
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=recipe.lr, betas=recipe.betas, fused=fused)
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas, fused=fused)
     return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, fused=fused)
 
 
 def build_scheduler(
     optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    cap = int(total_steps * MAX_WARMUP_FRACTION)
+    cap = int(total_steps * recipe.max_warmup_fraction)
     warmup = min(recipe.warmup_steps, cap) if recipe.warmup_capped else recipe.warmup_steps
     if warmup > cap:
+        share = (
+            "a tenth" if recipe.max_warmup_fraction == 0.1 else f"{recipe.max_warmup_fraction:.0%}"
+        )
         warnings.warn(
-            f"--warmup-steps {warmup} is more than a tenth of the {total_steps}-step run "
+            f"--warmup-steps {warmup} is more than {share} of the {total_steps}-step run "
             f"(the default would cap it at {cap}); taken as given",
             stacklevel=2,
         )
-    factor = partial(lr_factor, warmup=warmup, total=total_steps, schedule=recipe.schedule)
+    factor = partial(
+        lr_factor,
+        warmup=warmup,
+        total=total_steps,
+        schedule=recipe.schedule,
+        decay_at=recipe.decay_at,
+    )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
-    """Linear warm-up from 0 to 1 over `warmup` steps, then cosine or linear decay to 0."""
+def lr_factor(
+    step: int, *, warmup: int, total: int, schedule: str, decay_at: tuple[float, ...] = ()
+) -> float:
+    """Linear warm-up from 0 to 1 over `warmup` steps, then cosine or linear decay to 0, a
+    staircase ("step": 10x lower after each fraction `decay_at` of the run), or constant."""
     if step < warmup:
         return (step + 1) / warmup
+    if schedule == "step":
+        return 0.1 ** sum(step > fraction * total for fraction in decay_at)
+    if schedule == "constant":
+        return 1.0
     progress = (step - warmup) / max(1, total - warmup)
     if schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * progress))

@@ -51,6 +51,7 @@ from replicate.errors import DataError, DivergedError
 from replicate.evaluate import Evaluation, evaluate
 from replicate.loader import Crops, epoch_indices, place
 from replicate.metrics import accuracy_metrics
+from replicate.mixup import mixup
 from replicate.objectives import objective_for, pretraining_model
 from replicate.recipes import build_optimizer, build_scheduler
 from replicate.run_log import EpochRecord, PhaseTimer, RunLog, evaluation_fields
@@ -145,10 +146,11 @@ class Trainer:
                 f"{config.dataset} has a single class ({', '.join(self.classes)}): a classifier "
                 "needs at least two; add a folder of images per class"
             )
+        crop_scale = config.recipe.crop_scale or spec.crop_scale  # BiT-HyperRule sets its own
         self.train_images, self.test_images = (
             place(split, config.image_size, runtime, config.data_placement, config.workers, crop)
             for split, crop in (
-                (splits.train, InceptionCrop(spec.crop_scale, spec.flip)),
+                (splits.train, InceptionCrop(crop_scale, spec.flip)),
                 (splits.test, None),
             )
         )
@@ -176,7 +178,7 @@ class Trainer:
         self.epoch = self.step = 0
         self.saved_step: int | None = None  # of the last checkpoint written
         mean, std = self._load_checkpoint() if resume else input_normalisation(self.model)
-        self.augmentation = Augmentation(mean, std, spec.flip, spec.crop_scale)
+        self.augmentation = Augmentation(mean, std, spec.flip, crop_scale)
         self.objective = objective_for(
             self.recipe.objective, self.model, len(self.classes), mean, std
         )
@@ -281,12 +283,20 @@ class Trainer:
         batches = self.train_images.batches(indices[window], self.local_batch, crops)
         for step, (images, labels) in enumerate(timer.iterate(batches), start=1):
             with timer("step"):
-                logits, targets, losses = self.train_step(
-                    self.augmentation.normalise(images), labels
+                # BiT-HyperRule's MixUp (a no-op for the other recipes): one λ per optimiser
+                # step, drawn from (seed, step), so a run resumed mid-epoch mixes as it would have.
+                images, labels = mixup(
+                    self.augmentation.normalise(images),
+                    labels,
+                    len(self.classes),
+                    self.recipe.mixup_alpha,
+                    torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step),
                 )
+                logits, targets, losses = self.train_step(images, labels)
             with timer("log"):
                 metrics["loss"].update(losses)
-                metrics["top1"].update(logits, targets)
+                # MixUp's targets are label mixtures: the accuracy counts the larger share.
+                metrics["top1"].update(logits, targets.argmax(-1) if targets.ndim > 1 else targets)
                 self.step += 1
                 progress.update()
                 checkpoint = every is not None and self.step % every == 0 and step < steps

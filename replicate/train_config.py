@@ -12,8 +12,10 @@
 Every setting resolves in `resolve_config`, the first given of: the option; the recipe
 (`replicate.recipes`, Appendix B); the dataset (`replicate.data`); the model's default. The run
 prints each setting with its source, and writes both to `--out/config.json`, which `--resume`
-reads back. The image size, for one, is --image-size, else 384 for a pretrained ViT (the finetune
-recipe, Table 4), else the dataset's (32 for digits), else the model's (224 for a ViT).
+reads back. The recipe is --recipe, else the model family's (`vit.registry.DefaultRecipes`: a ViT's
+scratch / finetune, a ResNet's bit-scratch / finetune). The image size is --image-size, else
+BiT-HyperRule's crop, else 384 for a pretrained ViT (the finetune recipe, Table 4), else the
+dataset's (32 for digits), else the model's (224 for a ViT).
 """
 
 from __future__ import annotations
@@ -36,10 +38,17 @@ from replicate.cli_errors import (
     non_negative_int,
     positive_int,
 )
-from replicate.data import DATASETS, DEFAULT_DATA_DIR, IMAGEFOLDER, DatasetSpec, get_dataset_spec
+from replicate.data import (
+    DATASETS,
+    DEFAULT_DATA_DIR,
+    IMAGEFOLDER,
+    DatasetSpec,
+    get_dataset_spec,
+    load_splits,
+)
 from replicate.ema import check_decay
 from replicate.loader import Placement, default_workers
-from replicate.recipes import RECIPES, Recipe
+from replicate.recipes import RECIPES, HyperRule, Recipe, bit_hyperrule
 from replicate.resolution import check_resolution, nearest_multiple, patch_size
 from replicate.run_log import CONFIG
 from replicate.runtime import Precision, default_precision
@@ -80,8 +89,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
-        recipe = config["recipe"]
-        return cls(**{**config, "recipe": Recipe(**{**recipe, "betas": tuple(recipe["betas"])})})
+        recipe = {k: tuple(v) if isinstance(v, list) else v for k, v in config["recipe"].items()}
+        return cls(**{**config, "recipe": Recipe(**recipe)})
 
 
 # Options that change where or how fast a run goes but not what it computes: --resume accepts
@@ -134,13 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--recipe",
         choices=list(RECIPES),
-        help="Appendix B presets: scratch (Table 3's ImageNet row: AdamW, wd 0.3, warm-up + "
-        "cosine, clip 1, dropout 0.1), scratch-in21k / scratch-jft (Table 3's ImageNet-21k / "
+        help="the paper's (Appendix B): scratch (Table 3's ImageNet row: AdamW, wd 0.3, warm-up "
+        "+ cosine, clip 1, dropout 0.1), scratch-in21k / scratch-jft (Table 3's ImageNet-21k / "
         "JFT-300M rows), finetune (Table 4: SGD momentum 0.9, batch 512, cosine, clip 1, new "
         "zero-init head, 384px for ViTs), feature-extract (finetune on the head only, backbone "
         "frozen), masked-patch (App. B.1.2: self-supervised pre-training of a ViT, labels "
-        "unread, Adam 2e-4; its accuracy is the masked patches' colour accuracy); default "
-        "finetune with --pretrained, else scratch",
+        "unread, Adam 2e-4; its accuracy is the masked patches' colour accuracy); the "
+        "baselines' own: course (TinyVGG: Adam 1e-3, constant), course-transfer (course on a "
+        "new head, backbone frozen), bit-scratch (SGD 0.9, lr 0.1 x batch/256, wd 5e-4, "
+        "cosine), bit-hyperrule (BiT: SGD 0.9, lr 0.003, batch 512, steps, resolution and MixUp "
+        "by dataset size, 10x drops at 30/60/90%%; the option for a pretrained bit_*, whose "
+        "default is finetune as the paper's ResNets). Default: the model's own, from scratch / "
+        "with --pretrained: " + default_recipes_help(),
     )
     length = p.add_mutually_exclusive_group()
     length.add_argument(
@@ -175,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--weight-decay",
         type=non_negative_float,
-        help="decoupled weight decay (default: the recipe's)",
+        help="weight decay, decoupled for AdamW (default: the recipe's)",
     )
     add(
         "--warmup-steps",
@@ -195,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-size",
         type=positive_int,
         metavar="S",
-        help="training resolution, a multiple of a ViT's patch size (default: 384 for a "
+        help="training resolution, a multiple of a ViT's patch size (default: BiT-HyperRule's "
+        "crop, 128 or 384; 384 for a "
         "pretrained ViT, rounded to the nearest multiple of the patch size: 378 for /14; else "
         "the dataset's, e.g. 32 for digits, else the model's, e.g. 224 for a ViT, 64 for TinyVGG)",
     )
@@ -311,34 +326,51 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     entry = models.get_model_entry(variant)  # fails early on an unknown name
     name, sources["dataset"] = first_given((args.dataset, "--dataset"), ("digits", DEFAULT))
     spec = get_dataset_spec(name)
+    data_dir = args.data_dir or DEFAULT_DATA_DIR
+    defaults = entry.default_recipes  # the model family's own (`vit.registry.DefaultRecipes`)
     recipe_name, sources["recipe"] = first_given(
         (args.recipe, "--recipe"),
-        ("finetune", "--pretrained") if args.pretrained else ("scratch", DEFAULT),
+        (defaults.pretrained, f"model {entry.name}, --pretrained")
+        if args.pretrained
+        else (defaults.scratch, f"model {entry.name}"),
     )
     recipe = RECIPES[recipe_name]
+    rule = bit_hyperrule(*training_set_shape(spec, data_dir)) if recipe.by_dataset_size else None
+    if rule:
+        recipe = rule.apply(recipe)
     changes = {f: v for f in RECIPE_OPTIONS if (v := getattr(args, f)) is not None}
     recipe = replace(recipe, **changes, warmup_capped=args.warmup_steps is None)
     for option in RECIPE_OPTIONS:
         sources[option] = option_name(option) if option in changes else f"recipe {recipe.name}"
     model_overrides = dict(parse_model_arg(a) for a in args.model_arg or ())
     patch = patch_size(variant, model_overrides)
-    image_size, sources["image_size"] = resolve_image_size(args, entry, spec, recipe, patch)
+    image_size, sources["image_size"] = resolve_image_size(args, entry, spec, recipe, patch, rule)
     batch_size, sources["batch_size"] = first_given(
         (args.batch_size, "--batch-size"),
         (recipe.batch_size, f"recipe {recipe.name}"),
         (spec.batch_size, f"dataset {spec.name}"),
     )
+    if recipe.reference_batch and args.lr is None:  # linear scaling (Goyal et al. 2017)
+        recipe = replace(recipe, lr=recipe.lr * batch_size / recipe.reference_batch)
+        sources["lr"] += f", x batch/{recipe.reference_batch}"
     epochs, steps = args.epochs, args.steps
     sources["length"] = "--epochs" if epochs else "--steps"
     if epochs is None and steps is None:
-        steps = spec.finetune_steps if args.pretrained and recipe.name != "scratch" else None
+        if rule:
+            steps = rule.steps
+        elif args.pretrained and recipe.paper_finetune_steps:
+            steps = spec.finetune_steps
         epochs = None if steps else spec.epochs
-        sources["length"] = f"dataset {spec.name}" + (" (Table 4 steps)" if steps else "")
+        sources["length"] = (
+            f"recipe {recipe.name}, by the training set's size"
+            if rule
+            else f"dataset {spec.name}" + (" (Table 4 steps)" if steps else "")
+        )
     dataset = spec.name.replace(IMAGEFOLDER, "imagefolder-").rstrip("/").replace("/", "-")
     return TrainConfig(
         variant=variant,
         dataset=spec.name,
-        data_dir=args.data_dir or DEFAULT_DATA_DIR,
+        data_dir=data_dir,
         pretrained=args.pretrained,
         recipe=recipe,
         model_overrides=model_overrides,
@@ -391,17 +423,20 @@ def resolve_image_size(
     spec: DatasetSpec,
     recipe: Recipe,
     patch: int | None,
+    rule: HyperRule | None = None,
 ) -> tuple[int, str]:
-    """The training resolution, the first of its four sources: --image-size; the recipe's for a
-    pretrained ViT (finetune: 384, Appendix B.1.1, rounded to a multiple of the patch size by
-    `replicate.resolution`: 378 for /14); the dataset's (e.g. 32 for digits); the model's
-    default (224 for a ViT, 64 for TinyVGG)."""
+    """The training resolution, the first of its five sources: --image-size; BiT-HyperRule's
+    crop for the training images (128 or 384); the recipe's for a pretrained ViT (finetune: 384,
+    Appendix B.1.1, rounded to a multiple of the patch size by `replicate.resolution`: 378 for
+    /14); the dataset's (e.g. 32 for digits); the model's default (224 for a ViT, 64 for
+    TinyVGG)."""
     pretrained_vit = args.pretrained and entry.family == "vit" and recipe.image_size
     finetune_size = None
     if pretrained_vit:
         finetune_size = nearest_multiple(recipe.image_size, patch) if patch else recipe.image_size
     return first_given(
         (args.image_size, "--image-size"),
+        (rule.image_size if rule else None, f"recipe {recipe.name}, by the images' size"),
         (finetune_size, f"recipe {recipe.name}, pretrained ViT"),
         (spec.image_size, f"dataset {spec.name}"),
         (entry.default_image_size, f"model {entry.name}"),
@@ -442,6 +477,23 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
         )
     changes = {k: v for k in RESUMABLE_OPTIONS if (v := getattr(args, k)) is not None}
     return replace(config, **changes, out=args.out)  # the run is where it is now
+
+
+def default_recipes_help() -> str:
+    """The registry's default recipes, grouped: "vit_b16, vit_b32: scratch / finetune; ..."."""
+    groups: dict[str, list[str]] = {}
+    for name in models.list_models():
+        recipes = models.get_model_entry(name).default_recipes
+        groups.setdefault(f"{recipes.scratch} / {recipes.pretrained}", []).append(name)
+    return "; ".join(f"{', '.join(names)}: {recipes}" for recipes, names in groups.items())
+
+
+def training_set_shape(spec: DatasetSpec, data_dir: str) -> tuple[int, int]:
+    """The number of training images and the pixel area of the first: what BiT-HyperRule reads."""
+    train = load_splits(spec, Path(data_dir)).train
+    image = train[0][0]
+    height, width = image.shape[-2:] if isinstance(image, torch.Tensor) else image.size[::-1]
+    return len(train), height * width
 
 
 def parse_model_arg(text: str) -> tuple[str, Any]:

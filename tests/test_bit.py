@@ -13,8 +13,9 @@ import torch
 from safetensors.torch import save_file
 
 from baselines.bit import VARIANTS
-from replicate.models import create_model
-from vit.pretrained import INCEPTION_MEAN, WeightsUnavailableError
+from replicate.models import create_model, default_weights
+from vit.data_config import INCEPTION_MEAN
+from vit.pretrained import WeightsUnavailableError
 
 SIZE = 64  # a ResNet-50 forward pass at 64x64 takes a fraction of a second on a CPU
 
@@ -46,7 +47,7 @@ def test_bit_r50x1_counts() -> None:
 def test_replace_head_is_zero_initialised() -> None:
     model = create_model("bit_r50x1", num_classes=1000).to(torch.float64).eval()
     model.replace_head(7)
-    assert model.head.fc.out_channels == 7 and model.head.fc.weight.dtype == torch.float64
+    assert model.num_classes == 7 and model.head.fc.weight.dtype == torch.float64
     assert not model.head.fc.weight.any() and not model.head.fc.bias.any()
     with torch.no_grad():
         assert not model(torch.randn(1, 3, 32, 32, dtype=torch.float64)).any()
@@ -108,7 +109,8 @@ def assert_same_logits(reference: torch.nn.Module, ours: torch.nn.Module) -> Non
 def test_weights_give_timm_logits(reference, reference_files, layout: str) -> None:
     ours = create_model("bit_r50x1", num_classes=5, pretrained=reference_files[layout])
     assert ours.pretrained_info.layout == layout
-    assert ours.pretrained_info.mean == INCEPTION_MEAN  # BiT takes pixels in [-1, 1]
+    assert ours.pretrained_cfg["mean"] == INCEPTION_MEAN  # BiT takes pixels in [-1, 1]
+    assert ours.pretrained_cfg["input_size"] == (3, 224, 224)
     assert_same_logits(reference, ours)
 
 
@@ -136,7 +138,7 @@ def test_small_stem_keeps_the_resolution_and_round_trips(reference, tmp_path: Pa
         metadata={"mean": json.dumps([0.1, 0.2, 0.3]), "std": json.dumps([1, 1, 1])},
     )
     loaded = create_model("bit_r50x1", num_classes=4, stem="small", pretrained=str(path))
-    assert loaded.pretrained_info.mean == (0.1, 0.2, 0.3)
+    assert loaded.pretrained_cfg["mean"] == (0.1, 0.2, 0.3)
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(images), trained(images))
     with pytest.raises(ValueError, match="does not fit resnetv2_50x1_bit with stem='imagenet'"):
@@ -161,7 +163,8 @@ def test_timm_download_offline_fails_at_once(monkeypatch: pytest.MonkeyPatch) ->
     def refuse(*args, **kwargs):
         raise OSError("[Errno -2] Name or service not known")
 
+    assert default_weights("bit_r50x1") == "timm:resnetv2_50x1_bit.goog_in21k"  # BiT-M
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
     monkeypatch.setattr(socket, "create_connection", refuse)
     with pytest.raises(WeightsUnavailableError, match="cannot reach huggingface.co.*pass its path"):
-        create_model("bit_r50x1", pretrained="timm:resnetv2_50x1_bit.goog_in21k")
+        create_model("bit_r50x1", pretrained=default_weights("bit_r50x1"))

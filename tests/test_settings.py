@@ -32,7 +32,7 @@ def test_every_setting_records_its_source() -> None:
     assert config.sources == {
         "variant": "default",
         "dataset": "--dataset",
-        "recipe": "--pretrained",
+        "recipe": "model vit_b16, --pretrained",
         "lr": "--lr",
         **dict.fromkeys(
             ["weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout"], "recipe finetune"

@@ -1,0 +1,143 @@
+"""Each model family's own recipe: the registry's defaults, BiT-HyperRule by dataset size, the
+step and constant schedules, and MixUp on device batches."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from replicate import models
+from replicate import train as train_module
+from replicate.mixup import mixup
+from replicate.recipes import RECIPES, bit_hyperrule, lr_factor
+from replicate.train_config import TrainConfig, build_parser, resolve_config
+
+
+def resolve(*argv: str) -> TrainConfig:
+    return resolve_config(build_parser().parse_args(list(argv)))
+
+
+def test_every_model_names_recipes_that_exist() -> None:
+    for name in models.list_models():
+        defaults = models.get_model_entry(name).default_recipes
+        assert {defaults.scratch, defaults.pretrained} <= set(RECIPES), name
+
+
+def test_tinyvgg_trains_as_the_course_does() -> None:
+    recipe = resolve("--variant", "tinyvgg").recipe
+    assert recipe.name == "course"
+    assert (recipe.optimizer, recipe.lr, recipe.weight_decay) == ("adam", 1e-3, 0.0)
+    assert (recipe.schedule, recipe.warmup_steps, recipe.grad_clip) == ("constant", 0, None)
+    assert all(lr_factor(s, warmup=0, total=100, schedule="constant") == 1 for s in range(100))
+
+
+def test_efficientnet_transfers_as_the_course_does() -> None:
+    recipe = resolve("--variant", "effnet_b0", "--pretrained", "torchvision:IMAGENET1K_V1").recipe
+    assert recipe.name == "course-transfer" and recipe.optimizer == "adam" and recipe.lr == 1e-3
+    assert recipe.freeze_backbone and recipe.new_head
+
+
+def test_vits_keep_the_papers_recipes() -> None:
+    assert resolve("--variant", "vit_ti16").recipe.name == "scratch"
+    assert resolve("--variant", "vit_ti16", "--pretrained", "x.pth").recipe.name == "finetune"
+
+
+def test_bit_from_scratch_scales_the_learning_rate_with_the_batch() -> None:
+    config = resolve("--variant", "bit_r50x1", "--batch-size", "64")
+    assert config.recipe.name == "bit-scratch" and config.recipe.optimizer == "sgd"
+    assert config.recipe.lr == pytest.approx(0.1 * 64 / 256)
+    assert config.sources["lr"] == "recipe bit-scratch, x batch/256"
+    assert config.sources["recipe"] == "model bit_r50x1"
+    assert resolve("--variant", "bit_r50x1", "--lr", "0.2").recipe.lr == 0.2  # as given
+
+
+def test_bit_hyperrule_follows_the_dataset_size() -> None:
+    """bit_hyperrule.py of google-research/big_transfer: schedule, MixUp and resolution."""
+    small = bit_hyperrule(10_000, 32 * 32)
+    assert (small.steps, small.warmup_steps, small.mixup_alpha) == (500, 100, 0.0)
+    assert (small.resize, small.image_size) == (160, 128)
+    assert small.decay_at == (0.4, 0.6, 0.8)  # 200, 300, 400 of 500 steps
+    medium = bit_hyperrule(50_000, 32 * 32)  # CIFAR-10
+    assert (medium.steps, medium.warmup_steps, medium.mixup_alpha) == (10_000, 500, 0.1)
+    assert medium.decay_at == (0.3, 0.6, 0.9)
+    large = bit_hyperrule(1_281_167, 224 * 224)  # ImageNet
+    assert (large.steps, large.resize, large.image_size) == (20_000, 448, 384)
+
+
+def test_bit_fine_tunes_with_the_papers_recipe_by_default() -> None:
+    """The paper fine-tunes its ResNets with the ViT setup (issue 14): Table 4's finetune."""
+    config = resolve("--variant", "bit_r50x1", "--pretrained", "x.pth")
+    assert config.recipe.name == "finetune"
+    assert config.sources["recipe"] == "model bit_r50x1, --pretrained"
+    # The dataset's resolution: Table 4's 384 is the ViTs' (their position embeddings resized).
+    assert (config.image_size, config.sources["image_size"]) == (32, "dataset digits")
+
+
+def test_bit_hyperrule_on_digits_from_the_command_line() -> None:
+    """1,437 training digits of 8x8: the small-data rule; options still override it."""
+    argv = ("--variant", "bit_r50x1", "--pretrained", "x.pth", "--recipe", "bit-hyperrule")
+    config = resolve(*argv)
+    recipe = config.recipe
+    assert recipe.name == "bit-hyperrule" and (recipe.optimizer, recipe.momentum) == ("sgd", 0.9)
+    assert (recipe.lr, config.batch_size, config.steps, config.image_size) == (0.003, 512, 500, 128)
+    assert (recipe.warmup_steps, recipe.mixup_alpha) == (100, 0.0)
+    assert recipe.crop_scale == pytest.approx((0.64, 0.64))  # a 128 crop of a 160 image
+    assert recipe.new_head
+    assert TrainConfig.from_dict(asdict(config)) == config  # config.json round trip
+    assert config.sources["image_size"] == "recipe bit-hyperrule, by the images' size"
+    assert config.sources["batch_size"] == "recipe bit-hyperrule"
+    assert config.sources["length"] == "recipe bit-hyperrule, by the training set's size"
+    given = resolve("--variant", "bit_r50x1", "--recipe", "bit-hyperrule", "--steps", "7",
+                    "--image-size", "32", "--batch-size", "16")  # fmt: skip
+    assert (given.steps, given.image_size, given.batch_size) == (7, 32, 16)
+
+
+def test_step_schedule_drops_tenfold_as_the_reference() -> None:
+    """big_transfer's get_lr: warm-up over 100 steps, then / 10 after 200, 300 and 400 of 500."""
+    factor = [
+        lr_factor(s, warmup=100, total=500, schedule="step", decay_at=(0.4, 0.6, 0.8))
+        for s in range(500)
+    ]
+    assert factor[49] == pytest.approx(0.5) and factor[100] == factor[200] == 1.0
+    assert factor[201] == pytest.approx(0.1) and factor[301] == pytest.approx(0.01)
+    assert factor[499] == pytest.approx(0.001)
+
+
+def test_mixup_mixes_images_and_labels_alike() -> None:
+    labels = torch.arange(6)
+    images = labels.float().view(6, 1, 1, 1).expand(6, 3, 4, 4)  # image i holds the value i
+    generator = torch.Generator().manual_seed(0)
+    mixed, targets = mixup(images, labels, 6, alpha=0.4, generator=generator)
+    assert targets.shape == (6, 6) and torch.allclose(targets.sum(1), torch.ones(6))
+    assert torch.allclose(mixed[:, 0, 0, 0], targets @ labels.float())  # same λ, same pairs
+    assert not torch.equal(mixed, images)
+    again = mixup(images, labels, 6, alpha=0.4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], mixed)  # the seeded generator decides everything
+    assert mixup(images, labels, 6, alpha=0.0, generator=generator) == (images, labels)
+    # Cross-entropy against the mixed targets is MixUp's λ CE(y) + (1 - λ) CE(y[perm]).
+    logits = torch.randn(6, 6)
+    lam, pair = targets.max(1).values, targets.argsort(1)[:, -2]
+    expected = lam * F.cross_entropy(logits, labels, reduction="none") + (
+        1 - lam
+    ) * F.cross_entropy(logits, pair, reduction="none")
+    torch.testing.assert_close(F.cross_entropy(logits, targets, reduction="none"), expected)
+
+
+def test_trainer_applies_mixup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = resolve("--variant", "tinyvgg", "--image-size", "16", "--steps", "2", "--workers",
+                     "0", "--model-arg", "hidden_units=4", "--out", str(tmp_path))  # fmt: skip
+    config = replace(config, recipe=replace(config.recipe, mixup_alpha=0.2))
+    seen = []
+    step = train_module.Trainer.train_step
+
+    def record(trainer, images, targets):
+        seen.append(targets)
+        return step(trainer, images, targets)
+
+    monkeypatch.setattr(train_module.Trainer, "train_step", record)
+    train_module.train(config)
+    assert len(seen) == 2 and all(t.shape == (128, 10) and t.dtype.is_floating_point for t in seen)
