@@ -8,3 +8,7 @@ class DataError(ValueError):
 
 class DivergedError(RuntimeError):
     """The loss stopped being finite."""
+
+
+class Unavailable(ValueError):
+    """Asked for what this machine lacks: a library, or a GPU that can run it."""

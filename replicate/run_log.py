@@ -13,9 +13,13 @@ Only rank 0 writes; on the other ranks a `RunLog` is built with `enabled=False` 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
@@ -40,11 +44,48 @@ class EpochRecord:
     # epoch that was not evaluated (--final-eval-only)
     evaluation: dict[str, float]
     skipped_images: int = 0  # unreadable images met so far (named in the run's warnings)
+    phase_s: dict[str, float] = field(default_factory=dict)  # `PhaseTimer.seconds` of the epoch
 
     def to_json(self) -> dict[str, Any]:
         """One flat object: the evaluation's keys beside the others."""
         fields = asdict(self)
         return {**fields, **fields.pop("evaluation")}
+
+
+T = TypeVar("T")
+
+
+class PhaseTimer:
+    """Where a training epoch's wall time goes, on the host: "data" (waiting for the next batch),
+    "step" (augmentation, forward, backward, optimiser), "log" (metrics, which sync the
+    device), "eval", and "checkpoint" for the saves of `--checkpoint-every`. It adds no device
+    syncs: work the host queues in one phase is paid where the host next waits for the device,
+    so a GPU-bound loop shows its time under "step" and "log", a loop starved by its data under
+    "data"."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - start
+
+    def iterate(self, items: Iterable[T], phase: str = "data") -> Iterator[T]:
+        """`items`, with the time spent waiting for each counted under `phase`."""
+        iterator = iter(items)
+        while True:
+            with self(phase):
+                item = next(iterator, _END)
+            if item is _END:
+                return
+            yield item
+
+
+_END = object()
 
 
 def evaluation_fields(split: str, loss: float, top1: float, top5: float, prefix: str = "") -> dict:

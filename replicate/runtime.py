@@ -25,9 +25,18 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from replicate.batch_norm import synchronise_batch_norm
+from replicate.errors import Unavailable
 
-Precision = Literal["bf16", "fp16", "fp32"]
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+Precision = Literal["bf16", "fp16", "fp32", "fp8"]
+# The dtype the matrix products run in under each precision; fp8 runs torchao's float8 linear
+# layers (`float8_training`) inside bf16 autocast, for the products they do not take.
+COMPUTE_DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+    "fp8": torch.bfloat16,
+}
+FLOAT8_CAPABILITY = (8, 9)  # Ada and Hopper: the first GPUs with float8 tensor cores
 T = TypeVar("T")
 
 
@@ -101,8 +110,7 @@ class Runtime:
         return self.world_size > 1
 
     def autocast(self) -> AbstractContextManager:
-        dtype = AUTOCAST_DTYPES.get(self.precision)
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+        return autocast(self.device, self.precision)
 
     def grad_scaler(self) -> torch.amp.GradScaler:
         """Loss scaling for fp16 only; disabled, it passes everything through unchanged."""
@@ -132,6 +140,36 @@ class Runtime:
     def close(self) -> None:
         if self.distributed:
             dist.destroy_process_group()
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """Mixed precision: matrix products in the precision's dtype, reductions kept in fp32."""
+    dtype = COMPUTE_DTYPES[precision]
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def float8_training(model: nn.Module) -> nn.Module:
+    """`--precision fp8`: torchao swaps the model's linear layers for float8 ones in place
+    (e4m3 inputs and weights with dynamic per-tensor scales, e5m2 gradients), leaving out those
+    whose sizes are not multiples of 16, which the float8 matrix product cannot take. It pays
+    under torch.compile, which fuses the casts into the neighbouring kernels."""
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability() < FLOAT8_CAPABILITY:
+        raise Unavailable(
+            "--precision fp8 needs an NVIDIA GPU with float8 tensor cores (compute capability "
+            "8.9 or later: H100, H200, L4, RTX 4090); use bf16 here"
+        )
+    try:
+        from torchao.float8 import convert_to_float8_training
+    except ImportError as error:
+        raise Unavailable(
+            "--precision fp8 needs torchao (pip install torchao, the version built for this torch)"
+        ) from error
+    return convert_to_float8_training(model, module_filter_fn=_float8_sized)
+
+
+def _float8_sized(module: nn.Module, name: str) -> bool:
+    sizes = (module.in_features, module.out_features) if isinstance(module, nn.Linear) else (1,)
+    return all(size % 16 == 0 for size in sizes)
 
 
 def seed_everything(seed: int) -> None:

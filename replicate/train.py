@@ -54,8 +54,8 @@ from replicate.metrics import accuracy_metrics
 from replicate.mixup import mixup
 from replicate.objectives import objective_for, pretraining_model
 from replicate.recipes import build_optimizer, build_scheduler
-from replicate.run_log import EpochRecord, RunLog, evaluation_fields
-from replicate.runtime import Runtime, seed_everything
+from replicate.run_log import EpochRecord, PhaseTimer, RunLog, evaluation_fields
+from replicate.runtime import Runtime, float8_training, seed_everything
 from replicate.subsets import eval_split_name, protocol_splits
 from replicate.train_config import TrainConfig, build_parser, resolve_config, settings_table
 from vit import ViTConfig
@@ -86,6 +86,12 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     if config.recipe.freeze_backbone:
         model.requires_grad_(False)
         model.head.requires_grad_(True)
+    if config.grad_checkpointing:
+        if not hasattr(model, "set_grad_checkpointing"):
+            raise ValueError(f"--grad-checkpointing: {config.variant} has no encoder blocks")
+        model.set_grad_checkpointing(True)
+    if config.precision == "fp8":
+        float8_training(model)  # the linear layers, in place: the same parameters and keys
     return pretraining_model(config.recipe.objective, model)  # masked patch: a predictor around it
 
 
@@ -214,16 +220,19 @@ class Trainer:
         with progress:
             while self.epoch < self.epochs:
                 progress.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
-                train_loss, train_acc, images_per_s = self.train_epoch(progress)
+                timer = PhaseTimer()
+                train_loss, train_acc, images_per_s = self.train_epoch(progress, timer)
                 evaluated = not self.config.final_eval_only or self.epoch + 1 == self.epochs
                 evaluation = {}
                 if evaluated:
-                    test = self.evaluate(self.model)
+                    with timer("eval"):
+                        test = self.evaluate(self.model)
                     if not math.isfinite(test.loss):
                         raise self.diverged(f"the {self.eval_split} loss is {test.loss}")
                     evaluation = evaluation_fields(self.eval_split, test.loss, test.top1, test.top5)
                     if self.ema is not None:
-                        ema = self.evaluate(self.ema.module)
+                        with timer("eval"):
+                            ema = self.evaluate(self.ema.module)
                         evaluation |= evaluation_fields(
                             self.eval_split, ema.loss, ema.top1, ema.top5, prefix="ema_"
                         )
@@ -240,6 +249,7 @@ class Trainer:
                     train_images=len(self.train_images),
                     eval_split=self.eval_split,
                     evaluation=evaluation,
+                    phase_s=dict(timer.seconds),
                 )
                 self.log.epoch(record)  # before the checkpoint: a resumed run drops what follows
                 self.save_checkpoint()
@@ -250,10 +260,11 @@ class Trainer:
         self.log.close()
         return self.model
 
-    def train_epoch(self, progress: tqdm) -> tuple[float, float, float]:
+    def train_epoch(self, progress: tqdm, timer: PhaseTimer) -> tuple[float, float, float]:
         """One pass (or what is left of it after a resume, or of the step budget); returns the
         mean loss and accuracy of the steps it ran and the throughput in images per second over
-        all ranks. Checkpoints every `--checkpoint-every` steps on the way."""
+        all ranks; `timer` adds up where the time went. Checkpoints every `--checkpoint-every`
+        steps on the way."""
         self._train_mode()
         metrics = accuracy_metrics(self.objective.num_classes, self.runtime.device)
         done = self.step - self.epoch * self.steps_per_epoch  # steps run before a resume
@@ -270,28 +281,32 @@ class Trainer:
         every = self.config.checkpoint_every
         start = time.perf_counter()
         batches = self.train_images.batches(indices[window], self.local_batch, crops)
-        for step, (images, labels) in enumerate(batches, start=1):
-            # BiT-HyperRule's MixUp (a no-op for the other recipes): one λ per optimiser step,
-            # drawn from (seed, step), so a run resumed mid-epoch mixes as it would have.
-            images, labels = mixup(
-                self.augmentation.normalise(images),
-                labels,
-                len(self.classes),
-                self.recipe.mixup_alpha,
-                torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step),
-            )
-            logits, targets, losses = self.train_step(images, labels)
-            metrics["loss"].update(losses)
-            # MixUp's targets are label mixtures: the accuracy counts the larger share.
-            metrics["top1"].update(logits, targets.argmax(-1) if targets.ndim > 1 else targets)
-            self.step += 1
-            progress.update()
-            checkpoint = every is not None and self.step % every == 0 and step < steps
-            if self.step % self.config.log_every == 0 or checkpoint:
-                self._report(metrics, progress)  # also stops a diverged run before it saves
+        for step, (images, labels) in enumerate(timer.iterate(batches), start=1):
+            with timer("step"):
+                # BiT-HyperRule's MixUp (a no-op for the other recipes): one λ per optimiser
+                # step, drawn from (seed, step), so a run resumed mid-epoch mixes as it would have.
+                images, labels = mixup(
+                    self.augmentation.normalise(images),
+                    labels,
+                    len(self.classes),
+                    self.recipe.mixup_alpha,
+                    torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step),
+                )
+                logits, targets, losses = self.train_step(images, labels)
+            with timer("log"):
+                metrics["loss"].update(losses)
+                # MixUp's targets are label mixtures: the accuracy counts the larger share.
+                metrics["top1"].update(logits, targets.argmax(-1) if targets.ndim > 1 else targets)
+                self.step += 1
+                progress.update()
+                checkpoint = every is not None and self.step % every == 0 and step < steps
+                if self.step % self.config.log_every == 0 or checkpoint:
+                    self._report(metrics, progress)  # also stops a diverged run before it saves
             if checkpoint:  # the epoch's last step is saved by fit(), with the epoch counted
-                self.save_checkpoint()
-        results = self._report(metrics, progress)  # syncs the device, so the timing is right
+                with timer("checkpoint"):
+                    self.save_checkpoint()
+        with timer("log"):
+            results = self._report(metrics, progress)  # syncs the device: the timing is right
         images = steps * self.local_batch * self.runtime.world_size
         return results["loss"], results["top1"], images / (time.perf_counter() - start)
 
@@ -480,7 +495,8 @@ def _summary(record: EpochRecord) -> str:
     evaluation = " ".join(f"{key} {value:.4f}" for key, value in record.evaluation.items())
     return (
         f"epoch {record.epoch}: train loss {record.train_loss:.4f} acc {record.train_acc:.3f} | "
-        f"{evaluation or 'not evaluated'} | {record.images_per_s:.0f} img/s"
+        f"{evaluation or 'not evaluated'} | {record.images_per_s:.0f} img/s; time: "
+        + ", ".join(f"{phase} {s:.1f} s" for phase, s in record.phase_s.items())
     )
 
 

@@ -85,6 +85,7 @@ class TrainConfig:
     verify_images: bool = False  # check every image file before training
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     checkpoint_every: int | None = None  # steps between checkpoints within an epoch
+    grad_checkpointing: bool = False  # recompute activations in the backward (ViTs)
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
@@ -102,6 +103,7 @@ RESUMABLE_OPTIONS = (
     "verify_images",
     "micro_batch",
     "checkpoint_every",
+    "grad_checkpointing",
 )
 
 
@@ -250,10 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--precision",
-        choices=["bf16", "fp16", "fp32"],
-        help="autocast dtype (fp16 with loss scaling); default bf16 on a GPU, fp32 on the CPU",
+        choices=["bf16", "fp16", "fp32", "fp8"],
+        help="autocast dtype (fp16 with loss scaling; fp8: torchao's float8 linear layers in "
+        "bf16 autocast, on an H100-class GPU); default bf16 on a GPU, fp32 on the CPU",
     )
     add("--compile", action="store_true", default=None, help="wrap the model in torch.compile")
+    add(
+        "--grad-checkpointing",
+        action="store_true",
+        default=None,
+        help="recompute each encoder block's activations in the backward pass: less memory, "
+        "about a third more compute (ViTs)",
+    )
     add(
         "--seed",
         type=int,
@@ -267,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="continue the run in --out (wherever it is now) from its last checkpoint, with "
         "its config.json; only --data-dir, --workers, --data-placement, --log-every, "
-        "--verify-images and --checkpoint-every may be given again",
+        "--verify-images, --checkpoint-every and --grad-checkpointing may be given again",
     )
     add(
         "--data-placement",
@@ -332,7 +342,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     recipe = replace(recipe, **changes, warmup_capped=args.warmup_steps is None)
     for option in RECIPE_OPTIONS:
         sources[option] = option_name(option) if option in changes else f"recipe {recipe.name}"
-    model_overrides = dict(_parse_model_arg(a) for a in args.model_arg or ())
+    model_overrides = dict(parse_model_arg(a) for a in args.model_arg or ())
     patch = patch_size(variant, model_overrides)
     image_size, sources["image_size"] = resolve_image_size(args, entry, spec, recipe, patch, rule)
     batch_size, sources["batch_size"] = first_given(
@@ -383,6 +393,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         train_fraction=args.train_fraction if args.train_fraction is not None else 1.0,
         ema=check_decay(args.ema) if args.ema is not None else None,
         final_eval_only=bool(args.final_eval_only),
+        grad_checkpointing=bool(args.grad_checkpointing),
     )
 
 
@@ -485,7 +496,7 @@ def training_set_shape(spec: DatasetSpec, data_dir: str) -> tuple[int, int]:
     return len(train), height * width
 
 
-def _parse_model_arg(text: str) -> tuple[str, Any]:
+def parse_model_arg(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise ValueError(f"--model-arg takes KEY=VALUE, e.g. depth=2; got {text!r}")

@@ -1,43 +1,52 @@
-"""`python -m replicate.bench` (project issue 5), on CPU: end to end, FLOPs, graph breaks."""
+"""`python -m replicate.bench` (project issues 5 and 13), on CPU: end to end, FLOPs, graph
+breaks, the contenders that cannot run here, and the training loop against the bench."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from replicate.bench.__main__ import main, parse_args
-from replicate.bench.graph_breaks import explain
-from replicate.bench.max_batch import largest_fitting, largest_training_batch
+from replicate.bench.contenders import TorchContender
+from replicate.bench.measure import BenchConfig, explain, largest_fitting
 from replicate.flops import forward_flops
 from vit import VisionTransformer, ViTConfig
 
+SMOKE = ["--image-size", "32", "--batch-size", "4", "--steps", "2", "--warmup", "1",
+         "--repeats", "2"]  # fmt: skip
+REPO = Path(__file__).resolve().parents[1]
+OFFICIAL_SRC = REPO / ".official" / "vision_transformer"
+
 
 def test_bench_runs_end_to_end_on_cpu(tmp_path) -> None:
-    main(
-        ["--variant", "vit_ti16", "--image-size", "32", "--batch-size", "4"]
-        + ["--steps", "2", "--warmup", "1", "--repeats", "2", "--out", str(tmp_path)]
-    )
-    report = json.loads((tmp_path / "vit_ti16-cpu-fp32-eager.json").read_text())
+    main(["--variant", "vit_ti16", *SMOKE, "--out", str(tmp_path)])
+    report = json.loads((tmp_path / "vit_ti16-32-cpu-fp32-eager.json").read_text())
     assert report["device"]["type"] == "cpu" and report["versions"]["torch"]
     assert report["matmul_peak_flops"] > 0 and report["forward_flops"] > 0
-    ours, timm, torchvision = report["results"]
+    ours, timm, torchvision, official = report["results"]
     for timed in (ours, timm):
         assert timed["batch_size"] == 4 and timed["params"] == 5_680_552
         for phase in (timed["train"], timed["inference"]):
             assert phase["images_per_s"] > 0 and len(phase["images_per_s_blocks"]) == 2
             assert 0 < phase["mfu"] < 1
     assert "no equivalent of vit_ti16" in torchvision["skipped"]
-    table = (tmp_path / "vit_ti16-cpu-fp32-eager.md").read_text()
+    assert "--official-src" in official["skipped"] or "not installed" in official["skipped"]
+    table = (tmp_path / "vit_ti16-32-cpu-fp32-eager.md").read_text()
     assert "| ours vit_ti16 | 5.7M | 4 |" in table and "timm vit_tiny_patch16_224" in table
 
 
 def test_cli_rejects_unknown_models() -> None:
     with pytest.raises(SystemExit):
         parse_args(["--models", "ours,keras"])
-    config, _ = parse_args(["--models", "ours", "--compile"])
+    config, _ = parse_args(["--models", "ours", "--compile", "--model-arg", "patch_size=4"])
     assert config.models == ("ours",) and config.compile_mode == "default"
+    assert config.model_overrides == {"patch_size": 4}
 
 
 def test_vit_b16_forward_is_17_6_gmacs() -> None:
@@ -70,5 +79,74 @@ def test_largest_fitting_limits() -> None:
 
 
 def test_max_batch_search_needs_a_gpu(tiny_config: ViTConfig) -> None:
+    contender = TorchContender(
+        "ours", VisionTransformer(tiny_config), BenchConfig(), torch.device("cpu"), "fp32"
+    )
     with pytest.raises(ValueError, match="needs a GPU"):
-        largest_training_batch(VisionTransformer(tiny_config), 32, 5, "fp32", start=4)
+        contender.largest_training_batch(start=4)
+
+
+def test_fp8_and_the_official_model_say_why_they_cannot_run(tmp_path: Path) -> None:
+    """fp8 needs a GPU with float8 tensor cores; the official model a checkout (and JAX)."""
+    report = main(["--variant", "vit_ti16", "--precision", "fp8", "--out", str(tmp_path), *SMOKE,
+                   "--official-src", str(tmp_path / "nowhere")])  # fmt: skip
+    reasons = {r.model: r.skipped for r in report.results}
+    assert not torch.cuda.is_available()  # this test is for machines without a GPU
+    for kind in ("ours", "timm"):
+        assert "--precision fp8 needs an NVIDIA GPU" in reasons[kind]
+    assert "official model has no float8 path" in reasons["official"]
+    table = (tmp_path / "vit_ti16-32-cpu-fp8-eager.md").read_text()
+    assert "- ours vit_ti16: skipped (--precision fp8 needs an NVIDIA GPU" in table
+
+
+def test_gradient_checkpointing_in_the_bench(tmp_path: Path) -> None:
+    report = main(["--variant", "vit_b16", "--models", "ours,torchvision", "--grad-checkpointing",
+                   "--model-arg", "depth=1", "--model-arg", "hidden_size=32",
+                   "--model-arg", "num_heads=2", "--model-arg", "mlp_size=64",
+                   *SMOKE, "--out", str(tmp_path)])  # fmt: skip
+    ours, torchvision = report.results
+    assert ours.train.images_per_s > 0 and ours.params < 100_000
+    assert "--model-arg changes our model only" in torchvision.skipped
+    assert (tmp_path / "vit_b16-32-cpu-fp32-eager-checkpointing.json").is_file()
+
+
+@pytest.mark.skipif(
+    not (OFFICIAL_SRC / "vit_jax" / "models_vit.py").is_file(),
+    reason="needs a checkout of google-research/vision_transformer in .official/ (README)",
+)
+def test_official_flax_model_runs(tmp_path: Path) -> None:
+    """In a process of its own: JAX's threads would not survive the DataLoader's later forks."""
+    for package in ("jax", "flax", "optax"):
+        pytest.importorskip(package, reason="needs jax, flax and optax")
+    command = [sys.executable, "-m", "replicate.bench", "--variant", "vit_ti16", "--models",
+               "ours,official", *SMOKE, "--official-src", str(OFFICIAL_SRC),
+               "--out", str(tmp_path)]  # fmt: skip
+    subprocess.run(command, check=True, cwd=REPO, capture_output=True, timeout=600,
+                   env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    report = json.loads((tmp_path / "vit_ti16-32-cpu-fp32-eager.json").read_text())
+    ours, official = report["results"]
+    assert official["skipped"] is None and official["params"] == ours["params"]  # Table 1's
+    assert official["train"]["images_per_s"] > 0 and official["inference"]["images_per_s"] > 0
+
+
+def test_training_loop_against_the_bench(tmp_path: Path) -> None:
+    """--train-run: our model benched with the run's settings, the ratio of the loop's img/s."""
+    from test_train import TINY_VIT
+
+    from replicate.train import main as train
+
+    run = tmp_path / "run"
+    train([*TINY_VIT, "--epochs", "2", "--out", str(run)])
+    report = main(["--train-run", str(run), "--steps", "2", "--warmup", "1", "--repeats", "2",
+                   "--out", str(tmp_path / "bench")])  # fmt: skip
+    (ours,) = report.results
+    assert (ours.batch_size, ours.params, report.config.image_size) == (128, 15_306, 16)
+    assert report.config.model_overrides == {"dropout": 0.1, "patch_size": 8, "depth": 1,
+        "hidden_size": 32, "num_heads": 2, "mlp_size": 64}  # fmt: skip
+    loop = report.train_loop
+    logged = [json.loads(line)["images_per_s"] for line in (run / "metrics.jsonl").open()]
+    assert loop.images_per_s == logged[1] and loop.epochs_images_per_s == tuple(logged)
+    assert loop.ratio == loop.images_per_s / ours.train.images_per_s
+    assert set(loop.phase_s) == {"data", "step", "log", "eval"}
+    table = next((tmp_path / "bench").glob("vit_ti16-16-cpu-fp32-eager-trainloop-run.md"))
+    assert f"**{loop.ratio:.0%}**" in table.read_text()

@@ -2,7 +2,7 @@
 
 import torch
 
-from vit import ViTConfig
+from vit import VisionTransformer, ViTConfig
 from vit.encoder import EncoderBlock
 from vit.mlp import MLP
 
@@ -58,3 +58,29 @@ def test_mlp_gelu_can_be_flax_tanh_approximation(tiny_config: ViTConfig) -> None
 def test_mlp_dropout_after_every_dense_layer(tiny_config: ViTConfig) -> None:
     mlp = MLP(tiny_config.replace(dropout=0.1))
     assert [m.p for m in (mlp.drop1, mlp.drop2)] == [0.1, 0.1]
+
+
+def test_gradient_checkpointing_recomputes_blocks_with_the_same_loss_and_gradients(
+    tiny_config: ViTConfig,
+) -> None:
+    """set_grad_checkpointing: each block runs again in the backward pass (non-reentrant
+    torch.utils.checkpoint), with the same dropout masks, so nothing the optimiser sees changes."""
+    config = tiny_config.replace(dropout=0.2)
+    images, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    results = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = VisionTransformer(config).train()
+        torch.nn.init.normal_(model.head.classifier.weight)  # zero-initialised: no gradient flow
+        model.set_grad_checkpointing(checkpointing)
+        calls, mlp = [], model.encoder.layers[0].mlp
+        mlp.forward = lambda x, forward=mlp.forward: calls.append(1) or forward(x)  # noqa: B023
+        torch.manual_seed(1)  # the same dropout masks for both
+        loss = torch.nn.functional.cross_entropy(model(images), labels)
+        loss.backward()
+        results.append((loss, {n: p.grad for n, p in model.named_parameters()}, len(calls)))
+    (plain_loss, plain_grads, plain_calls), (loss, grads, calls) = results
+    assert (plain_calls, calls) == (1, 2)  # the forward, then its recomputation
+    torch.testing.assert_close(loss, plain_loss, rtol=0, atol=0)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-6, atol=1e-7, msg=name)

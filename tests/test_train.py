@@ -120,6 +120,8 @@ def test_vit_run_writes_every_output_and_its_loss_falls(tmp_path: Path) -> None:
     assert lines[-1]["train_loss"] < lines[0]["train_loss"] < math.log(10)
     assert lines[-1]["test_acc"] > 0.3  # chance is 0.1
     assert all(m["test_top5"] >= m["test_acc"] and m["images_per_s"] > 0 for m in lines)
+    assert all(set(m["phase_s"]) == {"data", "step", "log", "eval"} for m in lines)
+    assert all(0 < m["phase_s"]["step"] < m["wall_time_s"] for m in lines)
     config = json.loads((out / "config.json").read_text())
     assert config["recipe"]["lr"] == 3e-3 and config["model_overrides"]["depth"] == 1
     assert list(out.glob("events.out.tfevents.*"))
@@ -156,7 +158,6 @@ def test_resumed_run_ends_with_the_same_weights(
     # (none here, then one): they depend on the seeds alone, not on the worker count.
     options = ["--epochs", "3", "--lr", "3e-3", "--data-placement", "stream"]
     uninterrupted = run(tmp_path / "a", *options)
-
     interrupt_after_the_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b", *options)
@@ -301,6 +302,13 @@ def test_unknown_variant_and_dataset(capsys) -> None:
     expect_one_line_error(capsys, ["--variant", "tinyvgg", "--model-arg", "depth=2"], "depth")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU may run fp8")
+def test_options_this_machine_or_model_cannot_take(capsys) -> None:
+    expect_one_line_error(capsys, [*TINY_VIT, "--precision", "fp8"], "needs an NVIDIA GPU")
+    tinyvgg = ["--variant", "tinyvgg", "--grad-checkpointing"]
+    expect_one_line_error(capsys, tinyvgg, "tinyvgg has no encoder blocks")
+
+
 def test_empty_and_corrupt_image_folders(tmp_path: Path, capsys) -> None:
     (tmp_path / "empty" / "train").mkdir(parents=True)
     (tmp_path / "empty" / "val").mkdir()
@@ -349,7 +357,7 @@ def test_command_line_exit_status_and_help() -> None:
     bad = subprocess.run([*command, "--dataset", "mnist"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "mnist" in bad.stderr
     with pytest.raises(SystemExit) as usage:  # argparse's own errors exit with 2 as well
-        main(["--precision", "fp8"])
+        main(["--precision", "fp4"])
     assert usage.value.code == 2
     help_text = build_parser().format_help()
     for option in ("--variant", "--dataset", "--data-dir", "--pretrained", "--recipe", "--epochs",

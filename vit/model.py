@@ -107,6 +107,12 @@ class VisionTransformer(nn.Module):
             self.head.pool = pool
         self.replace_head(num_classes)
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each encoder block's activations in the backward pass instead of storing
+        them (torch.utils.checkpoint, non-reentrant): for batches or resolutions that do not
+        fit otherwise, e.g. ViT-H/14 at 518. The interface of timm's models."""
+        self.encoder.grad_checkpointing = enable
+
     def no_weight_decay(self) -> set[str]:
         """Parameter names that take no weight decay: E_pos and x_class (3-D tensors)."""
         names = {"embedding.position_embedding", "embedding.class_token"}

@@ -1,73 +1,118 @@
-"""`python -m replicate.bench`: time this project's ViT against timm's and torchvision's.
+"""`python -m replicate.bench`: time this project's ViT against timm's, torchvision's and the
+official Flax model.
 
     python -m replicate.bench --variant vit_b16                    # eager, bf16 on a GPU
     python -m replicate.bench --variant vit_b16 --compile          # torch.compile, default mode
-    python -m replicate.bench --variant vit_b16 --compile max-autotune --explain
+    python -m replicate.bench --variant vit_b16 --official-src .official/vision_transformer
+    python -m replicate.bench --variant vit_b16 --precision fp8 --compile --models ours,timm
     python -m replicate.bench --variant vit_l16 --find-max-batch --batch-size 64
+    python -m replicate.bench --variant vit_h14 --image-size 518 --grad-checkpointing \\
+        --find-max-batch --batch-size 8
+    python -m replicate.bench --train-run runs/vit_b16-cifar10-...  # the loop against the bench
     python -m replicate.bench --variant vit_ti16 --image-size 32 --batch-size 4 \\
         --steps 2 --warmup 1 --out /tmp/bench                     # a CPU smoke run
     python -m replicate.bench --loader --dataset imagefolder:PATH  # the data loader instead
 
-Writes `<out>/<variant>-<device>-<precision>-<mode>.json` and `.md` (default out: results/bench).
+Writes `<out>/<variant>-<size>-<device>-<precision>-<mode>.json` and `.md` (default out:
+results/bench).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from replicate import loader_bench
 from replicate.bench.contenders import CONTENDERS
-from replicate.bench.report import to_markdown, write_report
-from replicate.bench.runner import BenchConfig, BenchReport, run_bench
-from replicate.cli_errors import ArgumentParser
+from replicate.bench.measure import BenchConfig, run_bench
+from replicate.bench.report import BenchReport, to_markdown, train_loop, write_report
+from replicate.cli_errors import ArgumentParser, positive_int, run_cli
+from replicate.run_log import CONFIG
+from replicate.train_config import TrainConfig, parse_model_arg
 from vit.registry import list_models
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, Path]:
+def build_parser() -> argparse.ArgumentParser:
     defaults = BenchConfig()
     parser = ArgumentParser(
         prog="python -m replicate.bench",
         description="Training and inference throughput, MFU and peak memory of this project's "
-        "ViT beside timm's and torchvision's, in one process on one synthetic batch.",
+        "ViT beside timm's, torchvision's and the official Flax model, in one process on one "
+        "synthetic batch.",
     )
-    parser.add_argument("--variant", default=defaults.variant, choices=list_models("vit"))
-    parser.add_argument(
+    add = parser.add_argument
+    add("--variant", default=defaults.variant, choices=list_models("vit"))
+    add(
         "--models",
         default=",".join(defaults.models),
         type=_contenders,
-        help=f"comma-separated subset of {','.join(CONTENDERS)}",
+        help=f"comma-separated subset of {','.join(CONTENDERS)} (default: all)",
     )
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--image-size", type=int, default=defaults.image_size)
-    parser.add_argument("--num-classes", type=int, default=defaults.num_classes)
-    parser.add_argument(
-        "--precision", choices=["bf16", "fp32"], help="default: bf16 on CUDA, fp32 on CPU"
+    add("--batch-size", type=positive_int, default=defaults.batch_size)
+    add("--image-size", type=positive_int, default=defaults.image_size)
+    add("--num-classes", type=positive_int, default=defaults.num_classes)
+    add(
+        "--precision",
+        choices=["bf16", "fp32", "fp8"],
+        help="default: bf16 on CUDA, fp32 on CPU; fp8: torchao's float8 training (a GPU of "
+        "compute capability 8.9+, best with --compile)",
     )
-    parser.add_argument(
+    add(
         "--compile",
         nargs="?",
         const="default",
         metavar="MODE",
-        help="torch.compile the models; MODE: default, reduce-overhead, max-autotune, "
+        help="torch.compile the PyTorch models; MODE: default, reduce-overhead, max-autotune, "
         "max-autotune-no-cudagraphs (CUDA graphs come with reduce-overhead and max-autotune)",
     )
-    parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed steps")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="steps per block")
-    parser.add_argument("--repeats", type=int, default=defaults.repeats, help="timed blocks")
-    parser.add_argument(
+    add("--warmup", type=positive_int, default=defaults.warmup, help="untimed steps")
+    add("--steps", type=positive_int, default=defaults.steps, help="steps per block")
+    add("--repeats", type=positive_int, default=defaults.repeats, help="timed blocks")
+    add(
         "--find-max-batch",
         action="store_true",
         help="time each model at its largest training batch, found by doubling from "
         "--batch-size until out of memory, then bisecting (GPU only)",
     )
-    parser.add_argument(
-        "--explain", action="store_true", help="count graph breaks in our model (dynamo)"
+    add(
+        "--grad-checkpointing",
+        action="store_true",
+        help="recompute each encoder block's activations in the backward pass (ours, timm)",
     )
-    parser.add_argument("--device", help="default: cuda when available, else cpu")
-    parser.add_argument("--out", type=Path, default=Path("results/bench"))
-    args = parser.parse_args(argv)
+    add("--explain", action="store_true", help="count graph breaks in our model (dynamo)")
+    add(
+        "--official-src",
+        type=Path,
+        metavar="PATH",
+        help="a checkout of google-research/vision_transformer, for the official contender "
+        "(needs jax, flax and optax)",
+    )
+    add(
+        "--model-arg",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a field of our model, e.g. patch_size=4 (the other contenders skip)",
+    )
+    add(
+        "--train-run",
+        type=Path,
+        metavar="DIR",
+        help="a finished replicate.train run: bench our model with its variant, batch, "
+        "resolution, model arguments, precision and compile mode, and report its training "
+        "loop's img/s against the bench's (the options above are ignored but --out, --warmup, "
+        "--steps and --repeats)",
+    )
+    add("--device", help="default: cuda when available, else cpu")
+    add("--out", type=Path, default=Path("results/bench"))
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, argparse.Namespace]:
+    args = build_parser().parse_args(argv)
     config = BenchConfig(
         variant=args.variant,
         models=args.models,
@@ -80,10 +125,36 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, Path]:
         steps=args.steps,
         repeats=args.repeats,
         find_max_batch=args.find_max_batch,
+        grad_checkpointing=args.grad_checkpointing,
         explain=args.explain,
         device=args.device,
+        official_src=args.official_src,
+        model_overrides=dict(parse_model_arg(a) for a in args.model_arg or ()),
     )
-    return config, args.out
+    return config, args
+
+
+def config_of_run(run: Path, config: BenchConfig) -> BenchConfig:
+    """`config` with the model and the settings of the training run in `run`, for ours alone."""
+    path = run / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"--train-run {run}: no {CONFIG}; is it a replicate.train run?")
+    trained = TrainConfig.from_dict(json.loads(path.read_text()))
+    confusion = json.loads((run / "confusion_matrix.json").read_text())
+    return BenchConfig(
+        variant=trained.variant,
+        models=("ours",),
+        batch_size=trained.batch_size,
+        image_size=trained.image_size,
+        num_classes=len(confusion["classes"]),
+        precision=trained.precision,
+        compile_mode="default" if trained.compile else None,
+        warmup=config.warmup,
+        steps=config.steps,
+        repeats=config.repeats,
+        grad_checkpointing=trained.grad_checkpointing,
+        model_overrides={"dropout": trained.recipe.dropout, **trained.model_overrides},
+    )
 
 
 def _contenders(value: str) -> tuple[str, ...]:
@@ -96,17 +167,25 @@ def _contenders(value: str) -> tuple[str, ...]:
     return models
 
 
-def main(argv: list[str] | None = None) -> BenchReport | dict:
-    argv = sys.argv[1:] if argv is None else argv
+def main(argv: Sequence[str] | None = None) -> BenchReport | dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
     if "--loader" in argv:  # replicate.loader_bench, with its own options
         return loader_bench.main([a for a in argv if a != "--loader"])
-    config, out = parse_args(argv)
+    config, args = parse_args(argv)
+    if args.train_run:
+        config = config_of_run(args.train_run, config)
     report = run_bench(config)
-    json_path, md_path = write_report(report, out)
+    if args.train_run:
+        ours = report.results[0]
+        if ours.skipped:
+            raise ValueError(f"--train-run: our model was not timed ({ours.skipped})")
+        loop = train_loop(args.train_run, ours.train.images_per_s)
+        report = replace(report, train_loop=loop)
+    json_path, md_path = write_report(report, args.out)
     print(to_markdown(report))
     print(f"wrote {json_path} and {md_path}")
     return report
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_cli("replicate.bench", main))

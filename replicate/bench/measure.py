@@ -1,16 +1,138 @@
-"""Timing and memory, the same way on CPU and GPU: warm-up steps untimed, then blocks of steps
-timed (CUDA events on a GPU, so queued work is counted), the median block reported; peak memory
-of the timed steps only, so compilation and autotuning do not count."""
+"""What is measured, and how: each contender built, timed for training and then inference, and
+released in turn, on the same device, synthetic batch, precision and compile mode.
+
+Timing is the same for every contender and device: warm-up steps untimed (compilation,
+autotuning, the allocator's pools), then blocks of steps timed from one device sync to the next,
+the median block reported. Peak memory covers the timed steps only. MFU is model FLOPs
+(`replicate.flops`, the same for every implementation of a variant; a training step counts 3x
+the forward) per second over a measured large-matmul peak, not the datasheet's.
+"""
 
 from __future__ import annotations
 
-import gc
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+from torch import nn
+
+from replicate.bench.contenders import CONTENDERS, Step, build_contender, label
+from replicate.bench.report import BenchReport, GraphBreaks, describe_device, library_versions
+from replicate.errors import Unavailable
+from replicate.flops import TRAIN_FLOPS_PER_FORWARD, forward_flops
+from replicate.runtime import COMPUTE_DTYPES
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    variant: str = "vit_b16"  # a registered ViT: vit_ti16, vit_s16, vit_b16, ..., vit_h14
+    models: tuple[str, ...] = CONTENDERS  # implementations to time, in this order
+    batch_size: int = 256  # per step; where the search starts with find_max_batch
+    image_size: int = 224
+    num_classes: int = 1000
+    precision: str | None = None  # "bf16" autocast, "fp32" or "fp8"; None: bf16 on CUDA
+    compile_mode: str | None = None  # a torch.compile mode ("default", "max-autotune"); None: eager
+    warmup: int = 5  # untimed steps first: compilation, autotuning, allocator warm-up
+    steps: int = 20  # steps per timed block
+    repeats: int = 5  # timed blocks; the median is reported
+    find_max_batch: bool = False  # each model at its largest training batch (GPU only)
+    grad_checkpointing: bool = False  # recompute the encoder's activations in the backward
+    explain: bool = False  # count graph breaks in our model with torch._dynamo.explain
+    device: str | None = None  # None: cuda when available, else cpu
+    official_src: Path | None = None  # a checkout of google-research/vision_transformer
+    model_overrides: dict = field(default_factory=dict)  # create_model(**) for ours alone
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Training steps or inference forwards of one model."""
+
+    images_per_s: float  # median over the timed blocks
+    images_per_s_blocks: tuple[float, ...]
+    mfu: float  # model FLOP utilisation: model FLOP/s over the measured matmul peak
+    peak_memory_bytes: int | None  # torch.cuda.max_memory_allocated; None on CPU and for JAX
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    model: str  # "ours", "timm", "torchvision" or "official"
+    name: str  # e.g. "timm vit_base_patch16_224"
+    params: int | None = None
+    batch_size: int | None = None
+    train: Phase | None = None
+    inference: Phase | None = None
+    skipped: str | None = None  # why it was not timed
+
+
+def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> BenchReport:
+    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    precision = config.precision or ("bf16" if device.type == "cuda" else "fp32")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # for the patch-embedding conv; same for all models
+    flops = forward_flops(
+        config.variant, config.image_size, config.num_classes, **config.model_overrides
+    )
+    peak = matmul_peak_flops(device, COMPUTE_DTYPES[precision])
+    device_info = describe_device(device)
+    log(f"{device_info.name}: {COMPUTE_DTYPES[precision]} matmul peak {peak / 1e12:.1f} TFLOP/s")
+    results = []
+    for kind in config.models:
+        result = bench_model(kind, config, device, precision, flops, peak)
+        log(_summary(result))
+        results.append(result)
+    return BenchReport(
+        config=config,
+        precision=precision,
+        device=device_info,
+        versions=library_versions(),
+        forward_flops=flops,
+        matmul_peak_flops=peak,
+        results=tuple(results),
+        graph_breaks=_explain_ours(config, device) if config.explain else None,
+    )
+
+
+def bench_model(
+    kind: str, config: BenchConfig, device: torch.device, precision: str, flops: int, peak: float
+) -> ModelResult:
+    """Time training steps, then inference, of contender `kind`."""
+    name = label(kind, config.variant)
+    try:
+        contender = build_contender(kind, config, device, precision)
+    except Unavailable as why:
+        return ModelResult(kind, name, skipped=str(why))
+    batch_size = config.batch_size
+    try:
+        if config.find_max_batch:
+            batch_size = contender.largest_training_batch(start=config.batch_size)
+
+        def time_phase(step: Step, flops_per_image: int) -> Phase:
+            warm_up(step, config.warmup, contender.synchronize)
+            contender.reset_peak_memory()
+            rate = measure_rate(
+                step,
+                batch_size,
+                steps=config.steps,
+                repeats=config.repeats,
+                synchronize=contender.synchronize,
+            )
+            mfu = rate.median * flops_per_image / peak
+            return Phase(rate.median, rate.blocks, mfu, contender.peak_memory())
+
+        # The training closure (and its optimiser state) is gone before inference is timed.
+        train = time_phase(contender.train_step(batch_size), TRAIN_FLOPS_PER_FORWARD * flops)
+        inference = time_phase(contender.inference_step(batch_size), flops)
+    except Unavailable as why:
+        return ModelResult(kind, name, contender.params, skipped=str(why))
+    except torch.cuda.OutOfMemoryError:
+        why = f"out of memory at batch {batch_size}; --find-max-batch finds one that fits"
+        return ModelResult(kind, name, contender.params, batch_size, skipped=why)
+    finally:
+        contender.close()
+    return ModelResult(kind, name, contender.params, batch_size, train, inference)
 
 
 @dataclass(frozen=True)
@@ -19,68 +141,100 @@ class Rate:
     blocks: tuple[float, ...]  # each block's rate
 
 
-def time_block(step: Callable[[], object], steps: int, device: torch.device) -> float:
-    """Seconds for `steps` calls of `step`, the device's queued work included."""
-    if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(steps):
-            step()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3
-    start_s = time.perf_counter()
+def time_block(step: Step, steps: int, synchronize: Callable[[], None]) -> float:
+    """Seconds for `steps` calls of `step`, from one device sync to the next, so the queued
+    work is counted and none of the warm-up's is."""
+    synchronize()
+    start = time.perf_counter()
     for _ in range(steps):
         step()
-    return time.perf_counter() - start_s
+    synchronize()
+    return time.perf_counter() - start
 
 
-def warm_up(step: Callable[[], object], steps: int, device: torch.device) -> None:
+def warm_up(step: Step, steps: int, synchronize: Callable[[], None]) -> None:
     """Untimed calls: compilation, autotuning, cuDNN's algorithm search, the allocator's pools."""
     for _ in range(steps):
         step()
-    synchronize(device)
+    synchronize()
 
 
 def measure_rate(
-    step: Callable[[], object], work: float, *, steps: int, repeats: int, device: torch.device
+    step: Step, work: float, *, steps: int, repeats: int, synchronize: Callable[[], None]
 ) -> Rate:
     """Rate of `work` units per call of `step` (images, FLOPs), over `repeats` blocks of `steps`."""
-    rates = tuple(work * steps / time_block(step, steps, device) for _ in range(repeats))
+    rates = tuple(work * steps / time_block(step, steps, synchronize) for _ in range(repeats))
     return Rate(statistics.median(rates), rates)
 
 
 def matmul_peak_flops(device: torch.device, dtype: torch.dtype) -> float:
-    """FLOP/s of the fastest block of large square matmuls: the ceiling MFU is measured against
-    (a measured peak, not the datasheet's)."""
+    """FLOP/s of the fastest block of large square matmuls in `dtype` on `device`, timed the
+    way the models are: the ceiling MFU is measured against."""
     n = 8192 if device.type == "cuda" else 1024
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
 
     def matmul() -> torch.Tensor:
         return a @ b
 
-    warm_up(matmul, 3, device)
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    warm_up(matmul, 3, synchronize)
     steps = 20 if device.type == "cuda" else 2
-    return max(measure_rate(matmul, 2 * n**3, steps=steps, repeats=5, device=device).blocks)
+    rate = measure_rate(matmul, 2 * n**3, steps=steps, repeats=5, synchronize=synchronize)
+    return max(rate.blocks)
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def largest_fitting(
+    fits: Callable[[int], bool], start: int, granularity: int = 8, limit: int = 1 << 16
+) -> int:
+    """The largest batch b with fits(b), to within `granularity` (or exactly, below it),
+    assuming fits is monotone: every batch below a fitting one fits. Doubles from `start`
+    until one does not fit (or halves until one does), then bisects."""
+    lo, hi = start, None  # invariant: fits(lo); hi is None or not fits(hi)
+    if not fits(start):
+        hi, lo = start, start // 2
+        while lo >= 1 and not fits(lo):
+            hi, lo = lo, lo // 2
+        if lo < 1:
+            raise RuntimeError("not even a batch of 1 fits in memory")
+    else:
+        while lo * 2 <= limit and fits(lo * 2):
+            lo *= 2
+        if lo * 2 > limit:
+            return lo
+        hi = lo * 2
+    while hi - lo > granularity:
+        middle = (lo + hi) // 2
+        rounded = middle // granularity * granularity  # tensor-core friendly when it can be
+        middle = rounded if rounded > lo else middle
+        lo, hi = (middle, hi) if fits(middle) else (lo, middle)
+    return lo
 
 
-def reset_peak_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+def explain(model: nn.Module, images: torch.Tensor) -> GraphBreaks:
+    """Graph breaks under torch.compile: trace one forward of `model` with dynamo
+    (torch._dynamo.explain, no compiler needed) and report where it fell back to Python."""
+    explanation = torch._dynamo.explain(model)(images)
+    torch._dynamo.reset()  # leave no traced state behind for later torch.compile calls
+    return GraphBreaks(
+        explanation.graph_count,
+        explanation.graph_break_count,
+        tuple(str(reason.reason) for reason in explanation.break_reasons),
+    )
 
 
-def peak_memory(device: torch.device) -> int | None:
-    """Bytes of the largest allocation footprint since the last reset; None off the GPU."""
-    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+def _explain_ours(config: BenchConfig, device: torch.device) -> GraphBreaks:
+    model = build_contender("ours", config, device, "fp32").model
+    size = config.image_size
+    return explain(model, torch.randn(2, 3, size, size, device=device))
 
 
-def release_memory(device: torch.device) -> None:
-    """Return freed blocks to the device, so the next model starts from a clean allocator."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+def _summary(result: ModelResult) -> str:
+    if result.skipped:
+        return f"{result.name}: skipped ({result.skipped})"
+    return (
+        f"{result.name}: batch {result.batch_size}, train {result.train.images_per_s:,.1f} img/s "
+        f"(MFU {result.train.mfu:.1%}), inference {result.inference.images_per_s:,.1f} img/s"
+    )
