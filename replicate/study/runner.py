@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from replicate.bench.environment import describe_device, library_versions
+from replicate.bench.report import describe_device, library_versions
 from replicate.checkpoint import atomic_path, latest_checkpoint, resolve_weights
 from replicate.run_log import CONFIG, METRICS
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
