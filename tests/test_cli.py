@@ -20,7 +20,7 @@ from replicate.bench import __main__ as bench
 from replicate.checkpoint import latest_checkpoint, read_state
 from replicate.cli_errors import run_cli
 from replicate.figures import __main__ as figures
-from replicate.figures.runs import load_runs
+from replicate.figures.runs import load_runs, portable_name
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
@@ -136,6 +136,8 @@ def test_figures_without_a_model_leave_a_trained_models_figures_alone(tmp_path: 
 def test_results_and_legends_name_a_dataset_without_the_machines_paths(tmp_path: Path) -> None:
     runs = load_runs(REPO / "results" / "runs")
     assert {run.dataset for run in runs} == {"digits", "imagefolder:hymenoptera_data"}
+    assert portable_name("imagefolder:../shared/data/ants") == "imagefolder:ants"  # outside
+    assert portable_name("imagefolder:.data/cifar10") == "imagefolder:.data/cifar10"  # inside
     assert all("/work" not in run.label for run in runs)
     results = (REPO / "figures" / "results.md").read_text()
     assert "imagefolder:hymenoptera_data" in results and "/work/" not in results

@@ -66,13 +66,14 @@ class Run:
 
 
 def portable_name(spec: str) -> str:
-    """A dataset or weights spec without the machine that ran it: an absolute path (alone, or
-    after `imagefolder:`) becomes relative to the project when inside it, else its last part
-    ("imagefolder:/data/hymenoptera_data" -> "imagefolder:hymenoptera_data")."""
+    """A dataset or weights spec without the machine that ran it: a path (alone, or after
+    `imagefolder:`) becomes relative to the project when inside it, else its last part
+    ("imagefolder:/data/hymenoptera_data" and "imagefolder:../shared/data/hymenoptera_data"
+    -> "imagefolder:hymenoptera_data")."""
     prefix = IMAGEFOLDER if spec.startswith(IMAGEFOLDER) else ""
     path = PurePath(spec.removeprefix(prefix))
     if not path.is_absolute():
-        return spec
+        return prefix + path.name if ".." in path.parts else spec
     inside = path.is_relative_to(PROJECT)
     return prefix + (path.relative_to(PROJECT).as_posix() if inside else path.name)
 
