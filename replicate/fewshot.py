@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from replicate.augment import Augmentation
-from replicate.cli_errors import run_cli
+from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.data import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
 from replicate.loader import default_workers, place
 from replicate.runtime import Runtime
@@ -188,7 +188,7 @@ class Encoder:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m replicate.fewshot",
         description="Few-shot linear accuracy of frozen representations (Section 4.1): "
         "regularised least squares to {-1, 1}^K, in closed form, averaged over seeds.",

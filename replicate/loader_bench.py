@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from replicate.augment import InceptionCrop, crop_seeds
+from replicate.cli_errors import ArgumentParser
 from replicate.data import ImageFiles, test_folder
 from replicate.loader import Crops, StreamedImages, default_workers
 
@@ -120,7 +121,7 @@ def _cpu_seconds() -> float:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m replicate.bench --loader",
         description="Images/s, time to first batch and images per CPU-second of the streamed "
         "training loader, beside torchvision's ImageFolder + RandomResizedCrop + DataLoader.",

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from replicate.checkpoint import latest_checkpoint
-from replicate.cli_errors import run_cli
+from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.run_log import METRICS
 from replicate.train import main as train_main
 from replicate.train_config import build_parser as train_parser
@@ -146,7 +146,7 @@ def sweep_markdown(result: SweepResult) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m replicate.sweep",
         description="Appendix B.1.1: learning rate from a dev split, then the whole training set "
         "and one test evaluation. Options after -- go to replicate.train.",

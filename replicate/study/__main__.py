@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from replicate.cli_errors import run_cli
+from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.figures.studies import draw_study
 from replicate.study import STUDIES
 from replicate.study.runner import Runner
@@ -25,12 +25,11 @@ FIGURES = Path("figures")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m replicate.study",
         description="Run the paper's experiments in miniature and draw their figures.",
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
     )
     parser.add_argument(
         "names", nargs="+", metavar="NAME", choices=[*STUDIES, "all"], help=", ".join(STUDIES)
