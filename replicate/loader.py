@@ -100,13 +100,14 @@ class _Items(Dataset):
 
 
 def _collate(items: list) -> tuple[Tensor, Tensor, list[str]]:
-    """default_collate of the readable items (in a worker, straight into shared memory)."""
+    """The readable items as (B, 3, S, S) uint8 in channels-last memory, as `resize` gives each
+    image, so collating is a plain copy (in a worker, straight into shared memory)."""
     good = [item for item in items if not isinstance(item, Unreadable)]
     bad = [item.reason for item in items if isinstance(item, Unreadable)]
     if not good:
         return torch.empty(0, 3, 0, 0, dtype=torch.uint8), torch.empty(0, dtype=torch.long), bad
-    images, labels = default_collate(good)
-    return images, labels, bad
+    pixels, labels = default_collate([(image.permute(1, 2, 0), label) for image, label in good])
+    return pixels.permute(0, 3, 1, 2), labels, bad
 
 
 class _EpochBatches:

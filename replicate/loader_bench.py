@@ -10,6 +10,9 @@ epoch, with the same number of workers, and give uint8 (B, 3, S, S) training cro
                   torchvision.io, the reference's inception crop cut from the original
     torchvision   `ImageFolder` + `RandomResizedCrop` + `RandomHorizontalFlip` + `PILToTensor`
                   in a plain `DataLoader` iterated once per epoch, as its tutorials write it
+    previous      this project's loader before the data path was rebuilt (commit fce865e), the
+                  one issue 10 measures against: each image decoded by PIL and squashed to
+                  S x S (the crop came later, on the device), a new `DataLoader` each epoch
 
 Each run is timed from building the dataset (listing the folder) to the last batch: the time to
 the first batch, images/s after it, and images per CPU-second, counting the main process and the
@@ -32,10 +35,12 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
+from torchvision.transforms.v2 import functional as TF
 
 from replicate.augment import InceptionCrop, crop_seeds
-from replicate.cli_errors import ArgumentParser
+from replicate.cli_errors import ArgumentParser, non_negative_int, positive_int
 from replicate.data import ImageFiles, test_folder
 from replicate.loader import Crops, StreamedImages, default_workers
 
@@ -67,15 +72,27 @@ def ours(folder: Path, size: int, batch: int, workers: int) -> Epoch:
 
 
 def torchvision_baseline(folder: Path, size: int, batch: int, workers: int) -> Epoch:
-    from torchvision import datasets, transforms
+    from torchvision import transforms
 
-    transform = transforms.Compose(
-        [
-            transforms.RandomResizedCrop(size),
-            transforms.RandomHorizontalFlip(),
-            transforms.PILToTensor(),
-        ]
+    crop = [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip()]
+    return _image_folder(
+        folder, transforms.Compose([*crop, transforms.PILToTensor()]), batch, workers
     )
+
+
+def previous(folder: Path, size: int, batch: int, workers: int) -> Epoch:
+    return _image_folder(folder, partial(_squash, size=size), batch, workers)
+
+
+def _squash(image: Image.Image, size: int) -> torch.Tensor:
+    """The previous loader's `SquareImages`: uint8 (3, S, S), antialiased, whatever the aspect."""
+    return TF.resize(TF.to_image(image), [size, size], antialias=True).as_subclass(torch.Tensor)
+
+
+def _image_folder(folder: Path, transform: Callable, batch: int, workers: int) -> Epoch:
+    """torchvision's `ImageFolder` (PIL decoding) with `transform`, a new DataLoader an epoch."""
+    from torchvision import datasets
+
     dataset = datasets.ImageFolder(str(folder), transform=transform)
     return lambda order: DataLoader(dataset, batch_size=batch, sampler=order, num_workers=workers)
 
@@ -83,6 +100,7 @@ def torchvision_baseline(folder: Path, size: int, batch: int, workers: int) -> E
 CONTENDERS: dict[str, Callable[..., Epoch]] = {
     "ours": ours,
     "torchvision": torchvision_baseline,
+    "previous": previous,
 }
 
 
@@ -124,15 +142,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = ArgumentParser(
         prog="python -m replicate.bench --loader",
         description="Images/s, time to first batch and images per CPU-second of the streamed "
-        "training loader, beside torchvision's ImageFolder + RandomResizedCrop + DataLoader.",
+        "training loader, beside torchvision's ImageFolder + RandomResizedCrop + DataLoader "
+        "and the project's loader before issue 10.",
     )
     p.add_argument("--dataset", required=True, metavar="imagefolder:PATH", help="an image folder")
-    p.add_argument("--image-size", type=int, default=224, metavar="S")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--images", type=int, help="images per epoch (default: the whole split)")
-    p.add_argument("--epochs", type=int, default=3, help="epochs per run")
-    p.add_argument("--workers", type=int, default=default_workers())
-    p.add_argument("--repeats", type=int, default=5, help="runs of each contender, alternated")
+    p.add_argument("--image-size", type=positive_int, default=224, metavar="S")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument(
+        "--images",
+        type=positive_int,
+        help="images per epoch (default: the whole split; more repeats the split, to time long "
+        "epochs, where a loader's start-up no longer counts, on a small folder)",
+    )
+    p.add_argument("--epochs", type=positive_int, default=3, help="epochs per run")
+    p.add_argument("--workers", type=non_negative_int, default=default_workers())
+    p.add_argument(
+        "--repeats", type=positive_int, default=5, help="runs of each contender, alternated"
+    )
     p.add_argument("--out", type=Path, default=Path("results/bench"))
     args = p.parse_args(argv)
     if not args.dataset.startswith("imagefolder:"):
@@ -146,9 +172,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     test_folder(root, "image folder", "one subfolder of images per class")  # fails clearly
     folder = root / "train"
     count = len(ImageFiles.scan(folder))
-    per_epoch = min(args.images or count, count)
+    per_epoch = args.images or count
     generator = torch.Generator().manual_seed(0)
-    orders = [torch.randperm(count, generator=generator)[:per_epoch].tolist()]
+    cycles = -(-per_epoch // count)  # a small split repeated, for the steady state of long epochs
+    orders = [(torch.randperm(cycles * count, generator=generator) % count)[:per_epoch].tolist()]
     orders += [[orders[0][i] for i in torch.randperm(per_epoch, generator=generator)]
                for _ in range(args.epochs - 1)]  # fmt: skip
     options = (folder, args.image_size, args.batch_size, args.workers)
@@ -176,18 +203,34 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "cpu_cores": default_workers(1),
         "torch": torch.__version__,
         "medians": summary,
+        "ours_over": ratios(summary),
         "runs": [asdict(r) for r in runs],
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    name = root.resolve().name
-    (args.out / f"loader-{name}-{args.image_size}.json").write_text(json.dumps(report, indent=2))
+    name = f"loader-{root.resolve().name}-{args.image_size}-{args.epochs}x{per_epoch}.json"
+    (args.out / name).write_text(json.dumps(report, indent=2))
     for contender, medians in summary.items():
         print(
             f"{contender:>12}: {medians['images_per_s']:7.1f} img/s, "
             f"{medians['images_per_cpu_s']:6.1f} img per CPU-s, "
             f"first batch {medians['first_batch_s']:.2f} s (median of {args.repeats})"
         )
+    for contender, ratio in report["ours_over"].items():
+        print(
+            f"ours / {contender}: {ratio['images_per_s']:.2f}x images/s, "
+            f"{ratio['images_per_cpu_s']:.2f}x images per CPU-s"
+        )
     return report
+
+
+def ratios(summary: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Ours over each other contender, in images/s and in images per CPU-second."""
+    fields = ("images_per_s", "images_per_cpu_s")
+    return {
+        name: {field: summary["ours"][field] / medians[field] for field in fields}
+        for name, medians in summary.items()
+        if name != "ours"
+    }
 
 
 if __name__ == "__main__":

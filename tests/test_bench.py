@@ -150,3 +150,32 @@ def test_training_loop_against_the_bench(tmp_path: Path) -> None:
     assert set(loop.phase_s) == {"data", "step", "log", "eval"}
     table = next((tmp_path / "bench").glob("vit_ti16-16-cpu-fp32-eager-trainloop-run.md"))
     assert f"**{loop.ratio:.0%}**" in table.read_text()
+
+
+def test_loader_bench_times_three_loaders_on_the_same_images(tmp_path: Path) -> None:
+    """`--loader`: ours, torchvision's and the previous loader each pass over the same epochs;
+    the report holds every run, the medians and ours over the others."""
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(0)
+    for split in ("train", "val"):
+        for name in ("ants", "bees"):
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            for i in range(5):
+                pixels = torch.randint(0, 256, (30 + i, 40, 3), generator=generator)
+                image = Image.fromarray(pixels.to(torch.uint8).numpy())
+                image.save(tmp_path / "data" / split / name / f"{i}.jpg")
+    argv = ["--loader", "--dataset", f"imagefolder:{tmp_path / 'data'}", "--image-size", "16",
+            "--batch-size", "4", "--epochs", "2", "--repeats", "2", "--workers", "0",
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    report = main(argv)
+    saved = json.loads((tmp_path / "out" / "loader-data-16-2x10.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    assert sorted(r["contender"] for r in report["runs"]) == sorted(["ours", "torchvision",
+                                                                     "previous"] * 2)  # fmt: skip
+    assert all(r["images"] == 2 * 10 and r["images_per_cpu_s"] > 0 for r in report["runs"])
+    medians, over = report["medians"], report["ours_over"]
+    assert set(over) == {"torchvision", "previous"}
+    assert over["previous"]["images_per_cpu_s"] == pytest.approx(
+        medians["ours"]["images_per_cpu_s"] / medians["previous"]["images_per_cpu_s"]
+    )

@@ -155,6 +155,21 @@ def test_crop_is_cut_from_the_original_then_resized() -> None:
     assert torch.equal(mirrored, expected.flip(-1))
 
 
+@pytest.mark.parametrize("mirror", [False, True])
+@pytest.mark.parametrize("box", [(4, 6, 20, 30), (0, 0, 40, 60)])  # smaller, larger than S x S
+def test_crops_come_out_channels_last_from_a_decoder_s_layout(box, mirror: bool) -> None:
+    """Decoders give (3, H, W) views of (H, W, 3) memory; the crop of such a view, mirrored or
+    not, has the values of the planar image's crop and comes out in channels-last memory, which
+    the loader stacks without transposing."""
+    planar = torch.randint(0, 256, (3, 40, 60), generator=torch.Generator().manual_seed(0))
+    planar = planar.to(torch.uint8)
+    decoded = planar.permute(1, 2, 0).contiguous().permute(2, 0, 1)
+    crop = Crop(*box, mirror=mirror)
+    out = crop_resize(decoded, crop, 24)
+    assert torch.equal(out, crop_resize(planar, crop, 24))
+    assert out.permute(1, 2, 0).is_contiguous()
+
+
 def test_batched_crops_of_a_stored_copy_match_the_crops_of_the_originals() -> None:
     """Where the stored copy is the original (R = H = W), the device's one grid_sample over the
     batch cuts the same box as the workers' slice-and-resize; only the box's border pixels
@@ -235,6 +250,7 @@ def test_evaluation_batches_are_the_same_resident_and_streamed(tmp_path: Path) -
     pairs = zip(resident.batches(order, 2), streamed.batches(order, 2), strict=True)
     for (a, la), (b, lb) in pairs:
         assert a.shape == (len(la), 3, 16, 16) and torch.equal(a, b) and torch.equal(la, lb)
+        assert b.is_contiguous(memory_format=torch.channels_last)  # stacked as (B, S, S, 3)
 
 
 def test_training_crops_resident_and_streamed_share_their_boxes(tmp_path: Path) -> None:
