@@ -1,9 +1,10 @@
-"""`python -m replicate.bench --loader`: the streamed training loader beside torchvision's.
+"""`python -m replicate.bench --loader`: the streamed training loader beside torchvision's and the
+previous one.
 
     python -m replicate.bench --loader --dataset imagefolder:../shared/data/hymenoptera_data
     python -m replicate.bench --loader --dataset imagefolder:.data/cifar10 --image-size 224
 
-Both contenders read the same images of the training split in the same order, epoch after
+The contenders read the same images of the training split in the same order, epoch after
 epoch, with the same number of workers, and give uint8 (B, 3, S, S) training crops:
 
     ours          `replicate.loader.StreamedImages`: file list, persistent workers decoding with
@@ -17,8 +18,9 @@ epoch, with the same number of workers, and give uint8 (B, 3, S, S) training cro
 Each run is timed from building the dataset (listing the folder) to the last batch: the time to
 the first batch, images/s after it, and images per CPU-second, counting the main process and the
 workers (their CPU time, from `getrusage` once they have exited): the figure that holds when
-other programs share the cores. The contenders alternate over `--repeats` runs, in turns, and
-the medians are reported, with every run in the JSON.
+other programs share the cores. The contenders take turns over `--repeats` runs (the order
+reversed every other run), and the medians are reported, with every run in the JSON; `--images`
+beyond the split times one long epoch, the steady state where no start-up counts.
 """
 
 from __future__ import annotations
