@@ -44,6 +44,7 @@ from torchvision.transforms.v2 import functional as TF
 from replicate.augment import InceptionCrop, crop_seeds
 from replicate.cli_errors import ArgumentParser, non_negative_int, positive_int
 from replicate.data import ImageFiles, test_folder
+from replicate.figures.runs import portable_name
 from replicate.loader import Crops, StreamedImages, default_workers
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -162,6 +163,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--repeats", type=positive_int, default=5, help="runs of each contender, alternated"
     )
     p.add_argument("--out", type=Path, default=Path("results/bench"))
+    p.add_argument(
+        "--name", help="the data's name in the results file's name (default: the folder's name)"
+    )
     args = p.parse_args(argv)
     if not args.dataset.startswith("imagefolder:"):
         p.error("--dataset takes imagefolder:PATH (PATH/train, one subfolder per class)")
@@ -196,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         for name in CONTENDERS
     }
     report = {
-        "dataset": args.dataset,
+        "dataset": portable_name(args.dataset),
         "image_size": args.image_size,
         "batch_size": args.batch_size,
         "images_per_epoch": per_epoch,
@@ -209,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "runs": [asdict(r) for r in runs],
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    name = f"loader-{root.resolve().name}-{args.image_size}-{args.epochs}x{per_epoch}.json"
+    data = args.name or root.resolve().name
+    name = f"loader-{data}-{args.image_size}-{args.epochs}x{per_epoch}.json"
     (args.out / name).write_text(json.dumps(report, indent=2))
     for contender, medians in summary.items():
         print(

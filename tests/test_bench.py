@@ -171,6 +171,7 @@ def test_loader_bench_times_three_loaders_on_the_same_images(tmp_path: Path) -> 
     report = main(argv)
     saved = json.loads((tmp_path / "out" / "loader-data-16-2x10.json").read_text())
     assert saved == json.loads(json.dumps(report))
+    assert report["dataset"] == "imagefolder:data"  # named without the machine's path
     assert sorted(r["contender"] for r in report["runs"]) == sorted(["ours", "torchvision",
                                                                      "previous"] * 2)  # fmt: skip
     assert all(r["images"] == 2 * 10 and r["images_per_cpu_s"] > 0 for r in report["runs"])
