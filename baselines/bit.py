@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -37,9 +38,10 @@ from torch import nn
 from vit.data_config import evaluation_view
 from vit.registry import DefaultRecipes, register_model
 
-# A standard ResNet recipe from scratch; from BiT's weights, Table 4's finetune, as the paper
-# fine-tunes its ResNets with the ViT setup (issue 14); `--recipe bit-hyperrule` is the option.
-DEFAULT_RECIPES = DefaultRecipes(scratch="bit-scratch", pretrained="finetune")
+# From scratch, the paper's Adam (Appendix D.1, Table 3's ResNet rows; `--recipe bit-scratch` is
+# SGD); from BiT's weights, Table 4's finetune, as the paper fine-tunes its ResNets with the ViT
+# setup; `--recipe bit-hyperrule` is the option.
+DEFAULT_RECIPES = DefaultRecipes(scratch="scratch-resnet", pretrained="finetune")
 
 Stem = Literal["imagenet", "small"]
 STEMS = ("imagenet", "small")
@@ -100,16 +102,56 @@ class BiT(nn.Module):
         nn.init.zeros_(self.head.fc.bias)
 
 
-def build_network(variant: BiTVariant, num_classes: int, stem: Stem) -> nn.Module:
-    """timm's `resnetv2_*_bit` network (randomly initialised), its stem made small if asked."""
+def build_network(
+    variant: BiTVariant,
+    num_classes: int,
+    stem: Stem,
+    layers: tuple[int, ...] | None = None,
+    width: float = 1.0,
+) -> nn.Module:
+    """timm's `resnetv2_*_bit` network (randomly initialised), its stem made small if asked;
+    `layers` (blocks per stage) and `width` (a multiple of the stages' and the stem's
+    channels, each a multiple of GroupNorm's 32 groups) shrink it, e.g. (1, 1, 1, 1) and 0.5:
+    a BiT-R14x0.5 of 2M parameters for CIFAR-scale studies."""
     import timm  # lazy: create_model("vit_b16") does not need it
 
     if stem not in STEMS:
         raise ValueError(f"stem must be one of {', '.join(STEMS)}; got {stem!r}")
-    network = timm.create_model(variant.timm_name, num_classes=num_classes)
+    if layers is None and width == 1.0:
+        network = timm.create_model(variant.timm_name, num_classes=num_classes)
+    else:
+        network = _shrunk_network(variant, num_classes, layers, width)
     if stem == "small":
         network.stem = small_stem(network.stem.conv)
     return network
+
+
+def _shrunk_network(
+    variant: BiTVariant, num_classes: int, layers: tuple[int, ...] | None, width: float
+) -> nn.Module:
+    """timm's ResNetV2 as its BiT models build it (fixed stem, weight-standardised convolutions
+    with BiT's epsilon), with other depths and widths."""
+    from timm.layers import StdConv2d
+    from timm.models.resnetv2 import ResNetV2
+
+    channels = tuple(round(c * width) for c in (256, 512, 1024, 2048, 64))
+    if any(c % 128 for c in channels[:4]) or channels[4] % 32:  # bottlenecks of c / 4
+        raise ValueError(f"width={width} gives stage widths {channels[:4]}: use multiples of 128")
+    reference = timm_layers(variant)
+    return ResNetV2(
+        layers=list(layers or reference),
+        channels=channels[:4],
+        stem_chs=channels[4],
+        num_classes=num_classes,
+        stem_type="fixed",
+        conv_layer=partial(StdConv2d, eps=1e-8),
+    )
+
+
+def timm_layers(variant: BiTVariant) -> tuple[int, ...]:
+    """The blocks per stage of a BiT variant: R50 (3, 4, 6, 3), R101 (3, 4, 23, 3), ..."""
+    depth = int(variant.timm_name.split("_")[1].split("x")[0])
+    return {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}[depth]
 
 
 def small_stem(imagenet_conv: nn.Conv2d) -> nn.Sequential:
@@ -129,13 +171,19 @@ def small_stem(imagenet_conv: nn.Conv2d) -> nn.Sequential:
 
 
 def build_bit(
-    variant: BiTVariant, num_classes: int, image_size: int, pretrained: str | None, stem: Stem
+    variant: BiTVariant,
+    num_classes: int,
+    image_size: int,
+    pretrained: str | None,
+    stem: Stem,
+    layers: tuple[int, ...] | None = None,
+    width: float = 1.0,
 ) -> BiT:
     if pretrained is None:
-        return BiT(build_network(variant, num_classes, stem), image_size)
+        return BiT(build_network(variant, num_classes, stem, layers, width), image_size)
     from baselines.bit_weights import load_bit_weights
 
-    network, info = load_bit_weights(variant, pretrained, stem, IMAGE_SIZE)
+    network, info = load_bit_weights(variant, pretrained, stem, IMAGE_SIZE, layers, width)
     model = BiT(network, image_size)
     model.pretrained_info = info
     if model.num_classes != num_classes:
@@ -154,9 +202,14 @@ def _register(name: str, variant: BiTVariant) -> None:
         f"pretrained='timm:{variant.timm_name}.goog_in21k' or {variant.bit_name}.npz",
     )
     def build(
-        num_classes: int, image_size: int, pretrained: str | None, stem: Stem = "imagenet"
+        num_classes: int,
+        image_size: int,
+        pretrained: str | None,
+        stem: Stem = "imagenet",
+        layers: tuple[int, ...] | None = None,
+        width: float = 1.0,
     ) -> BiT:
-        return build_bit(variant, num_classes, image_size, pretrained, stem)
+        return build_bit(variant, num_classes, image_size, pretrained, stem, layers, width)
 
 
 for _name, _variant in VARIANTS.items():

@@ -30,10 +30,19 @@ NPZ_HEAD = NPZ_PREFIX + "head/conv2d/kernel"  # (1, 1, features, classes), HWIO
 
 
 def load_bit_weights(
-    variant: BiTVariant, spec: str, stem: Stem, default_image_size: int
+    variant: BiTVariant,
+    spec: str,
+    stem: Stem,
+    default_image_size: int,
+    layers: tuple[int, ...] | None = None,
+    width: float = 1.0,
 ) -> tuple[nn.Module, WeightsInfo]:
-    """timm's network for `variant`, carrying the weights `spec` names, and what they expect."""
+    """timm's network for `variant` (`layers` and `width` as `build_network`'s), carrying the
+    weights `spec` names, and what they expect."""
     path = Path(spec).expanduser()
+    shrunk = layers is not None or width != 1.0
+    if shrunk and (spec.startswith(TIMM) or path.suffix == ".npz"):
+        raise ValueError(f"{spec} holds a full-size {variant.bit_name}: drop layers and width")
     if not spec.startswith(TIMM) and path.suffix == ".npz":
         return _load_npz(variant, path, stem, default_image_size)
     if not spec.startswith(TIMM) and ":" in spec and not path.exists():  # torchvision:, google:
@@ -44,7 +53,7 @@ def load_bit_weights(
     state, metadata = read_weights(spec, variant.timm_name)
     if "head.fc.weight" not in state:
         raise ValueError(f"{spec} is not a BiT/ResNetV2 state dict in timm's layout (no head.fc)")
-    network = build_network(variant, state["head.fc.weight"].shape[0], stem)
+    network = build_network(variant, state["head.fc.weight"].shape[0], stem, layers, width)
     _load(network.load_state_dict, state, spec, variant, stem)
     return network, _info(spec, metadata, default_image_size)
 

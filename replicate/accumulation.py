@@ -6,10 +6,13 @@ images and adds up their gradients before one optimiser step:
 
     global batch = processes x micro-batch x accumulation steps
 
-Each micro-batch's mean loss is divided by the number of micro-batches, all of one size, so the
-accumulated gradient is the gradient of the step's mean loss, as one big batch would give
-(DistributedDataParallel then averages it over the processes). Under DDP the gradients are
-all-reduced once per step: every micro-step but the last runs under `no_sync()`.
+Each micro-batch back-propagates the sum of its losses divided by the number of losses in the
+whole step, so the accumulated gradient is the gradient of the step's mean loss, as one big batch
+would give, however the batch splits (a short last batch of 96 as 64 + 32 too). Under DDP every
+process holds the same number of images (the sampler pads the epoch to a multiple of the
+processes), so DistributedDataParallel's average of their gradients is the global batch's
+gradient; the gradients are all-reduced once per step: every micro-step but the last runs
+under `no_sync()`.
 """
 
 from __future__ import annotations
@@ -77,17 +80,19 @@ def accumulate_gradients(
 
     losses_of(images, labels) -> (logits, targets, losses): one loss per image, or per scored
     item (the masked patches of masked patch prediction, the same number in every image);
-    backward(loss) back-propagates (through the loss scaler in fp16). The micro-batches are of
-    equal size (`split_batch`), so the mean of their mean losses is the step's mean loss.
+    backward(loss) back-propagates (through the loss scaler in fp16). Each micro-batch's summed
+    losses are divided by the step's count of losses, so the gradient is the step's mean loss's.
     Returns all the logits, targets and losses, detached."""
     chunks = list(zip(images.split(micro_batch), labels.split(micro_batch), strict=True))
     no_sync = getattr(network, "no_sync", nullcontext)  # DistributedDataParallel's
     outputs = []
+    count = None  # losses in the step: images x scored items per image
     for index, (x, y) in enumerate(chunks):
         last = index == len(chunks) - 1
         with nullcontext() if last else no_sync():
             logits, targets, losses = losses_of(x, y)
-            backward(losses.mean() / len(chunks))
+            count = count or len(images) * losses.numel() // len(x)
+            backward(losses.sum() / count)
         outputs.append((logits.detach(), targets, losses.detach()))
     logits, targets, losses = zip(*outputs, strict=True)
     return torch.cat(logits), torch.cat(targets), torch.cat(losses)

@@ -2,8 +2,9 @@
 
 The paper's (Appendix B), for the ViTs:
 scratch           Appendix B.1, Table 3's ImageNet row (the paper's recipe where the data is
-                  not ImageNet-21k or JFT): Adam(0.9, 0.999), decoupled weight decay 0.3,
-                  linear warm-up then cosine decay, clipping at global norm 1, dropout 0.1
+                  not ImageNet-21k or JFT): Adam(0.9, 0.999), lr 3e-3 at batch 4096, weight
+                  decay 0.3, linear warm-up then cosine decay, clipping at global norm 1,
+                  dropout 0.1, the pre-training head (Section 3.1: a tanh hidden layer)
 scratch-in21k     Table 3's ImageNet-21k rows: weight decay 0.03, linear decay, dropout 0.1,
                   no clipping (the caption clips "for ImageNet" only)
 scratch-jft       Table 3's JFT-300M rows: weight decay 0.1, linear decay, no dropout, no clipping
@@ -11,11 +12,29 @@ finetune          Appendix B.1.1, Table 4: SGD with momentum 0.9, batch 512, no 
                   cosine decay, clipping at norm 1, a new zero-initialised head, 384 x 384 for a ViT
 feature-extract   finetune's optimiser on the new head only; the backbone stays frozen
 masked-patch      Appendix B.1.2: self-supervised masked patch prediction (no labels read);
-                  Adam, base learning rate 2e-4, warm-up, cosine decay; the rest as scratch
+                  the paper's Adam, base lr 2e-4 at batch 4096, 10k warm-up steps, cosine
+                  decay; ours where it is silent: weight decay 0.1 and no dropout (Table 3's
+                  JFT rows, the data B.1.2 pre-trained on), clipping at norm 1
+scratch-resnet    Table 3's ResNet rows ("We train all models, including ResNets, using Adam",
+                  Appendix D.1): Adam(0.9, 0.999), lr 1e-3 at batch 4096, weight decay 0.1,
+                  linear decay; the default for a BiT ResNet from scratch
 
-Table 3's learning rates are for batch 4096; the scratch presets take a tenth of them, for the
-batches of 32 to 512 that fit here. The warm-up is Table 3's 10k steps, capped at a tenth of a
-shorter run; an explicit `--warmup-steps` is taken as given (with a warning above the cap).
+Learning rates are given at a reference batch (Table 3's 4096, Table 4's 512) and scaled to the
+run's global batch: by its square root for Adam (Malladi et al. 2022, "On the SDEs and scaling
+rules for adaptive gradient algorithms"), linearly for SGD (Goyal et al. 2017). At batch 4096
+`scratch` trains at Table 3's 3e-3; at 128, at 3e-3 x sqrt(128/4096) = 5.3e-4.
+
+Weight decay is the paper's coefficient, which its code (flax.optim's Adam) multiplied by the
+learning rate, as `torch.optim.AdamW` does: each step shrinks a weight by wd x lr(t). Scaling the
+rate with the batch (or choosing it with --lr) would scale the decay with it, so the decay is
+tied to the recipe's reference rate instead, as big_vision writes it (`optax.add_decayed_weights
+(wd)` multiplied by the schedule, not by the rate): each step shrinks by wd x lr_ref x
+schedule(t), Table 3's strength at any batch and any --lr (`decoupled_weight_decay`). A run of
+a few thousand steps still decays its weights far less in total than the paper's ~100k.
+
+The warm-up is Table 3's 10k steps, capped at a tenth of a shorter run (the paper is silent on
+short runs); finetune's 500 steps are the official fine-tuning configs' and are not capped. An
+explicit `--warmup-steps` is taken as given (with a warning above the cap).
 
 Each baseline's own, so that a CNN is trained as its authors train it (a registry entry's
 `default_recipes` names the ones a model gets when `--recipe` is not given):
@@ -23,7 +42,7 @@ course            TinyVGG as the course trains it (mrdbourke/pytorch-deep-learni
                   `torch.optim.Adam(lr=0.001)`, no weight decay, no warm-up, constant rate
 course-transfer   EfficientNet as the course transfers it (section 06, torchvision's weights):
                   course's Adam 1e-3 on a new head, the pretrained features frozen
-bit-scratch       BiT trained from scratch: the standard ResNet recipe for small images (He et al.
+bit-scratch       BiT trained with SGD, the standard ResNet recipe for small images (He et al.
                   2016; BiT's own ImageNet upstream recipe is for 90 epochs at batch 4096): SGD
                   momentum 0.9, lr 0.1 x batch/256, weight decay 5e-4 (L2, none on norms and
                   biases), 500 warm-up steps (at most a tenth of the run), cosine decay
@@ -71,27 +90,52 @@ class Recipe:
     objective: Literal["classification", "masked-patch"] = "classification"  # replicate.objectives
     paper_finetune_steps: bool = False  # with --pretrained, run Table 4's steps for the dataset
     decay_at: tuple[float, ...] = ()  # "step": fractions of the run where the rate drops 10x
-    max_warmup_fraction: float = 0.1  # the paper warms up 10k of ~100k+ steps; short runs too
-    reference_batch: int | None = None  # lr is for this batch: scaled linearly to the run's
+    max_warmup_fraction: float | None = 0.1  # warm-up cap as a share of the run; None: no cap
+    reference_batch: int | None = None  # lr is for this batch: scaled to the run's (`at_batch`)
+    base_lr: float | None = (
+        None  # the preset's lr at reference_batch, which weight decay pairs with
+    )
+    pre_logits: bool = False  # Section 3.1: a tanh hidden layer in the head at pre-training
     mixup_alpha: float = 0.0  # MixUp's Beta(alpha, alpha); 0: none
     crop_scale: tuple[float, float] | None = None  # crop area fractions; None: the dataset's
     by_dataset_size: bool = False  # BiT-HyperRule: length, resolution, MixUp from the data
+
+    @property
+    def adaptive(self) -> bool:
+        return self.optimizer in ("adam", "adamw")
+
+    def at_batch(self, batch_size: int) -> tuple[Recipe, str]:
+        """The recipe with its rate scaled from `reference_batch` to `batch_size` (square root
+        for Adam, linear for SGD), and how, for the settings table."""
+        if not self.reference_batch:
+            return self, ""
+        ratio = batch_size / self.reference_batch
+        factor, rule = (math.sqrt(ratio), "sqrt") if self.adaptive else (ratio, "")
+        reference = self.reference_batch
+        how = f"{self.lr:g} at batch {reference} x {rule}({batch_size}/{reference})"
+        return replace(self, lr=self.lr * factor, base_lr=self.base_lr or self.lr), how
+
+    def decoupled_weight_decay(self) -> float:
+        """Weight decay per step at the peak of the schedule (AdamW): wd x the reference rate."""
+        return self.weight_decay * (self.base_lr or self.lr)
 
 
 SCRATCH = Recipe(
     name="scratch",
     optimizer="adamw",
-    lr=3e-4,  # Table 3, ImageNet: 3e-3 at batch 4096; batches of 32-512 need a gentler step
+    lr=3e-3,  # Table 3, ImageNet
+    reference_batch=4096,  # Table 3 caption: "All models are trained with a batch size of 4096"
     weight_decay=0.3,  # Table 3, ImageNet
     schedule="cosine",  # Table 3, ImageNet
     warmup_steps=10_000,  # Table 3 caption
     grad_clip=1.0,  # Table 3 caption: "For ImageNet ... gradient clipping at global norm 1"
     dropout=0.1,  # Table 3, ImageNet
+    pre_logits=True,  # Section 3.1: "a MLP with one hidden layer at pre-training time"
 )
 SCRATCH_IN21K = replace(
     SCRATCH,
     name="scratch-in21k",
-    lr=1e-4,  # Table 3: 1e-3 at batch 4096, a tenth as for scratch
+    lr=1e-3,  # Table 3
     weight_decay=0.03,
     schedule="linear",
     grad_clip=None,
@@ -99,7 +143,7 @@ SCRATCH_IN21K = replace(
 SCRATCH_JFT = replace(
     SCRATCH_IN21K,
     name="scratch-jft",
-    lr=8e-5,  # Table 3: 8e-4 for ViT-B (3e-4 to 6e-4 for L and H) at batch 4096
+    lr=8e-4,  # Table 3: ViT-B (3e-4 to 6e-4 for L and H)
     weight_decay=0.1,
     dropout=0.0,
 )
@@ -107,9 +151,11 @@ FINETUNE = Recipe(
     name="finetune",
     optimizer="sgd",
     lr=0.01,  # Table 4's grids {0.001, 0.003, 0.01, 0.03}; 0.01 is VTAB's single choice
+    reference_batch=512,  # Table 4 caption
     weight_decay=0.0,  # Table 4 caption
     schedule="cosine",  # Table 4 caption
-    warmup_steps=500,  # big_vision's fine-tuning configs; the paper does not say
+    warmup_steps=500,  # vit_jax/configs/common.py; the paper does not say
+    max_warmup_fraction=None,  # as the official configs: 500 even of a 500-step run
     grad_clip=1.0,  # Table 4 caption
     dropout=0.0,
     image_size=384,  # Appendix B.1.1: "all fine-tuning experiments run at 384 resolution"
@@ -119,11 +165,25 @@ FINETUNE = Recipe(
 )
 FEATURE_EXTRACT = replace(FINETUNE, name="feature-extract", freeze_backbone=True)
 MASKED_PATCH = replace(
-    SCRATCH,  # Table 3's ImageNet row: weight decay, clipping, dropout, as for any small dataset
+    SCRATCH,
     name="masked-patch",
     lr=2e-4,  # Appendix B.1.2: "Adam, with a base learning rate of 2e-4, warmup of 10k steps
-    schedule="cosine",  # and cosine learning rate decay"
+    schedule="cosine",  # and cosine learning rate decay", at batch 4096
+    weight_decay=0.1,  # ours: B.1.2 is silent; Table 3's JFT rows, the data it pre-trained on
+    dropout=0.0,  # ours, likewise
+    pre_logits=False,  # the objective's own predictor reads the patch tokens
     objective="masked-patch",
+)
+SCRATCH_RESNET = Recipe(
+    name="scratch-resnet",
+    optimizer="adamw",  # Appendix D.1: "We train all models, including ResNets, using Adam"
+    lr=1e-3,  # Table 3, R50x1 (JFT-300M, the only ResNet rows)
+    reference_batch=4096,
+    weight_decay=0.1,  # Table 3, R50x1
+    schedule="linear",  # Table 3, R50x1
+    warmup_steps=10_000,  # Table 3 caption
+    grad_clip=None,  # Table 3 caption: clipping for ImageNet (the ViTs) only
+    dropout=0.0,
 )
 COURSE = Recipe(
     name="course",
@@ -151,6 +211,7 @@ BIT_HYPERRULE = Recipe(
     name="bit-hyperrule",
     optimizer="sgd",
     lr=0.003,  # BiT: "initial learning rate 0.003, momentum 0.9, batch size 512"
+    reference_batch=512,  # bit_hyperrule.py: lr 0.003 * batch / 512
     batch_size=512,
     weight_decay=0.0,
     schedule="step",
@@ -163,7 +224,15 @@ BIT_HYPERRULE = Recipe(
     mixup_alpha=0.1,
     by_dataset_size=True,
 )
-PAPER = (SCRATCH, SCRATCH_IN21K, SCRATCH_JFT, FINETUNE, FEATURE_EXTRACT, MASKED_PATCH)
+PAPER = (
+    SCRATCH,
+    SCRATCH_IN21K,
+    SCRATCH_JFT,
+    FINETUNE,
+    FEATURE_EXTRACT,
+    MASKED_PATCH,
+    SCRATCH_RESNET,
+)
 BASELINES = (COURSE, COURSE_TRANSFER, BIT_SCRATCH, BIT_HYPERRULE)
 RECIPES = {r.name: r for r in PAPER + BASELINES}
 
@@ -206,7 +275,10 @@ def build_optimizer(model: nn.Module, recipe: Recipe, fused: bool) -> torch.opti
     """No weight decay on biases, norms (1-D tensors) and `model.no_weight_decay()` (E_pos, the
     class token), as timm and big_vision; frozen parameters are left out."""
     skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else ()
-    groups = param_groups_weight_decay(model, recipe.weight_decay, no_weight_decay_list=skip)
+    decay = recipe.weight_decay
+    if recipe.optimizer == "adamw":  # AdamW multiplies it by lr(t): undo the peak rate
+        decay = recipe.decoupled_weight_decay() / recipe.lr if recipe.lr else 0.0
+    groups = param_groups_weight_decay(model, decay, no_weight_decay_list=skip)
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=recipe.lr, betas=recipe.betas, fused=fused)
     if recipe.optimizer == "adam":
@@ -217,17 +289,7 @@ def build_optimizer(model: nn.Module, recipe: Recipe, fused: bool) -> torch.opti
 def build_scheduler(
     optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    cap = int(total_steps * recipe.max_warmup_fraction)
-    warmup = min(recipe.warmup_steps, cap) if recipe.warmup_capped else recipe.warmup_steps
-    if warmup > cap:
-        share = (
-            "a tenth" if recipe.max_warmup_fraction == 0.1 else f"{recipe.max_warmup_fraction:.0%}"
-        )
-        warnings.warn(
-            f"--warmup-steps {warmup} is more than {share} of the {total_steps}-step run "
-            f"(the default would cap it at {cap}); taken as given",
-            stacklevel=2,
-        )
+    warmup = warmup_steps(recipe, total_steps)
     factor = partial(
         lr_factor,
         warmup=warmup,
@@ -236,6 +298,24 @@ def build_scheduler(
         decay_at=recipe.decay_at,
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def warmup_steps(recipe: Recipe, total_steps: int) -> int:
+    """The warm-up a run of `total_steps` uses: the recipe's, capped at `max_warmup_fraction`
+    of the run unless it was given (`--warmup-steps`) or the recipe has no cap."""
+    if recipe.max_warmup_fraction is None:
+        return recipe.warmup_steps
+    cap = int(total_steps * recipe.max_warmup_fraction)
+    if recipe.warmup_capped:
+        return min(recipe.warmup_steps, cap)
+    if recipe.warmup_steps > cap:
+        warnings.warn(
+            f"--warmup-steps {recipe.warmup_steps} is more than "
+            f"{recipe.max_warmup_fraction:.0%} of the {total_steps}-step run (the default would "
+            f"cap it at {cap}); taken as given",
+            stacklevel=2,
+        )
+    return recipe.warmup_steps
 
 
 def lr_factor(

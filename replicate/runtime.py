@@ -40,9 +40,28 @@ FLOAT8_CAPABILITY = (8, 9)  # Ada and Hopper: the first GPUs with float8 tensor 
 T = TypeVar("T")
 
 
-def default_precision() -> Precision:
-    """bf16 autocast on a GPU that has it (no loss scaling needed), fp32 elsewhere."""
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+# oneDNN's names for the instruction sets that include AMX (`ONEDNN_MAX_CPU_ISA` may cap it).
+AMX_ISAS = ("AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_2_512_AMX_2", "ALL", "DEFAULT")
+
+
+def default_precision() -> tuple[Precision, str]:
+    """The fastest precision that trains as well as fp32, and why: bf16 autocast on a GPU that
+    has it (no loss scaling needed), and on a CPU whose oneDNN may use AMX, where bf16 matrix
+    products measured 5x the fp32 ones; fp32 elsewhere. Without AMX, bf16 is emulated or runs on
+    AVX512-BF16, and measured slower than fp32 in a training step (README, "CPU speed")."""
+    if torch.cuda.is_available():
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "GPU with bf16"
+        return "fp32", "GPU without bf16"
+    if cpu_has_amx():
+        return "bf16", "CPU with AMX (bf16 matrix units)"
+    return "fp32", "CPU without AMX: bf16 is slower than fp32 there"
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles and oneDNN is allowed to use them."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    return torch.cpu._is_amx_tile_supported() and cap in AMX_ISAS
 
 
 @dataclass(frozen=True)

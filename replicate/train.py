@@ -12,11 +12,12 @@ step takes the global `--batch-size`, accumulated over micro-batches (`replicate
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from replicate.accumulation import accumulate_gradients, split_batch
 from replicate.augment import Augmentation, InceptionCrop, crop_seeds
 from replicate.checkpoint import (
     CheckpointInfo,
+    atomic_path,
     check_writable,
     latest_checkpoint,
     load_state,
@@ -60,6 +62,7 @@ from replicate.subsets import eval_split_name, protocol_splits
 from replicate.train_config import TrainConfig, build_parser, resolve_config, settings_table
 from vit import ViTConfig
 from vit.data_config import input_normalisation
+from vit.variants import VARIANTS
 
 
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
@@ -68,6 +71,10 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     overrides = dict(config.model_overrides)
     if entry.family == "vit":
         overrides.setdefault("dropout", config.recipe.dropout)
+        if config.recipe.pre_logits and not config.pretrained:  # Section 3.1's pre-training head
+            overrides.setdefault(
+                "representation_size", vit_config(config.variant, overrides).hidden_size
+            )
     pretrained = config.pretrained
     if pretrained and Path(pretrained).expanduser().is_dir():  # a run folder: its latest weights
         pretrained = str(resolve_weights(pretrained))
@@ -95,13 +102,23 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     return pretraining_model(config.recipe.objective, model)  # masked patch: a predictor around it
 
 
+def vit_config(variant: str, overrides: dict[str, Any]) -> ViTConfig:
+    """A registered ViT's config with `overrides` applied, without building the model."""
+    return VARIANTS[variant].config.replace(**overrides)
+
+
 def architecture(model: nn.Module) -> dict[str, Any]:
     """The ViT config fields pretrained weights decide (GELU, pooling, class token; see
     `vit.pretrained`), saved with a checkpoint so that it rebuilds the model it was."""
     config = getattr(model, "config", None)
     if not isinstance(config, ViTConfig):
         return {}
-    return {"pool": config.pool, "class_token": config.class_token, "gelu": config.gelu}
+    return {
+        "pool": config.pool,
+        "class_token": config.class_token,
+        "gelu": config.gelu,
+        "representation_size": config.representation_size,
+    }
 
 
 def train(config: TrainConfig, resume: bool = False) -> nn.Module:
@@ -138,6 +155,7 @@ class Trainer:
         splits = runtime.once_per_node(
             lambda: load_splits(spec, Path(config.data_dir), config.verify_images)
         )
+        self.held_out_test = splits.test  # tested once at the end under --early-stopping
         splits = protocol_splits(splits, config.val_fraction, config.train_fraction)
         self.eval_split = eval_split_name(config.val_fraction)
         self.classes = splits.classes
@@ -146,7 +164,8 @@ class Trainer:
                 f"{config.dataset} has a single class ({', '.join(self.classes)}): a classifier "
                 "needs at least two; add a folder of images per class"
             )
-        crop_scale = config.recipe.crop_scale or spec.crop_scale  # BiT-HyperRule sets its own
+        # BiT-HyperRule sets its own, and --crop-scale
+        crop_scale = config.recipe.crop_scale or spec.crop_scale
         self.train_images, self.test_images = (
             place(split, config.image_size, runtime, config.data_placement, config.workers, crop)
             for split, crop in (
@@ -177,6 +196,8 @@ class Trainer:
         self.ema = averaged_model(self.model, config.ema) if config.ema else None
         self.epoch = self.step = 0
         self.saved_step: int | None = None  # of the last checkpoint written
+        self.best = BestDev()  # --early-stopping: the best dev accuracy so far, and its step
+        self.evaluated_step = 0  # of the last evaluation (--eval-every)
         mean, std = self._load_checkpoint() if resume else input_normalisation(self.model)
         self.augmentation = Augmentation(mean, std, spec.flip, crop_scale)
         self.objective = objective_for(
@@ -222,7 +243,7 @@ class Trainer:
                 progress.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
                 timer = PhaseTimer()
                 train_loss, train_acc, images_per_s = self.train_epoch(progress, timer)
-                evaluated = not self.config.final_eval_only or self.epoch + 1 == self.epochs
+                evaluated = self._evaluates_now()
                 evaluation = {}
                 if evaluated:
                     with timer("eval"):
@@ -230,6 +251,10 @@ class Trainer:
                     if not math.isfinite(test.loss):
                         raise self.diverged(f"the {self.eval_split} loss is {test.loss}")
                     evaluation = evaluation_fields(self.eval_split, test.loss, test.top1, test.top5)
+                    self.evaluated_step = self.step
+                    if self.config.early_stopping and test.top1 > self.best.top1:
+                        self.best = BestDev(test.top1, self.step)
+                        self._save_best()
                     if self.ema is not None:
                         with timer("eval"):
                             ema = self.evaluate(self.ema.module)
@@ -255,10 +280,51 @@ class Trainer:
                 self.save_checkpoint()
                 if self.runtime.is_main:
                     progress.write(_summary(record))
+        if self.config.early_stopping:
+            test = self.test_best()
         if test is not None and self.recipe.objective == "classification":
             self.log.confusion_matrix(test.confusion, self.classes)
         self.log.close()
         return self.model
+
+    def _evaluates_now(self) -> bool:
+        """At this epoch's end: always after the last; else as --final-eval-only and
+        --eval-every allow."""
+        if self.epoch + 1 == self.epochs:
+            return True
+        if self.config.final_eval_only:
+            return False
+        every = self.config.eval_every
+        steps_since = self.step - self.evaluated_step
+        return every is None or steps_since >= every
+
+    def _save_best(self) -> None:
+        if self.runtime.is_main:
+            save_weights(self.out / BEST_WEIGHTS, self.model, self.checkpoint_info())
+
+    def test_best(self) -> Evaluation:
+        """Section 4.3's early stopping: the weights of the best dev accuracy, evaluated once on
+        the test split; written to test.json beside the run's log."""
+        weights, _ = read_weights(self.out / BEST_WEIGHTS)
+        load_state(self.model, weights, str(self.out / BEST_WEIGHTS))
+        self.test_images = place(
+            self.held_out_test, self.config.image_size, self.runtime, "auto", self.config.workers
+        )
+        test = self.evaluate(self.model)
+        if self.runtime.is_main:
+            result = {
+                "weights": BEST_WEIGHTS,
+                "step": self.best.step,
+                "dev_acc": self.best.top1,
+                **evaluation_fields("test", test.loss, test.top1, test.top5),
+                "test_images": len(self.test_images),
+            }
+            write_json(self.out / TEST_RESULT, result)
+            print(
+                f"early stopping: best dev top-1 {self.best.top1:.4f} at step {self.best.step}; "
+                f"its test top-1 {test.top1:.4f} ({self.out / TEST_RESULT})"
+            )
+        return test
 
     def train_epoch(self, progress: tqdm, timer: PhaseTimer) -> tuple[float, float, float]:
         """One pass (or what is left of it after a resume, or of the step budget); returns the
@@ -411,6 +477,8 @@ class Trainer:
                 "step": self.step,
                 "total_steps": self.total_steps,
                 "rng": rng,
+                "best_dev": [self.best.top1, self.best.step],
+                "evaluated_step": self.evaluated_step,
             }
             if self.ema is not None:  # in the same checkpoint, so it resumes with the weights
                 state["ema"] = self.ema.module.state_dict()
@@ -469,6 +537,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = state["epoch"], state["step"]
+        self.best = BestDev(*state.get("best_dev", (-1.0, 0)))
+        self.evaluated_step = state.get("evaluated_step", 0)
         self.saved_step = self.step
         self._restore_rng(state["rng"])
         return info.mean, info.std
@@ -489,6 +559,21 @@ class Trainer:
     def _note(self, message: str) -> None:
         if self.runtime.is_main:
             print(f"replicate.train: note: {message}", file=sys.stderr)
+
+
+BEST_WEIGHTS = "best.safetensors"  # --early-stopping: the weights of the best dev accuracy
+TEST_RESULT = "test.json"  # ... and their one evaluation on the test split
+
+
+@dataclass(frozen=True)
+class BestDev:
+    top1: float = -1.0
+    step: int = 0
+
+
+def write_json(path: Path, value: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2) + "\n")
 
 
 def _summary(record: EpochRecord) -> str:

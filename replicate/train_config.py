@@ -85,6 +85,8 @@ class TrainConfig:
     verify_images: bool = False  # check every image file before training
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     checkpoint_every: int | None = None  # steps between checkpoints within an epoch
+    eval_every: int | None = None  # evaluate at the first epoch end this many steps on
+    early_stopping: bool = False  # keep the best dev weights, test them once (Section 4.3)
     grad_checkpointing: bool = False  # recompute activations in the backward (ViTs)
 
     @classmethod
@@ -244,6 +246,28 @@ def build_parser() -> argparse.ArgumentParser:
         "the test split)",
     )
     add(
+        "--early-stopping",
+        action="store_true",
+        default=None,
+        help="with --val-fraction: keep the weights of the best dev accuracy (best.safetensors) "
+        "and evaluate them once on the test split at the end (test.json), as Section 4.3 "
+        '"use[s] early-stopping, and report[s] the best validation accuracy"',
+    )
+    add(
+        "--eval-every",
+        type=positive_int,
+        metavar="N",
+        help="evaluate at the end of the first epoch at least N steps after the last evaluation "
+        "(default: every epoch), and always after the last one",
+    )
+    add(
+        "--crop-scale",
+        type=float,
+        metavar="MIN",
+        help="the smallest area of the inception crop, as a fraction of the image (default: the "
+        "dataset's, 0.05 as vit_jax; a higher floor suits 32x32 images)",
+    )
+    add(
         "--model-arg",
         action="append",
         metavar="KEY=VALUE",
@@ -254,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=["bf16", "fp16", "fp32", "fp8"],
         help="autocast dtype (fp16 with loss scaling; fp8: torchao's float8 linear layers in "
-        "bf16 autocast, on an H100-class GPU); default bf16 on a GPU, fp32 on the CPU",
+        "bf16 autocast, on an H100-class GPU); default bf16 on a GPU and on a CPU with AMX, "
+        "else fp32",
     )
     add("--compile", action="store_true", default=None, help="wrap the model in torch.compile")
     add(
@@ -335,11 +360,16 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         else (defaults.scratch, f"model {entry.name}"),
     )
     recipe = RECIPES[recipe_name]
+    recipe = replace(recipe, base_lr=recipe.lr)  # the rate its weight decay pairs with
     rule = bit_hyperrule(*training_set_shape(spec, data_dir)) if recipe.by_dataset_size else None
     if rule:
         recipe = rule.apply(recipe)
     changes = {f: v for f in RECIPE_OPTIONS if (v := getattr(args, f)) is not None}
     recipe = replace(recipe, **changes, warmup_capped=args.warmup_steps is None)
+    if args.crop_scale is not None:
+        if not 0 < args.crop_scale <= 1:
+            raise ValueError(f"--crop-scale must be in (0, 1], got {args.crop_scale}")
+        recipe = replace(recipe, crop_scale=(args.crop_scale, 1.0))
     for option in RECIPE_OPTIONS:
         sources[option] = option_name(option) if option in changes else f"recipe {recipe.name}"
     model_overrides = dict(parse_model_arg(a) for a in args.model_arg or ())
@@ -350,9 +380,10 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         (recipe.batch_size, f"recipe {recipe.name}"),
         (spec.batch_size, f"dataset {spec.name}"),
     )
-    if recipe.reference_batch and args.lr is None:  # linear scaling (Goyal et al. 2017)
-        recipe = replace(recipe, lr=recipe.lr * batch_size / recipe.reference_batch)
-        sources["lr"] += f", x batch/{recipe.reference_batch}"
+    if args.lr is None:  # the rate for this batch (`Recipe.at_batch`)
+        recipe, how = recipe.at_batch(batch_size)
+        if how:
+            sources["lr"] += f": {how}"
     epochs, steps = args.epochs, args.steps
     sources["length"] = "--epochs" if epochs else "--steps"
     if epochs is None and steps is None:
@@ -366,6 +397,9 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
             if rule
             else f"dataset {spec.name}" + (" (Table 4 steps)" if steps else "")
         )
+    precision, sources["precision"] = first_given(
+        (args.precision, "--precision"), default_precision()
+    )
     dataset = spec.name.replace(IMAGEFOLDER, "imagefolder-").rstrip("/").replace("/", "-")
     return TrainConfig(
         variant=variant,
@@ -378,7 +412,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         batch_size=batch_size,
         epochs=epochs,
         steps=steps,
-        precision=args.precision or default_precision(),
+        precision=precision,
         compile=bool(args.compile),
         seed=args.seed if args.seed is not None else 0,
         out=args.out or f"runs/{variant}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}",
@@ -394,7 +428,15 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         ema=check_decay(args.ema) if args.ema is not None else None,
         final_eval_only=bool(args.final_eval_only),
         grad_checkpointing=bool(args.grad_checkpointing),
+        eval_every=args.eval_every,
+        early_stopping=early_stopping(args),
     )
+
+
+def early_stopping(args: argparse.Namespace) -> bool:
+    if args.early_stopping and not args.val_fraction:
+        raise ValueError("--early-stopping chooses on the dev split: add --val-fraction, e.g. 0.02")
+    return bool(args.early_stopping)
 
 
 def default_micro_batch(recipe: Recipe) -> int | None:

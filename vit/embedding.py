@@ -24,6 +24,7 @@ from einops import rearrange
 from torch import nn
 
 from vit.config import ViTConfig
+from vit.dropout import Dropout
 
 
 class PatchEmbedding(nn.Module):
@@ -48,7 +49,7 @@ class PatchEmbedding(nn.Module):
         self.position_embedding = nn.Parameter(  # E_pos, learnable and 1-D
             torch.zeros(1, config.num_tokens, config.hidden_size)
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     @property
     def image_size(self) -> int:

@@ -119,7 +119,8 @@ class MaskedPatchPredictor(nn.Module):
         embedding = self.vit.embedding
         corruption = self.corruption(embedding.embed_patches(images), generator)
         z_L = self.vit.encoder(embedding.add_class_and_position(corruption.patches))
-        patch_outputs = self.vit.head.norm(z_L[:, 1:])  # the final LN, on every patch token
+        patch_tokens = z_L[:, 1:] if self.vit.config.has_class_token else z_L  # GAP: none
+        patch_outputs = self.vit.head.norm(patch_tokens)  # the final LN, on every patch token
         return self.colour_head(patch_outputs), corruption.positions
 
     def no_weight_decay(self) -> set[str]:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from vit.config import ViTConfig
+from vit.dropout import Dropout
 
 
 class MLP(nn.Module):
@@ -20,9 +21,9 @@ class MLP(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(config.hidden_size, config.mlp_size)
         self.act = nn.GELU(approximate="none" if config.gelu == "exact" else "tanh")
-        self.drop1 = nn.Dropout(config.dropout)
+        self.drop1 = Dropout(config.dropout)
         self.fc2 = nn.Linear(config.mlp_size, config.hidden_size)
-        self.drop2 = nn.Dropout(config.dropout)
+        self.drop2 = Dropout(config.dropout)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """(B, N, D) -> (B, N, D)."""

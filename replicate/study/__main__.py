@@ -1,9 +1,9 @@
-"""python -m replicate.study NAME [NAME ...] [--scale smoke|full] [--out DIR]
+"""python -m replicate.study NAME [NAME ...] [--scale cpu|gpu|smoke] [--out DIR]
 
 Runs the named studies (or `all`), skipping runs that already finished and resuming one that
 was cut off, then writes each study's study.json, its Markdown table and its figure.
 
-    python -m replicate.study data-size                  # full scale: CIFAR-10, needs a GPU
+    python -m replicate.study data-size                  # cpu scale: CIFAR-10, hours on 2 cores
     python -m replicate.study all --scale smoke --out /tmp/studies   # every study, CPU, seconds
 """
 
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scale",
         choices=list(SCALES),
-        default="full",
+        default="cpu",
         help="full: CIFAR-10 on a GPU, what results/studies holds; smoke: tiny models on "
         "digits, a few steps, seconds on a CPU (default full)",
     )

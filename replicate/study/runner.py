@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from replicate.checkpoint import atomic_path, latest_checkpoint, resolve_weights
 from replicate.run_log import CONFIG, METRICS
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
 from replicate.study.spec import RunSpec, Scale, Study
+from replicate.train import BEST_WEIGHTS, TEST_RESULT
 
 log = logging.getLogger("replicate.study")
 
@@ -49,9 +51,29 @@ def read_json(path: Path) -> Any:
 
 
 def environment() -> dict[str, Any]:
-    """Where the runs ran: the device's name and the library versions."""
+    """Where the runs ran: the device's name, the cores, the project's commit, the versions."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return {"device": describe_device(device).name, "versions": library_versions()}
+    return {
+        "device": describe_device(device).name,
+        "cores": torch.get_num_threads(),
+        "commit": project_commit(),
+        "versions": library_versions(),
+    }
+
+
+def project_commit() -> str | None:
+    """The git commit of the checkout the runs came from ("+dirty" with uncommitted changes)."""
+    root = str(Path(__file__).resolve().parents[2])
+    try:
+        commit = _git(root, "rev-parse", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+    except OSError:  # no git
+        return None
+    return (commit + "+dirty" * bool(dirty)) or None
+
+
+def _git(root: str, *args: str) -> str:
+    return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True).stdout.strip()
 
 
 # The tools a run can call, each `tool(args, out, resume)`: in-process, so a smoke study pays
@@ -143,7 +165,7 @@ class Runner:
         if folder.exists() and not resume and spec.tool != "sweep":  # cut off before a checkpoint
             shutil.rmtree(folder)
         log.info("%s %s/%s: %s", "resuming" if resume else "running", study, spec.name, spec.tool)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         TOOLS[spec.tool](args, folder, resume)
         summary = {
             "study": study,
@@ -154,6 +176,7 @@ class Runner:
             "scale": self.scale.name,
             "result": summarise(spec.tool, folder, args),
             "wall_time_s": round(time.perf_counter() - start, 1),
+            "cpu_time_s": round(time.process_time() - cpu_start, 1),  # all of its threads
             "resumed": resume,
             **self.environment,
         }
@@ -165,7 +188,9 @@ class Runner:
         if not arg.startswith(WEIGHTS_PLACEHOLDER):
             return arg
         study, run = arg[len(WEIGHTS_PLACEHOLDER) : -1].split("/", 1)
-        return str(resolve_weights(self.folder(study, run)))
+        folder = self.folder(study, run)
+        best = folder / BEST_WEIGHTS  # early stopping's choice, where the run made one
+        return str(best if best.is_file() else resolve_weights(folder))
 
     def run(self, study: Study) -> dict[str, Any]:
         """Every run of `study`, then its study.json."""
@@ -197,10 +222,14 @@ def summarise(tool: str, folder: Path, args: Sequence[str]) -> dict[str, Any]:
 
 
 def summarise_training(folder: Path) -> dict[str, Any]:
-    """The last epoch's numbers (the run's final model, not the best epoch: choosing the best
-    on the test split would select on the test set)."""
+    """The run's result: with early stopping, the test accuracy of its best dev checkpoint
+    (chosen on the dev split, never on the test split); else the last epoch's."""
     config = read_json(folder / CONFIG)
     last = json.loads((folder / METRICS).read_text().splitlines()[-1])
+    if (folder / TEST_RESULT).is_file():  # early stopping: the best dev checkpoint, tested once
+        best = read_json(folder / TEST_RESULT)
+        last = {**last, **{k: best[k] for k in ("test_acc", "test_top5", "test_loss")}}
+        last |= {"best_dev_acc": best["dev_acc"], "best_step": best["step"]}
     return {
         "variant": config["variant"],
         "dataset": config["dataset"],
@@ -213,6 +242,8 @@ def summarise_training(folder: Path) -> dict[str, Any]:
         "train_loss": last["train_loss"],
         "images_per_s": last["images_per_s"],
         "train_images": last.get("train_images"),
+        "best_dev_acc": last.get("best_dev_acc"),
+        "best_step": last.get("best_step"),
     }
 
 

@@ -17,22 +17,30 @@ Tool = Literal["train", "sweep", "fewshot", "figures"]
 
 @dataclass(frozen=True)
 class Scale:
-    """How big a study runs. `full` is what is committed (sized for one H100); `smoke` runs the
-    same plumbing end to end on a CPU in seconds, with tiny models and a few steps."""
+    """How big a study runs. `cpu` is what is committed (sized for the project's 2-core CPU),
+    `gpu` the same larger for one H100; `smoke` runs the same plumbing end to end on a CPU in
+    seconds, with tiny models and a few steps."""
 
     name: str
     upstream: str  # the dataset models are trained on: CIFAR-10
     downstream: str  # the transfer target: the ants vs bees photos
     vit: tuple[str, ...]  # replicate.train options that build the study's ViT
     bit: tuple[str, ...]  # ... and its ResNet (BiT)
+    vit_name: str  # how tables and figures name them
+    bit_name: str
     image_size: int  # upstream resolution
     batch_size: int
     steps: int  # optimiser steps of every upstream run, whatever the subset's size
     finetune_steps: int  # optimiser steps of every fine-tuning run
+    finetune_batch_size: int
     fractions: tuple[float, ...]  # of the upstream training set (data-size study)
     shots: tuple[int, ...]  # images per class for few-shot linear evaluation
     finetune_sizes: tuple[int, ...]  # resolutions of the resolution study, beyond image_size
     learning_rates: tuple[float, ...]  # fine-tuning grid searched on the dev split
+    dev_fraction: float  # held out of the upstream training set for early stopping
+    eval_every: int  # steps between dev evaluations of an upstream run
+    checkpoint_every: int  # steps between checkpoints, so a stop loses little
+    crop_scale: float  # the inception crop's area floor at 32x32
     workers: int = 0  # DataLoader processes (images are kept on the device when they fit)
 
 

@@ -6,12 +6,18 @@ from replicate.study.spec import Scale
 
 
 def upstream(scale: Scale, image_size: int | None = None) -> tuple[str, ...]:
-    """Train on the upstream dataset (CIFAR-10) at the scale's batch and workers."""
+    """Train on the upstream dataset (CIFAR-10) at the scale's batch and workers, with early
+    stopping on the dev split held out of it (Section 4.3): the best dev checkpoint is tested
+    once."""
     return (
         *("--dataset", scale.upstream),
         *("--image-size", str(image_size or scale.image_size)),
         *("--batch-size", str(scale.batch_size)),
         *("--workers", str(scale.workers)),
+        *("--val-fraction", str(scale.dev_fraction), "--early-stopping"),
+        *("--eval-every", str(scale.eval_every)),
+        *("--checkpoint-every", str(scale.checkpoint_every)),
+        *("--crop-scale", str(scale.crop_scale)),
     )
 
 
@@ -21,7 +27,7 @@ def downstream(scale: Scale) -> tuple[str, ...]:
     return (
         *("--dataset", scale.downstream),
         *("--image-size", str(2 * scale.image_size)),
-        *("--batch-size", str(scale.batch_size)),
+        *("--batch-size", str(scale.finetune_batch_size)),
         *("--workers", str(scale.workers)),
         *("--steps", str(scale.finetune_steps)),
     )

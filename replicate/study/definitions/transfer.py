@@ -22,7 +22,8 @@ DEV_FRACTION = 0.1  # Appendix B.1.1: 10% for the small datasets (Pets, Flowers)
 def runs(scale: Scale) -> list[RunSpec]:
     options = {"vit": scale.vit, "bit": scale.bit}
     specs = []
-    for model, paper_name in data_size.MODELS.items():
+    for model in data_size.MODELS:
+        paper_name = data_size.model_name(scale, model)
         pretrained = weights_of(data_size.NAME, data_size.run_name(model, 1.0))
         specs += [
             RunSpec(
