@@ -38,7 +38,8 @@ CPU = Scale(
     steps=1_500,  # ~4 epochs of the 49,000 training images; as many steps on every subset
     finetune_steps=100,
     finetune_batch_size=64,
-    fractions=(0.05, 0.1, 0.2, 0.5, 1.0),
+    # Figures 3 and 4's subsets of JFT (9M, 30M, 90M and 300M images) as fractions of CIFAR-10
+    fractions=(0.03, 0.1, 0.3, 1.0),
     shots=(1, 5, 10),
     finetune_sizes=(48, 64),
     learning_rates=(0.001, 0.003, 0.01, 0.03),  # Table 4's grid

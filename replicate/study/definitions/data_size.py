@@ -29,6 +29,14 @@ def run_name(model: str, fraction: float) -> str:
     return f"{model}-{percent(fraction)}"
 
 
+def run_order(fractions: tuple[float, ...]) -> list[float]:
+    """The largest subset first (the other studies start from its models), then the smallest
+    (where the claim is decided), then the rest in order: the runs that matter most finish first
+    when a long study is cut off."""
+    largest, *rest = sorted(fractions, reverse=True)
+    return [largest, *sorted(rest)]
+
+
 def runs(scale: Scale) -> list[RunSpec]:
     options = {"vit": scale.vit, "bit": scale.bit}
     return [
@@ -43,7 +51,7 @@ def runs(scale: Scale) -> list[RunSpec]:
             ),
             label=f"{model_name(scale, model)}, {percent(fraction)}% of the training set",
         )
-        for fraction in sorted(scale.fractions, reverse=True)  # the runs others start from first
+        for fraction in run_order(scale.fractions)
         for model in MODELS
     ]
 
