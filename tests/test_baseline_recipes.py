@@ -46,12 +46,20 @@ def test_vits_keep_the_papers_recipes() -> None:
     assert resolve("--variant", "vit_ti16", "--pretrained", "x.pth").recipe.name == "finetune"
 
 
-def test_bit_from_scratch_scales_the_learning_rate_with_the_batch() -> None:
-    config = resolve("--variant", "bit_r50x1", "--batch-size", "64")
-    assert config.recipe.name == "bit-scratch" and config.recipe.optimizer == "sgd"
-    assert config.recipe.lr == pytest.approx(0.1 * 64 / 256)
-    assert config.sources["lr"] == "recipe bit-scratch, x batch/256"
+def test_bit_from_scratch_trains_with_adam_as_the_paper_s_resnets() -> None:
+    """Appendix D.1: "We train all models, including ResNets, using Adam"; Table 3's R50x1."""
+    config = resolve("--variant", "bit_r50x1", "--batch-size", "4096")
+    recipe = config.recipe
+    assert (recipe.name, recipe.optimizer, recipe.schedule) == ("scratch-resnet", "adamw", "linear")
+    assert (recipe.lr, recipe.weight_decay, recipe.grad_clip) == (1e-3, 0.1, None)
     assert config.sources["recipe"] == "model bit_r50x1"
+
+
+def test_bit_scratch_keeps_sgd_scaled_linearly_with_the_batch() -> None:
+    config = resolve("--variant", "bit_r50x1", "--recipe", "bit-scratch", "--batch-size", "64")
+    assert config.recipe.optimizer == "sgd"
+    assert config.recipe.lr == pytest.approx(0.1 * 64 / 256)
+    assert config.sources["lr"] == "recipe bit-scratch: 0.1 at batch 256 x (64/256)"
     assert resolve("--variant", "bit_r50x1", "--lr", "0.2").recipe.lr == 0.2  # as given
 
 

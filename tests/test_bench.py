@@ -19,7 +19,7 @@ from replicate.flops import forward_flops
 from vit import VisionTransformer, ViTConfig
 
 SMOKE = ["--image-size", "32", "--batch-size", "4", "--steps", "2", "--warmup", "1",
-         "--repeats", "2"]  # fmt: skip
+         "--repeats", "2", "--precision", "fp32"]  # fmt: skip
 REPO = Path(__file__).resolve().parents[1]
 OFFICIAL_SRC = REPO / ".official" / "vision_transformer"
 
@@ -180,3 +180,26 @@ def test_loader_bench_times_three_loaders_on_the_same_images(tmp_path: Path) -> 
     assert over["previous"]["images_per_cpu_s"] == pytest.approx(
         medians["ours"]["images_per_cpu_s"] / medians["previous"]["images_per_cpu_s"]
     )
+
+
+def test_a_suite_times_every_configuration_in_both_precisions_and_modes(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """`--suite`: each entry in fp32 and bf16, eager and compiled, with timm's model built to
+    the same configuration as ours (here a one-layer ViT with 8x8 patches)."""
+    from replicate.bench import suites
+
+    tiny = {"patch_size": 8, "depth": 1, "hidden_size": 32, "num_heads": 2, "mlp_size": 64}
+    timing = {"warmup": 1, "steps": 1, "repeats": 1}
+    entry = suites.SuiteEntry(
+        "tiny", BenchConfig("vit_ti16", ("ours", "timm"), 2, 16, 10, model_overrides=tiny, **timing)
+    )
+    monkeypatch.setitem(suites.SUITES, "tiny", (entry,))
+    monkeypatch.setattr(suites, "MODES", (None,))  # compiling is the slow part; same code path
+    reports, table = suites.run_suite("tiny", tmp_path)
+    assert [r.precision for r in reports] == ["fp32", "bf16"]
+    for report in reports:
+        ours, timm = report.results
+        assert timm.skipped is None and timm.params == ours.params  # the same network
+    rows = [line for line in table.read_text().splitlines() if line.startswith("| vit_ti16")]
+    assert len(rows) == 4 and all("x |" in row for row in rows)  # train and inference, ratios

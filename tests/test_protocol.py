@@ -226,7 +226,7 @@ def test_an_explicit_warmup_is_honoured_with_a_warning() -> None:
     default = build_scheduler(optimizer, resolve().recipe, total_steps=100)
     assert default.lr_lambdas[0].keywords["warmup"] == 10  # Table 3's 10k, capped at a tenth
     explicit = resolve("--warmup-steps", "50").recipe
-    with pytest.warns(UserWarning, match="--warmup-steps 50 is more than a tenth"):
+    with pytest.warns(UserWarning, match="--warmup-steps 50 is more than 10%"):
         scheduler = build_scheduler(optimizer, explicit, total_steps=100)
     assert scheduler.lr_lambdas[0].keywords["warmup"] == 50
     with warnings.catch_warnings():

@@ -28,8 +28,10 @@ from replicate.train_config import build_parser, resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
 # ViT-Ti/16 shrunk to one layer of width 32 on 16x16 digits with 8x8 patches: a 2x2 grid.
+# fp32: the tests compare runs to the last bit; bf16, the CPU default with AMX, in test_cpu_path.
 TINY_VIT = [
     "--variant", "vit_ti16", "--image-size", "16", "--batch-size", "128", "--workers", "0",
+    "--precision", "fp32",
     *("--model-arg", "patch_size=8", "--model-arg", "depth=1"),
     *("--model-arg", "hidden_size=32", "--model-arg", "num_heads=2", "--model-arg", "mlp_size=64"),
 ]  # fmt: skip

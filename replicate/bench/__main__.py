@@ -30,6 +30,7 @@ from replicate import loader_bench
 from replicate.bench.contenders import CONTENDERS
 from replicate.bench.measure import BenchConfig, run_bench
 from replicate.bench.report import BenchReport, to_markdown, train_loop, write_report
+from replicate.bench.suites import SUITES, run_suite
 from replicate.cli_errors import ArgumentParser, positive_int, run_cli
 from replicate.run_log import CONFIG
 from replicate.train_config import TrainConfig, parse_model_arg
@@ -106,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         "loop's img/s against the bench's (the options above are ignored but --out, --warmup, "
         "--steps and --repeats)",
     )
+    add(
+        "--suite",
+        choices=list(SUITES),
+        help="time a fixed set of configurations in fp32 and bf16, eager and compiled "
+        "(replicate.bench.suites; cpu: the studies' models and ViT inference at 224)",
+    )
     add("--device", help="default: cuda when available, else cpu")
     add("--out", type=Path, default=Path("results/bench"))
     return parser
@@ -172,6 +179,11 @@ def main(argv: Sequence[str] | None = None) -> BenchReport | dict:
     if "--loader" in argv:  # replicate.loader_bench, with its own options
         return loader_bench.main([a for a in argv if a != "--loader"])
     config, args = parse_args(argv)
+    if args.suite:
+        reports, table = run_suite(args.suite, args.out)
+        print(table.read_text())
+        print(f"wrote {table} and {len(reports)} reports")
+        return {"table": str(table)}
     if args.train_run:
         config = config_of_run(args.train_run, config)
     report = run_bench(config)

@@ -31,9 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from replicate.errors import Unavailable
+from replicate.models import create_model
 from replicate.runtime import autocast, float8_training
 from vit.references import TIMM_NAMES, TORCHVISION_NAMES
-from vit.registry import create_model
 
 if TYPE_CHECKING:
     from replicate.bench.measure import BenchConfig
@@ -102,8 +102,6 @@ def label(kind: str, variant: str) -> str:
 
 def _torch_model(kind: str, config: BenchConfig) -> nn.Module:
     variant, size, classes = config.variant, config.image_size, config.num_classes
-    if config.model_overrides and kind != "ours":
-        raise Unavailable("--model-arg changes our model only")
     if kind == "ours":
         return create_model(variant, num_classes=classes, image_size=size, **config.model_overrides)
     if kind == "timm":
@@ -112,8 +110,14 @@ def _torch_model(kind: str, config: BenchConfig) -> nn.Module:
         import timm
 
         return timm.create_model(
-            TIMM_NAMES[variant], pretrained=False, img_size=size, num_classes=classes
+            TIMM_NAMES[variant],
+            pretrained=False,
+            img_size=size,
+            num_classes=classes,
+            **timm_arguments(config.model_overrides),
         )
+    if config.model_overrides:
+        raise Unavailable("--model-arg changes our model and timm's only")
     if kind == "torchvision":
         if variant not in TORCHVISION_NAMES:
             raise Unavailable(f"torchvision has no equivalent of {variant}")
@@ -125,6 +129,34 @@ def _torch_model(kind: str, config: BenchConfig) -> nn.Module:
             TORCHVISION_NAMES[variant], weights=None, image_size=size, num_classes=classes
         )
     raise ValueError(f"unknown contender {kind!r}; choose from {', '.join(CONTENDERS)}")
+
+
+# Our ViT config fields as timm's VisionTransformer arguments, so that timm's model is the same
+# network: (timm's name, the value from ours).
+_TIMM_FIELDS = {
+    "patch_size": ("patch_size", lambda v, _: v),
+    "depth": ("depth", lambda v, _: v),
+    "hidden_size": ("embed_dim", lambda v, _: v),
+    "num_heads": ("num_heads", lambda v, _: v),
+    "mlp_size": ("mlp_ratio", lambda v, o: v / o.get("hidden_size", v)),
+}
+
+
+def timm_arguments(overrides: dict) -> dict:
+    """timm's arguments for our overrides; dropout as timm places it (after E_pos and after
+    each dense layer but qkv: pos_drop_rate and proj_drop_rate)."""
+    arguments = {}
+    for key, value in overrides.items():
+        if key == "dropout":
+            arguments |= {"pos_drop_rate": value, "proj_drop_rate": value}
+        elif key == "mlp_size" and "hidden_size" not in overrides:
+            raise Unavailable("timm takes mlp_ratio: give hidden_size with mlp_size")
+        elif key in _TIMM_FIELDS:
+            name, convert = _TIMM_FIELDS[key]
+            arguments[name] = convert(value, overrides)
+        else:
+            raise Unavailable(f"timm's ViT has no equivalent of --model-arg {key}")
+    return arguments
 
 
 class TorchContender(Contender):

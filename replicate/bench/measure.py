@@ -23,7 +23,7 @@ from replicate.bench.contenders import CONTENDERS, Step, build_contender, label
 from replicate.bench.report import BenchReport, GraphBreaks, describe_device, library_versions
 from replicate.errors import Unavailable
 from replicate.flops import TRAIN_FLOPS_PER_FORWARD, forward_flops
-from replicate.runtime import COMPUTE_DTYPES
+from replicate.runtime import COMPUTE_DTYPES, default_precision
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class BenchConfig:
     grad_checkpointing: bool = False  # recompute the encoder's activations in the backward
     explain: bool = False  # count graph breaks in our model with torch._dynamo.explain
     device: str | None = None  # None: cuda when available, else cpu
+    train: bool = True  # time training steps (inference is always timed)
     official_src: Path | None = None  # a checkout of google-research/vision_transformer
     model_overrides: dict = field(default_factory=dict)  # create_model(**) for ours alone
 
@@ -69,7 +70,7 @@ class ModelResult:
 
 def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> BenchReport:
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    precision = config.precision or ("bf16" if device.type == "cuda" else "fp32")
+    precision = config.precision or default_precision()[0]
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # for the patch-embedding conv; same for all models
     flops = forward_flops(
@@ -123,7 +124,11 @@ def bench_model(
             return Phase(rate.median, rate.blocks, mfu, contender.peak_memory())
 
         # The training closure (and its optimiser state) is gone before inference is timed.
-        train = time_phase(contender.train_step(batch_size), TRAIN_FLOPS_PER_FORWARD * flops)
+        train = (
+            time_phase(contender.train_step(batch_size), TRAIN_FLOPS_PER_FORWARD * flops)
+            if config.train
+            else None
+        )
         inference = time_phase(contender.inference_step(batch_size), flops)
     except Unavailable as why:
         return ModelResult(kind, name, contender.params, skipped=str(why))
@@ -170,7 +175,7 @@ def measure_rate(
 def matmul_peak_flops(device: torch.device, dtype: torch.dtype) -> float:
     """FLOP/s of the fastest block of large square matmuls in `dtype` on `device`, timed the
     way the models are: the ceiling MFU is measured against."""
-    n = 8192 if device.type == "cuda" else 1024
+    n = 8192 if device.type == "cuda" else 2048  # 1024 does not fill AMX's tiles
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
 
     def matmul() -> torch.Tensor:
@@ -234,7 +239,9 @@ def _explain_ours(config: BenchConfig, device: torch.device) -> GraphBreaks:
 def _summary(result: ModelResult) -> str:
     if result.skipped:
         return f"{result.name}: skipped ({result.skipped})"
+    train = result.train
+    trained = f", train {train.images_per_s:,.1f} img/s (MFU {train.mfu:.1%})" if train else ""
     return (
-        f"{result.name}: batch {result.batch_size}, train {result.train.images_per_s:,.1f} img/s "
-        f"(MFU {result.train.mfu:.1%}), inference {result.inference.images_per_s:,.1f} img/s"
+        f"{result.name}: batch {result.batch_size}{trained}, "
+        f"inference {result.inference.images_per_s:,.1f} img/s"
     )

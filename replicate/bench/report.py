@@ -198,13 +198,15 @@ def _table(results: tuple[ModelResult, ...]) -> list[str]:
     for r in timed:
         rows.append(
             [r.name, f"{r.params / 1e6:.1f}M", str(r.batch_size)]
-            + _phase_cells(r.train, timm.train if timm else None)
+            + _phase_cells(r.train, timm.train if timm and r.train else None)
             + _phase_cells(r.inference, timm.inference if timm else None)
         )
     return ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def _phase_cells(phase: Phase, timm: Phase | None) -> list[str]:
+def _phase_cells(phase: Phase | None, timm: Phase | None) -> list[str]:
+    if phase is None:  # not timed (an inference-only configuration)
+        return ["-"] * 4
     memory = phase.peak_memory_bytes
     return [
         f"{phase.images_per_s:,.1f}",

@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from matplotlib.figure import Figure
 
 from replicate.figures.plots import save
@@ -43,34 +45,153 @@ def test_acc(run: Summary | None) -> float | None:
     return None if run is None else run["result"].get("test_acc")
 
 
+Z95 = 1.96  # the normal quantile of a two-sided 95% interval
+
+
+def wilson_interval(p: float, n: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of an accuracy p measured on n images."""
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n**2)) / (1 + Z95**2 / n)
+    return centre - half, centre + half
+
+
+def with_interval(p: float | None, n: int | None) -> str:
+    if p is None or not n:
+        return percent(p)
+    low, high = wilson_interval(p, n)
+    return f"{100 * p:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim decided by a rule written down before the numbers: the measured effect, its 95%
+    half-width, and "held" / "not held" / "within noise"."""
+
+    effect: float
+    half_width: float
+
+    @property
+    def word(self) -> str:
+        if abs(self.effect) <= self.half_width:
+            return "within noise"
+        return "held" if self.effect > 0 else "not held"
+
+
+def difference_verdict(terms: list[tuple[float, float, int]]) -> Verdict:
+    """The verdict on sum(sign x accuracy): each term (sign, accuracy, test images) an
+    independent binomial measurement, so the variances add."""
+    effect = sum(sign * p for sign, p, _ in terms)
+    variance = sum(p * (1 - p) / n for _, p, n in terms)
+    return Verdict(effect, Z95 * math.sqrt(variance))
+
+
 # data-size: Figures 3 and 4
 
 
-def _data_size_points(summary: Summary) -> dict[str, list[tuple[int, float]]]:
-    """model -> [(training images, test top-1)], by increasing images."""
-    points: dict[str, list[tuple[int, float]]] = {}
+def _data_size_points(summary: Summary) -> dict[str, list[tuple[int, float, int]]]:
+    """model -> [(training images, test top-1, test images)], by increasing training images."""
+    points: dict[str, list[tuple[int, float, int]]] = {}
     for run in summary["runs"]:
         model = run["run"].split("-", 1)[0]
-        points.setdefault(model, []).append((run["result"]["train_images"], test_acc(run)))
+        result = run["result"]
+        test_images = result.get("test_images") or 10_000  # CIFAR-10's test split
+        points.setdefault(model, []).append((result["train_images"], test_acc(run), test_images))
     return {model: sorted(p) for model, p in points.items()}
 
 
-MODEL_NAMES = {"vit": "ViT-S/4", "bit": "BiT-R50x1"}
+MODEL_NAMES = {"vit": "ViT", "bit": "ResNet (BiT)"}
+
+
+def model_label(summary: Summary, model: str) -> str:
+    """The name a study's runs give the model ("ViT-Ti/4 (5 layers), 3% of ..." -> its head)."""
+    for run in summary["runs"]:
+        if run["run"].startswith(f"{model}-") and run.get("label"):
+            return run["label"].split(",", 1)[0]
+    return MODEL_NAMES.get(model, model)
+
+
+def data_size_verdict(summary: Summary) -> Verdict | None:
+    """Section 4.3's claim as a number: the ResNet's lead over the ViT on the smallest subset
+    minus its lead on the largest. Positive: the ViT closes the gap as the data grows."""
+    points = {m: {n: (p, t) for n, p, t in pts} for m, pts in _data_size_points(summary).items()}
+    if set(points) != {"vit", "bit"} or len(set(points["vit"]) & set(points["bit"])) < 2:
+        return None
+    shared = sorted(set(points["vit"]) & set(points["bit"]))
+    small, large = shared[0], shared[-1]
+    terms = [
+        (1, *points["bit"][small]),
+        (-1, *points["vit"][small]),
+        (-1, *points["bit"][large]),
+        (1, *points["vit"][large]),
+    ]
+    return difference_verdict(terms)
 
 
 def data_size_table(summary: Summary) -> Table:
     points = _data_size_points(summary)
     models = list(points)
-    images = sorted({n for p in points.values() for n, _ in p})
-    by_model = {m: dict(points[m]) for m in models}
-    rows = [[f"{n:,}", *(percent(by_model[m].get(n)) for m in models)] for n in images]
-    return Table(["training images", *(MODEL_NAMES.get(m, m) for m in models)], rows)
+    images = sorted({n for p in points.values() for n, _, _ in p})
+    by_model = {m: {n: (p, t) for n, p, t in points[m]} for m in models}
+    rows = [
+        [f"{n:,}", *(with_interval(*by_model[m].get(n, (None, None))) for m in models)]
+        for n in images
+    ]
+    columns = ["training images", *(f"{model_label(summary, m)} (95% interval)" for m in models)]
+    return Table(columns, rows)
+
+
+def model_costs(summary: Summary, folder: Path) -> str:
+    """Each model's parameters and forward GFLOPs per image, from a run's config.json: Section
+    4.3 compares models "with comparable computational cost"."""
+    from replicate.flops import forward_flops
+    from replicate.models import create_model
+    from replicate.study.runner import read_json
+
+    lines = []
+    for model in MODEL_NAMES:
+        runs = sorted(folder.glob(f"{model}-*/config.json"))
+        if not runs:
+            continue
+        config = read_json(runs[0])
+        shape = dict(config["model_overrides"], image_size=config["image_size"], num_classes=10)
+        with torch.device("meta"):
+            params = sum(p.numel() for p in create_model(config["variant"], **shape).parameters())
+        flops = forward_flops(config["variant"], **shape)
+        lines.append(
+            f"{model_label(summary, model)}: {params / 1e6:.2f}M parameters, "
+            f"{flops / 1e9:.2f} GFLOPs per {config['image_size']}x{config['image_size']} image"
+        )
+    return "Models: " + "; ".join(lines) + ".\n" if lines else ""
+
+
+def data_size_notes(summary: Summary, folder: Path) -> str:
+    costs = model_costs(summary, folder)
+    verdict = data_size_verdict(summary)
+    if verdict is None:
+        return costs + "\nVerdict: not decided (both models need at least two subsets).\n"
+    return (
+        costs
+        + "\n"
+        + (
+            "Rule (written before the runs): the ResNet's lead over the ViT on the smallest subset "
+            "minus its lead on the largest, with a 95% interval from the four binomial test "
+            f"accuracies. Measured: {100 * verdict.effect:+.1f} points "
+            f"(± {100 * verdict.half_width:.1f}); **{verdict.word}**.\n"
+        )
+    )
 
 
 def data_size_figure(summary: Summary, ax) -> None:
     for model, points in _data_size_points(summary).items():
-        images, accuracy = zip(*points, strict=True)
-        ax.plot(images, [100 * a for a in accuracy], marker="o", label=MODEL_NAMES.get(model))
+        images, accuracy, tested = zip(*points, strict=True)
+        low, high = zip(*map(wilson_interval, accuracy, tested), strict=True)
+        percents = [100 * a for a in accuracy]
+        errors = [
+            [100 * (a - lo) for a, lo in zip(accuracy, low, strict=True)],
+            [100 * (hi - a) for a, hi in zip(accuracy, high, strict=True)],
+        ]
+        label = model_label(summary, model)
+        ax.errorbar(images, percents, yerr=errors, marker="o", capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("training images (class-balanced subsets of CIFAR-10)")
     ax.set_ylabel("CIFAR-10 test top-1 (%)")
@@ -86,7 +207,8 @@ def transfer_table(summary: Summary) -> Table:
         {int(k) for r in summary["runs"] if r["tool"] == "fewshot" for k in r["result"]["shots"]}
     )
     rows = []
-    for model, name in MODEL_NAMES.items():
+    for model in MODEL_NAMES:
+        name = model_label(summary, model)
         finetune = runs.get(f"{model}-finetune")
         fewshot = runs.get(f"{model}-fewshot", {}).get("result", {}).get("shots", {})
         best_lr = finetune["result"].get("best_lr") if finetune else None
@@ -195,10 +317,11 @@ def attention_table(summary: Summary) -> Table:
 class Drawing:
     table: Callable[..., Table]
     figure: Callable[..., None] | None  # None: the run draws its own figures
+    notes: Callable[[Summary, Path], str] | None = None  # below the table: costs, verdict
 
 
 DRAWINGS = {
-    "data-size": Drawing(data_size_table, data_size_figure),
+    "data-size": Drawing(data_size_table, data_size_figure, data_size_notes),
     "transfer": Drawing(transfer_table, transfer_figure),
     "resolution": Drawing(resolution_table, resolution_figure),
     "attention": Drawing(attention_table, None),
@@ -209,16 +332,23 @@ def draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
     """Write the study's table (Markdown) and figure (PNG) to `out`; returns the files."""
     name = summary["study"]
     table = _table(summary, folder)
+    planned = summary.get("planned_runs", [])
+    done = {run["run"] for run in summary["runs"]}
+    missing = [name for name in planned if name not in done]
     header = (
         f"# {summary['title']}\n\n{summary['claim']}\n\n"
         f"Scale `{summary['scale']}`, on {summary['device']}; "
-        f"{summary['device_time_s'] / 60:.1f} minutes of device time.\n\n"
+        f"{summary['device_time_s'] / 60:.1f} minutes of device time"
+        + (f", commit {summary['commit'][:12]}" if summary.get("commit") else "")
+        + ".\n\n"
+        + (f"**Incomplete**: not yet run: {', '.join(missing)}.\n\n" if missing else "")
     )
     markdown = out / f"study_{name}.md"
     out.mkdir(parents=True, exist_ok=True)
-    markdown.write_text(header + table.markdown())
-    written = [markdown]
     drawing = DRAWINGS.get(name)
+    notes = drawing.notes(summary, folder) if drawing is not None and drawing.notes else ""
+    markdown.write_text(header + table.markdown() + ("\n" + notes if notes else ""))
+    written = [markdown]
     if drawing is not None and drawing.figure is not None:
         fig = Figure(figsize=(7, 4.5), layout="constrained")
         ax = fig.add_subplot()

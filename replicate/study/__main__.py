@@ -38,11 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale",
         choices=list(SCALES),
         default="cpu",
-        help="full: CIFAR-10 on a GPU, what results/studies holds; smoke: tiny models on "
-        "digits, a few steps, seconds on a CPU (default full)",
+        help="cpu: CIFAR-10 on this project's 2-core CPU, what results/studies holds (hours); "
+        "gpu: the same larger, for one H100 (minutes); smoke: tiny models on digits, a few "
+        "steps, seconds on a CPU (default cpu)",
     )
     parser.add_argument(
         "--out", type=Path, help=f"results folder (default {RESULTS}; smoke: runs/studies-smoke)"
+    )
+    parser.add_argument(
+        "--summarise",
+        action="store_true",
+        help="run nothing: summarise and draw the runs that have finished (a study cut off)",
     )
     parser.add_argument(
         "--figures",
@@ -62,8 +68,11 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     runner = Runner(STUDIES, scale, out)
     written = []
     for name in names:
-        summary = runner.run(STUDIES[name])
-        written += draw_study(summary, out / name, figures)
+        summary = runner.summarise_finished(STUDIES[name]) if args.summarise else None
+        if not args.summarise:
+            summary = runner.run(STUDIES[name])
+        if summary is not None:
+            written += draw_study(summary, out / name, figures)
     for path in written:
         print(f"wrote {path}")
     return written
