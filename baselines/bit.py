@@ -110,9 +110,9 @@ def build_network(
     width: float = 1.0,
 ) -> nn.Module:
     """timm's `resnetv2_*_bit` network (randomly initialised), its stem made small if asked;
-    `layers` (blocks per stage) and `width` (a multiple of the stages' and the stem's
-    channels, each a multiple of GroupNorm's 32 groups) shrink it, e.g. (1, 1, 1, 1) and 0.5:
-    a BiT-R14x0.5 of 2M parameters for CIFAR-scale studies."""
+    `layers` (blocks per stage, up to four stages) and `width` (a multiple of the stages' and
+    the stem's channels, each a multiple of GroupNorm's 32 groups) shrink it, e.g. (1, 1, 1, 1)
+    and 0.5: a BiT-R14x0.5 of 2M parameters for CIFAR-scale studies."""
     import timm  # lazy: create_model("vit_b16") does not need it
 
     if stem not in STEMS:
@@ -134,14 +134,15 @@ def _shrunk_network(
     from timm.layers import StdConv2d
     from timm.models.resnetv2 import ResNetV2
 
-    channels = tuple(round(c * width) for c in (256, 512, 1024, 2048, 64))
-    if any(c % 128 for c in channels[:4]) or channels[4] % 32:  # bottlenecks of c / 4
-        raise ValueError(f"width={width} gives stage widths {channels[:4]}: use multiples of 128")
-    reference = timm_layers(variant)
+    layers = tuple(layers or timm_layers(variant))
+    stages = tuple(round(c * width) for c in (256, 512, 1024, 2048)[: len(layers)])
+    stem = round(64 * width)
+    if any(c % 128 for c in stages) or stem % 32:  # bottlenecks of c / 4, GroupNorm's 32 groups
+        raise ValueError(f"width={width} gives stage widths {stages}: use multiples of 128")
     return ResNetV2(
-        layers=list(layers or reference),
-        channels=channels[:4],
-        stem_chs=channels[4],
+        layers=list(layers),
+        channels=stages,
+        stem_chs=stem,
         num_classes=num_classes,
         stem_type="fixed",
         conv_layer=partial(StdConv2d, eps=1e-8),

@@ -4,6 +4,7 @@ the numbers the studies report."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import torch
@@ -66,9 +67,28 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch) -> No
         "study_data-size.png",
         "fig7_centre_position_similarity.png",
     }
+    assert summary["complete"] and summary["commit"] and summary["cores"] >= 1
+    disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    assert disk < 50e6, f"the smoke studies wrote {disk / 1e6:.0f} MB"
+
+    # The upstream runs others start from publish bf16 weights (committed, checkpoints are not).
+    upstream = out / "data-size" / "vit-100"
+    published = upstream / runner.PUBLISHED_WEIGHTS
+    assert published.is_file() and published.stat().st_size < 5e6
+    for ignored in ("checkpoints", "latest.json", "best.safetensors", "model.safetensors"):
+        path = upstream / ignored
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    assert runner.run_weights(upstream) == published
 
     def must_not_run(*args) -> None:
         raise AssertionError("a finished run was run again")
 
     monkeypatch.setattr(runner, "TOOLS", dict.fromkeys(runner.TOOLS, must_not_run))
-    study_main(["all", "--scale", "smoke", "--out", str(out)])
+    study_main(["all", "--scale", "smoke", "--out", str(out)])  # from the published weights
+
+    # A study cut off part-way: its finished runs summarised, marked incomplete.
+    (out / "data-size" / "bit-10" / runner.SUMMARY).unlink()
+    study_main(["data-size", "--scale", "smoke", "--out", str(out), "--summarise"])
+    partial = json.loads((out / "data-size" / STUDY_SUMMARY).read_text())
+    assert not partial["complete"] and "bit-10" not in [r["run"] for r in partial["runs"]]
+    assert "not yet run: bit-10" in (out / "study_data-size.md").read_text()

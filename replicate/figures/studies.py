@@ -143,9 +143,10 @@ def data_size_table(summary: Summary) -> Table:
 def model_costs(summary: Summary, folder: Path) -> str:
     """Each model's parameters and forward GFLOPs per image, from a run's config.json: Section
     4.3 compares models "with comparable computational cost"."""
+    from replicate.checkpoint import read_weights
     from replicate.flops import forward_flops
     from replicate.models import create_model
-    from replicate.study.runner import read_json
+    from replicate.study.runner import PUBLISHED_WEIGHTS, read_json
 
     lines = []
     for model in MODEL_NAMES:
@@ -153,7 +154,11 @@ def model_costs(summary: Summary, folder: Path) -> str:
         if not runs:
             continue
         config = read_json(runs[0])
-        shape = dict(config["model_overrides"], image_size=config["image_size"], num_classes=10)
+        overrides = config["model_overrides"]
+        weights = runs[0].parent / PUBLISHED_WEIGHTS  # with what the run added (the head's layer)
+        if weights.is_file():
+            overrides = read_weights(weights)[1].model_overrides
+        shape = dict(overrides, image_size=config["image_size"], num_classes=10)
         with torch.device("meta"):
             params = sum(p.numel() for p in create_model(config["variant"], **shape).parameters())
         flops = forward_flops(config["variant"], **shape)
@@ -332,6 +337,7 @@ def draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
     """Write the study's table (Markdown) and figure (PNG) to `out`; returns the files."""
     name = summary["study"]
     table = _table(summary, folder)
+    commits = sorted({run["commit"] for run in summary["runs"] if run.get("commit")})
     planned = summary.get("planned_runs", [])
     done = {run["run"] for run in summary["runs"]}
     missing = [name for name in planned if name not in done]
@@ -339,7 +345,7 @@ def draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
         f"# {summary['title']}\n\n{summary['claim']}\n\n"
         f"Scale `{summary['scale']}`, on {summary['device']}; "
         f"{summary['device_time_s'] / 60:.1f} minutes of device time"
-        + (f", commit {summary['commit'][:12]}" if summary.get("commit") else "")
+        + (f"; runs from commit {', '.join(c[:12] for c in commits)}" if commits else "")
         + ".\n\n"
         + (f"**Incomplete**: not yet run: {', '.join(missing)}.\n\n" if missing else "")
     )

@@ -78,14 +78,18 @@ _TINY_VIT = (
     *("--variant", "vit_ti16", "--model-arg", "patch_size=8", "--model-arg", "depth=1"),
     *("--model-arg", "hidden_size=32", "--model-arg", "num_heads=2", "--model-arg", "mlp_size=64"),
 )
+_TINY_BIT = (
+    *("--variant", "bit_r50x1", "--model-arg", "stem=small"),
+    *("--model-arg", "layers=(1,1)", "--model-arg", "width=0.5"),
+)
 SMOKE = Scale(
     name="smoke",
     upstream="digits",
     downstream="digits",
     vit=_TINY_VIT,
-    bit=_SMALL_BIT,
+    bit=_TINY_BIT,
     vit_name="ViT (1 layer)",
-    bit_name="BiT-R14x0.5",
+    bit_name="BiT (2 blocks)",
     image_size=16,
     batch_size=32,
     steps=2,

@@ -1,5 +1,5 @@
 """Study 5, `attention`: Figures 6, 7 and 11 drawn from a ViT that has learned something: the
-data-size study's ViT-S/4 trained on all of CIFAR-10.
+data-size study's ViT trained on all of CIFAR-10.
 
 Figure 7 centre should show the 2-D structure of the image in the position embeddings (Section
 4.5: "closer patches tend to have more similar position embeddings ... row-column structure");
@@ -22,7 +22,7 @@ def runs(scale: Scale) -> list[RunSpec]:
             "vit-100",
             "figures",
             ("--checkpoint", checkpoint, "--only", "fig1", "fig6", "fig7"),
-            label="ViT-S/4 trained on all of CIFAR-10",
+            label=f"{scale.vit_name} trained on all of CIFAR-10",
         )
     ]
 
