@@ -36,7 +36,18 @@ from replicate.subsets import stratified_subsets
 from replicate.train import main
 
 # Two steps: after the first, the zero-initialised head passes gradients back to the body.
-SGD = ["--recipe", "finetune", "--lr", "0.1", "--dropout", "0", "--steps", "2"]
+SGD = [
+    "--recipe",
+    "finetune",
+    "--lr",
+    "0.1",
+    "--dropout",
+    "0",
+    "--steps",
+    "2",
+    "--warmup-steps",
+    "0",
+]
 
 
 # Gradient accumulation (Table 4: batch 512 on any memory).

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from test_train import TINY_VIT, one_thread, resolve  # noqa: F401  (autouse)
 
+from replicate.runtime import default_precision
 from replicate.train import main
 
 
@@ -40,6 +41,7 @@ def test_every_setting_records_its_source() -> None:
         "image_size": "recipe finetune, pretrained ViT",
         "batch_size": "recipe finetune",  # Table 4: 512
         "length": "dataset oxford_pets (Table 4 steps)",
+        "precision": default_precision()[1],
     }
 
 
@@ -51,4 +53,5 @@ def test_a_run_prints_its_settings_and_keeps_them_in_config_json(tmp_path: Path,
     assert ["image_size", "16", "--image-size"] in [line.split() for line in table]
     assert ["length", "1", "steps", "--steps"] in [line.split() for line in table]
     saved = json.loads((tmp_path / "config.json").read_text())["sources"]
-    assert saved["batch_size"] == "--batch-size" and saved["lr"] == "recipe scratch"
+    assert saved["batch_size"] == "--batch-size"
+    assert saved["lr"] == "recipe scratch: 0.003 at batch 4096 x sqrt(128/4096)"

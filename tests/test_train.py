@@ -23,6 +23,7 @@ from replicate.checkpoint import WEIGHTS, latest_checkpoint, load_model, read_st
 from replicate.cli_errors import run_cli
 from replicate.errors import DivergedError
 from replicate.recipes import FEATURE_EXTRACT, FINETUNE, SCRATCH, build_optimizer, lr_factor
+from replicate.runtime import default_precision
 from replicate.train import main
 from replicate.train_config import build_parser, resolve_config
 
@@ -96,7 +97,7 @@ def test_default_run_is_vit_b16_from_scratch_on_digits_at_32() -> None:
     config = resolve()
     assert (config.variant, config.dataset, config.recipe.name) == ("vit_b16", "digits", "scratch")
     assert (config.image_size, config.epochs, config.steps) == (32, 15, None)
-    assert config.precision == ("bf16" if torch.cuda.is_available() else "fp32")
+    assert config.precision == default_precision()[0]  # bf16 on a GPU and on a CPU with AMX
     assert config.out.startswith("runs/vit_b16-digits-")
 
 
@@ -248,6 +249,7 @@ def test_two_processes_end_with_identical_weights(tmp_path: Path) -> None:
 # depth, SGD: two processes and one compute the same numbers up to rounding.
 EFFNET = [
     "--variant", "effnet_b0", "--image-size", "32", "--batch-size", "16", "--workers", "0",
+    "--precision", "fp32",
     *("--model-arg", "dropout=0.0", "--model-arg", "stochastic_depth_prob=0.0"),
     *("--recipe", "finetune", "--lr", "0.1", "--steps", "2"),
 ]  # fmt: skip

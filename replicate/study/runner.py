@@ -189,6 +189,8 @@ class Runner:
         folder = self.folder(study, spec.name)
         finished = (folder / SUMMARY).is_file()
         if finished and not (weights and not has_weights(folder)):
+            if weights and not (folder / PUBLISHED_WEIGHTS).is_file():
+                publish_weights(folder)  # others start from it: its weights are committed
             return read_json(folder / SUMMARY)
         if finished:
             log.info("%s/%s: re-run for its weights, which are not here", study, spec.name)
