@@ -318,6 +318,23 @@ def attention_table(summary: Summary) -> Table:
     return Table(["model", "position structure (neighbours minus distant, cosine)"], rows)
 
 
+POSITION_STRUCTURE_HELD = 0.1  # noise gives ~0 (tests/test_study.py), a sine-cosine grid > 0.3
+
+
+def attention_notes(summary: Summary, folder: Path) -> str:
+    values = [run["result"].get("position_structure") for run in summary["runs"]]
+    values = [v for v in values if v is not None]
+    if not values:
+        return ""
+    held = all(v > POSITION_STRUCTURE_HELD for v in values)
+    return (
+        f"Rule: E_pos has learned the 2-D grid when its position structure exceeds "
+        f"{POSITION_STRUCTURE_HELD} (random embeddings give about 0); **"
+        + ("held" if held else "not held")
+        + "**.\n"
+    )
+
+
 @dataclass(frozen=True)
 class Drawing:
     table: Callable[..., Table]
@@ -329,7 +346,7 @@ DRAWINGS = {
     "data-size": Drawing(data_size_table, data_size_figure, data_size_notes),
     "transfer": Drawing(transfer_table, transfer_figure),
     "resolution": Drawing(resolution_table, resolution_figure),
-    "attention": Drawing(attention_table, None),
+    "attention": Drawing(attention_table, None, attention_notes),
 }
 
 

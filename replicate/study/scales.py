@@ -3,20 +3,21 @@
 cpu     what `results/studies/` holds: CIFAR-10 upstream (`.data/cifar10`, unpacked from
         `../shared/data/cifar10.tar.xz`), the ants vs bees photos downstream, at 32x32 two
         models of comparable cost (Section 4.3): a ViT-Ti/4 of 5 layers (D 192, 3 heads, MLP
-        768, 4x4 patches: an 8x8 grid; 2.3M parameters, 0.30 GFLOPs a forward pass) and a
+        768, 4x4 patches: an 8x8 grid; 2.3M parameters, 0.31 GFLOPs a forward pass) and a
         BiT ResNet shrunk to one bottleneck block per stage at half width, BiT-R14x0.5 (small
         stem; 2.0M parameters, 0.22 GFLOPs). A fixed budget of optimiser steps per run, a 2%
         dev split (Appendix B.1.1's for CIFAR) with early stopping on it (Section 4.3), both
         models with the inception crop at a 25% area floor. Sized for this project's 2-core
         CPU (bf16 on AMX): each run at most about 30 minutes, the whole set about 5 hours.
 gpu     the same studies larger (ViT-S/4 and BiT-R50x1 with the small stem, 4,000 steps of
-        256), sized for one H100/H200: about 8 minutes for all studies at the anchors'
-        throughput (`replicate.flops` against the README's H100 numbers).
+        256), for one H100/H200 beside the GPU checks; defined and smoke-tested, not yet run.
 smoke   the same runs on scikit-learn's digits with one-layer models and two steps each: the
         whole pipeline (training, fine-tuning, sweeps, few-shot, figures) on a CPU in seconds.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from replicate.study.spec import Scale
 
@@ -48,29 +49,21 @@ CPU = Scale(
     checkpoint_every=200,  # at most ~3 minutes of the slower model lost to a stop
     crop_scale=0.25,
 )
-GPU = Scale(
+GPU = replace(
+    CPU,
     name="gpu",
-    upstream="imagefolder:.data/cifar10",
-    downstream="imagefolder:.data/hymenoptera_160",
     # ViT-S (Table 1's width 384, 12 layers, 6 heads) with 4x4 patches: an 8x8 grid at 32x32.
     vit=("--variant", "vit_s16", "--model-arg", "patch_size=4"),
     # BiT-R50x1 with a 3x3 stride-1 stem and no max-pool, so stage 1 sees 32x32.
     bit=("--variant", "bit_r50x1", "--model-arg", "stem=small"),
     vit_name="ViT-S/4",
     bit_name="BiT-R50x1",
-    image_size=32,
     batch_size=256,
     steps=4_000,  # ~20 epochs of the full training set; as many steps on every subset
     finetune_steps=500,  # Table 4's budget for the small datasets (Pets, Flowers)
     finetune_batch_size=256,
-    fractions=(0.05, 0.1, 0.2, 0.5, 1.0),
-    shots=(1, 5, 10),
-    finetune_sizes=(48, 64),
-    learning_rates=(0.001, 0.003, 0.01, 0.03),
-    dev_fraction=0.02,
     eval_every=400,
     checkpoint_every=1_000,
-    crop_scale=0.25,
     workers=8,
 )
 
