@@ -164,7 +164,7 @@ class Trainer:
                 f"{config.dataset} has a single class ({', '.join(self.classes)}): a classifier "
                 "needs at least two; add a folder of images per class"
             )
-        # BiT-HyperRule sets its own, and --crop-scale
+        # BiT-HyperRule's or --crop-scale's, else the dataset's
         crop_scale = config.recipe.crop_scale or spec.crop_scale
         self.train_images, self.test_images = (
             place(split, config.image_size, runtime, config.data_placement, config.workers, crop)

@@ -279,3 +279,25 @@ def test_figures_name_the_evaluation_split(tmp_path: Path, monkeypatch) -> None:
     accuracy = figure.axes[3]
     assert [line.get_ydata().tolist() for line in accuracy.get_lines()] == [[50.0], [70.0]]
     assert "| — (dev split only) |" in results_markdown([dev_run])
+
+
+# Early stopping (Section 4.3): the best dev checkpoint, tested once.
+
+
+def test_early_stopping_tests_the_best_dev_checkpoint_once(tmp_path: Path) -> None:
+    argv = [*TINY_VIT, "--val-fraction", "0.1", "--early-stopping", "--epochs", "4"]
+    main([*argv, "--eval-every", "20", "--out", str(tmp_path)])
+    records = metrics(tmp_path)
+    evaluated = [r for r in records if "dev_acc" in r]
+    assert len(evaluated) < len(records) and evaluated[-1] is records[-1]  # every 20 steps, last
+    best = max(evaluated, key=lambda r: r["dev_acc"])
+    result = json.loads((tmp_path / "test.json").read_text())
+    assert (result["dev_acc"], result["step"]) == (best["dev_acc"], best["step"])
+    assert result["test_images"] == 360 and 0 < result["test_acc"] <= 1  # digits' test split
+    saved = load_file(tmp_path / "best.safetensors")
+    assert saved.keys() == load_file(tmp_path / "model.safetensors").keys()
+
+
+def test_early_stopping_needs_a_dev_split(tmp_path: Path, capsys) -> None:
+    argv = [*TINY_VIT, "--early-stopping", "--out", str(tmp_path)]
+    expect_one_line_error(capsys, argv, "--early-stopping chooses on the dev split")
