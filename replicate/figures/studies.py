@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from replicate.figures.plots import save
 
@@ -198,6 +199,7 @@ def data_size_figure(summary: Summary, ax) -> None:
         label = model_label(summary, model)
         ax.errorbar(images, percents, yerr=errors, marker="o", capsize=3, label=label)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels overlap
     ax.set_xlabel("training images (class-balanced subsets of CIFAR-10)")
     ax.set_ylabel("CIFAR-10 test top-1 (%)")
     ax.legend()
@@ -361,7 +363,8 @@ def draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
     header = (
         f"# {summary['title']}\n\n{summary['claim']}\n\n"
         f"Scale `{summary['scale']}`, on {summary['device']}; "
-        f"{summary['device_time_s'] / 60:.1f} minutes of device time"
+        f"{summary['device_time_s'] / 60:.1f} minutes of wall time"
+        + (f" ({summary['cpu_time_s'] / 60:.0f} CPU-minutes)" if summary.get("cpu_time_s") else "")
         + (f"; runs from commit {', '.join(c[:12] for c in commits)}" if commits else "")
         + ".\n\n"
         + (f"**Incomplete**: not yet run: {', '.join(missing)}.\n\n" if missing else "")
