@@ -92,9 +92,7 @@ class Recipe:
     decay_at: tuple[float, ...] = ()  # "step": fractions of the run where the rate drops 10x
     max_warmup_fraction: float | None = 0.1  # warm-up cap as a share of the run; None: no cap
     reference_batch: int | None = None  # lr is for this batch: scaled to the run's (`at_batch`)
-    base_lr: float | None = (
-        None  # the preset's lr at reference_batch, which weight decay pairs with
-    )
+    base_lr: float | None = None  # the preset's lr, its weight decay's pair; None: lr
     pre_logits: bool = False  # Section 3.1: a tanh hidden layer in the head at pre-training
     mixup_alpha: float = 0.0  # MixUp's Beta(alpha, alpha); 0: none
     crop_scale: tuple[float, float] | None = None  # crop area fractions; None: the dataset's
@@ -113,7 +111,7 @@ class Recipe:
         factor, rule = (math.sqrt(ratio), "sqrt") if self.adaptive else (ratio, "")
         reference = self.reference_batch
         how = f"{self.lr:g} at batch {reference} x {rule}({batch_size}/{reference})"
-        return replace(self, lr=self.lr * factor, base_lr=self.base_lr or self.lr), how
+        return replace(self, lr=self.lr * factor), how
 
     def decoupled_weight_decay(self) -> float:
         """Weight decay per step at the peak of the schedule (AdamW): wd x the reference rate."""

@@ -12,7 +12,6 @@ step takes the global `--batch-size`, accumulated over micro-batches (`replicate
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -33,7 +32,6 @@ from replicate.accumulation import accumulate_gradients, split_batch
 from replicate.augment import Augmentation, InceptionCrop, crop_seeds
 from replicate.checkpoint import (
     CheckpointInfo,
-    atomic_path,
     check_writable,
     latest_checkpoint,
     load_state,
@@ -45,6 +43,7 @@ from replicate.checkpoint import (
     save_checkpoint,
     save_weights,
     set_rng_state,
+    write_json,
 )
 from replicate.cli_errors import run_cli
 from replicate.data import get_dataset_spec, load_splits
@@ -569,11 +568,6 @@ TEST_RESULT = "test.json"  # ... and their one evaluation on the test split
 class BestDev:
     top1: float = -1.0
     step: int = 0
-
-
-def write_json(path: Path, value: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2) + "\n")
 
 
 def _summary(record: EpochRecord) -> str:

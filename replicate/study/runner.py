@@ -25,11 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from replicate.bench.report import describe_device, library_versions
-from replicate.checkpoint import atomic_path, latest_checkpoint, resolve_weights
+from replicate.checkpoint import (
+    atomic_path,
+    latest_checkpoint,
+    read_weights,
+    resolve_weights,
+    write_json,
+)
 from replicate.run_log import CONFIG, METRICS
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
 from replicate.study.spec import RunSpec, Scale, Study
@@ -40,13 +45,6 @@ log = logging.getLogger("replicate.study")
 SUMMARY = "summary.json"
 PUBLISHED_WEIGHTS = "model-bf16.safetensors"  # committed, for the runs that start from it
 STUDY_SUMMARY = "study.json"
-
-
-def write_json(path: Path, value: Any) -> None:
-    """Atomically: a study killed while writing leaves the previous file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -144,17 +142,12 @@ def publish_weights(run_folder: Path) -> Path:
     source = run_weights(run_folder)
     if source is None:
         raise FileNotFoundError(f"{run_folder} holds no weights to publish")
-    state, metadata = load_file(source), safe_open_metadata(source)
+    state, info = read_weights(source)
     half = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state.items()}
     target = run_folder / PUBLISHED_WEIGHTS
     with atomic_path(target) as tmp:
-        save_file(half, tmp, metadata=metadata)
+        save_file(half, tmp, metadata=info.to_metadata())
     return target
-
-
-def safe_open_metadata(path: Path) -> dict[str, str]:
-    with safe_open(path, "pt") as file:
-        return file.metadata() or {}
 
 
 def _can_resume(folder: Path) -> bool:
@@ -189,9 +182,15 @@ class Runner:
         folder = self.folder(study, spec.name)
         finished = (folder / SUMMARY).is_file()
         if finished and not (weights and not has_weights(folder)):
-            if weights and not (folder / PUBLISHED_WEIGHTS).is_file():
-                publish_weights(folder)  # others start from it: its weights are committed
-            return read_json(folder / SUMMARY)
+            summary = read_json(folder / SUMMARY)
+        else:
+            summary = self._run(study, spec, folder, finished)
+        if weights and spec.tool == "train" and not (folder / PUBLISHED_WEIGHTS).is_file():
+            publish_weights(folder)  # others start from it: its weights are committed
+        return summary
+
+    def _run(self, study: str, spec: RunSpec, folder: Path, finished: bool) -> dict[str, Any]:
+        """Run `spec` (what it needs first) into `folder`, resuming a cut-off run; its summary."""
         if finished:
             log.info("%s/%s: re-run for its weights, which are not here", study, spec.name)
         for need in spec.needs:
@@ -217,8 +216,6 @@ class Runner:
             "resumed": resume,
             **self.environment,
         }
-        if weights and spec.tool == "train":  # others start from it: commit its weights
-            publish_weights(folder)
         write_json(folder / SUMMARY, summary)
         return summary
 
