@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED_DATA, needs_shared_data
 from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 from torch.utils.data import TensorDataset
@@ -294,10 +295,11 @@ def test_an_unreadable_image_is_skipped_and_named(tmp_path: Path, placement: str
     assert len(source.skipped) == 1 and "broken.jpg" in next(iter(source.skipped))
 
 
+@needs_shared_data
 def test_wds_shards_of_the_photos(tmp_path: Path) -> None:
     """ants and bees photos written as WebDataset shards (key.jpg + key.cls), read back by
     seek and read: the same images and labels as the files."""
-    photos = REPO.parent / "shared" / "data" / "hymenoptera_data"
+    photos = SHARED_DATA / "hymenoptera_data"
     classes = ["ants", "bees"]
     files: dict[str, list[tuple[Path, int]]] = {"train": [], "val": []}
     for split in files:

@@ -9,6 +9,7 @@ import pytest
 import timm
 import timm.data
 import torch
+from conftest import SHARED_DATA, needs_shared_data
 from PIL import Image
 from safetensors.torch import save_file
 from test_data import write_image_folder
@@ -103,7 +104,7 @@ def test_bad_checkpoints_and_images_are_one_line_errors(
         assert err.count("\n") == 1 and pattern in err, err
 
 
-HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared/data/hymenoptera_data"
+HYMENOPTERA = SHARED_DATA / "hymenoptera_data"
 
 
 def timm_vit_file(folder: Path, num_classes: int) -> tuple[torch.nn.Module, Path]:
@@ -116,6 +117,7 @@ def timm_vit_file(folder: Path, num_classes: int) -> tuple[torch.nn.Module, Path
     return reference, path
 
 
+@needs_shared_data
 def test_predict_with_weights_by_spec_matches_timm(tmp_path: Path) -> None:
     """A file of timm weights: the variant read off its name, the head its own (ImageNet's 1000
     classes, named), the photos squashed and scaled to [-1, 1]: the timm model's own answer."""
@@ -138,6 +140,7 @@ def test_predict_with_weights_by_spec_matches_timm(tmp_path: Path) -> None:
         )
 
 
+@needs_shared_data
 def test_evaluate_with_weights_by_spec(tmp_path: Path, capsys) -> None:
     _, path = timm_vit_file(tmp_path, num_classes=2)
     dataset = f"imagefolder:{HYMENOPTERA}"

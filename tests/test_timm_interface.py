@@ -9,6 +9,7 @@ import pytest
 import timm
 import timm.data
 import torch
+from conftest import SHARED_DATA, needs_shared_data
 from PIL import Image
 
 import replicate.timm_models  # noqa: F401  (registers the models with timm)
@@ -19,7 +20,7 @@ from replicate.data import SquareImages, load_image
 from vit.data_config import IMAGENET_MEAN, INCEPTION_MEAN
 
 REPO = Path(__file__).resolve().parents[1]
-PHOTO = REPO.parent / "shared/data/hymenoptera_data/val/bees/1032546534_06907fe3b3.jpg"
+PHOTO = SHARED_DATA / "hymenoptera_data/val/bees/1032546534_06907fe3b3.jpg"
 
 
 def tiny_vit(**kwargs) -> vit.VisionTransformer:
@@ -42,6 +43,7 @@ def efficientnet_from_a_torchvision_file(tmp_path: Path) -> torch.nn.Module:
     return models.create_model("effnet_b0", num_classes=2, image_size=48, pretrained=str(path))
 
 
+@needs_shared_data
 @pytest.mark.parametrize("weights", ["scratch", "torchvision"])
 def test_timm_transform_from_pretrained_cfg_is_the_projects_view(weights, tmp_path) -> None:
     model = tiny_vit() if weights == "scratch" else efficientnet_from_a_torchvision_file(tmp_path)
