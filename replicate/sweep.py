@@ -11,9 +11,10 @@ ImageNet) as development set and train on the remaining data. For final results 
 the entire training set and evaluate on the respective test data."
 
 Everything after `--` is passed to `replicate.train` for every run; the sweep adds `--lr`,
-`--val-fraction` (candidates) or `--final-eval-only` (the final run) and `--out`. The folder
-holds one run folder per candidate (`lr-0.001/`, ...), the final run (`final-lr-0.01/`) and
-`sweep.json` / `sweep.md`: every candidate's dev accuracy, the choice and the test accuracy.
+`--val-fraction` (candidates) or `--final-eval-only` and `--seed` (the final runs) and `--out`.
+The folder holds one run folder per candidate (`lr-0.001/`, ...), the final runs (`final-lr-0.01/`;
+with `--seeds 3`, `final-lr-0.01-seed-0/` to `-seed-2/`) and `sweep.json` / `sweep.md`: every
+candidate's dev accuracy, the choice and the test accuracy of each seed and their mean.
 Candidates are chosen on their last epoch's dev top-1 (ties: the first in the grid). A sweep
 that stops resumes where it stopped when run again with the same `--out`.
 """
@@ -28,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from replicate.checkpoint import latest_checkpoint
+from replicate.checkpoint import atomic_path, latest_checkpoint, write_json
 from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.run_log import METRICS
 from replicate.train import main as train_main
@@ -44,7 +45,7 @@ DEV_FRACTIONS = {  # Appendix B.1.1
 }
 DEFAULT_DEV_FRACTION = 0.1  # the small datasets' share, for datasets the paper does not name
 SWEEP = "sweep.json"
-CONTROLLED = ("lr", "val_fraction", "out", "resume", "final_eval_only")  # set by the sweep
+CONTROLLED = ("lr", "val_fraction", "out", "resume", "final_eval_only", "seed")  # set by the sweep
 
 
 @dataclass
@@ -60,22 +61,35 @@ class SweepResult:
     train_args: list[str]
     val_fraction: float
     candidates: list[Candidate] = field(default_factory=list)
+    seeds: int = 1  # final runs of the chosen rate, seeds 0 to seeds - 1
     best_lr: float | None = None
-    final_run: str | None = None
-    test_acc: float | None = None  # the final run's single evaluation on the test split
-    test_loss: float | None = None
-    train_images: int | None = None  # of the final run: the whole training split
+    final_runs: list[str] = field(default_factory=list)
+    test_accs: list[float] = field(default_factory=list)  # each final run's one test evaluation
+    test_losses: list[float] = field(default_factory=list)
+    train_images: int | None = None  # of the final runs: the whole training split
+
+    @property
+    def test_acc(self) -> float | None:
+        """The final runs' mean test top-1 (once every seed has run)."""
+        done = len(self.test_accs) == self.seeds
+        return sum(self.test_accs) / self.seeds if done else None
 
 
 def run_sweep(
-    train_args: Sequence[str], lrs: Sequence[float], val_fraction: float, out: Path
+    train_args: Sequence[str],
+    lrs: Sequence[float],
+    val_fraction: float,
+    out: Path,
+    seeds: int = 1,
 ) -> SweepResult:
-    """Every candidate on the dev split, then the best retrained and tested; resumable."""
-    result = _read(out) or SweepResult(list(train_args), val_fraction)
-    if result.train_args != list(train_args) or result.val_fraction != val_fraction:
+    """Every candidate on the dev split, then the best retrained with each seed and tested;
+    resumable."""
+    result = _read(out) or SweepResult(list(train_args), val_fraction, seeds=seeds)
+    recorded = (result.train_args, result.val_fraction, result.seeds)
+    if recorded != (list(train_args), val_fraction, seeds):
         raise ValueError(
             f"{out / SWEEP} records another sweep ({result.train_args}, --val-fraction "
-            f"{result.val_fraction}); choose another --out"
+            f"{result.val_fraction}, --seeds {result.seeds}); choose another --out"
         )
     done = {c.lr for c in result.candidates}
     for lr in lrs:
@@ -89,13 +103,15 @@ def run_sweep(
         _write(out, result)
     best = max(result.candidates, key=lambda c: c.dev_acc)  # max keeps the first of a tie
     result.best_lr = best.lr
-    if result.test_acc is None:
-        result.final_run = f"final-lr-{best.lr:g}"
-        final = _train(
-            out / result.final_run, [*train_args, "--lr", str(best.lr), "--final-eval-only"]
-        )
-        result.test_acc, result.test_loss = final["test_acc"], final["test_loss"]
+    for seed in range(len(result.test_accs), seeds):
+        run = f"final-lr-{best.lr:g}" + (f"-seed-{seed}" if seeds > 1 else "")
+        options = ["--lr", str(best.lr), "--final-eval-only", "--seed", str(seed)]
+        final = _train(out / run, [*train_args, *options])
+        result.final_runs.append(run)
+        result.test_accs.append(final["test_acc"])
+        result.test_losses.append(final["test_loss"])
         result.train_images = final["train_images"]
+        _write(out, result)
     _write(out, result)
     return result
 
@@ -112,14 +128,15 @@ def _read(out: Path) -> SweepResult | None:
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
+    data.pop("test_acc", None)  # derived: the mean of test_accs
     candidates = [Candidate(**c) for c in data.pop("candidates")]
     return SweepResult(**data, candidates=candidates)
 
 
 def _write(out: Path, result: SweepResult) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SWEEP).write_text(json.dumps(asdict(result), indent=2) + "\n")
-    (out / "sweep.md").write_text(sweep_markdown(result))
+    write_json(out / SWEEP, asdict(result) | {"test_acc": result.test_acc})
+    with atomic_path(out / "sweep.md") as path:
+        path.write_text(sweep_markdown(result))
 
 
 def sweep_markdown(result: SweepResult) -> str:
@@ -140,7 +157,16 @@ def sweep_markdown(result: SweepResult) -> str:
             "",
             f"Final: learning rate {result.best_lr:g} retrained on the whole training set "
             f"({result.train_images} images), evaluated once on the test split: "
-            f"**{100 * result.test_acc:.2f}%** top-1 (`{result.final_run}`).",
+            f"**{100 * result.test_acc:.2f}%** top-1"
+            + (
+                " (`{}`).".format(result.final_runs[0])
+                if result.seeds == 1
+                else ", the mean of seeds "
+                + ", ".join(
+                    f"{seed}: {100 * acc:.2f}%" for seed, acc in enumerate(result.test_accs)
+                )
+                + "."
+            ),
         ]
     return "\n".join(lines) + "\n"
 
@@ -167,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="dev split (default: 0.1 Pets/Flowers, 0.02 CIFAR, 0.01 ImageNet, else 0.1)",
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="final runs of the chosen rate with seeds 0 to N-1, their test accuracies "
+        "averaged (default 1)",
+    )
     parser.add_argument("--out", type=Path, help="sweep folder (default runs/sweep-DATASET-TIME)")
     return parser
 
@@ -184,7 +218,9 @@ def main(argv: Sequence[str] | None = None) -> SweepResult:
     val_fraction = args.val_fraction or DEV_FRACTIONS.get(dataset, DEFAULT_DEV_FRACTION)
     name = dataset.replace("imagefolder:", "").strip("/").replace("/", "-")
     out = args.out or Path(f"runs/sweep-{name}-{datetime.now():%Y%m%d-%H%M%S}")
-    result = run_sweep(train_args, args.lrs, val_fraction, out)
+    if args.seeds < 1:
+        raise ValueError(f"--seeds {args.seeds}: give 1 or more final runs")
+    result = run_sweep(train_args, args.lrs, val_fraction, out, args.seeds)
     print((out / "sweep.md").read_text())
     return result
 

@@ -34,7 +34,7 @@ def test_sweep_picks_the_best_dev_accuracy_then_tests_once(
         assert line["eval_split"] == "dev" and line["dev_acc"] == candidate["dev_acc"]
         config = json.loads((out / candidate["run"] / "config.json").read_text())
         assert config["val_fraction"] == 0.1 and config["recipe"]["lr"] == candidate["lr"]
-    [final] = metrics(out / recorded["final_run"])
+    [final] = metrics(out / recorded["final_runs"][0])
     assert final["eval_split"] == "test" and final["test_acc"] == recorded["test_acc"]
     assert final["train_images"] == recorded["train_images"] == 718  # half, no dev split
     assert "**(chosen)**" in (out / "sweep.md").read_text() and "evaluated once" in (
@@ -69,3 +69,17 @@ def test_options_the_sweep_sets_itself_are_refused(capsys, tmp_path: Path) -> No
     capsys.readouterr()
     assert run_cli("replicate.sweep", main, ["--", *TINY_VIT, "--lr", "0.1"]) == 2
     assert "the sweep sets --lr itself" in capsys.readouterr().err
+
+
+def test_seeds_retrain_the_chosen_rate_and_average_the_tests(tmp_path: Path) -> None:
+    argv = ["--lrs", "3e-3", "--seeds", "2", "--val-fraction", "0.1", "--out", str(tmp_path),
+            "--", *TINY_VIT, "--steps", "2", "--train-fraction", "0.2"]  # fmt: skip
+    result = main(argv)
+    assert result.final_runs == ["final-lr-0.003-seed-0", "final-lr-0.003-seed-1"]
+    seeds = [json.loads((tmp_path / run / "config.json").read_text())["seed"]
+             for run in result.final_runs]  # fmt: skip
+    accs = [metrics(tmp_path / run)[-1]["test_acc"] for run in result.final_runs]
+    assert seeds == [0, 1] and result.test_accs == accs
+    recorded = json.loads((tmp_path / "sweep.json").read_text())
+    assert recorded["test_acc"] == pytest.approx(sum(accs) / 2) == result.test_acc
+    assert "the mean of seeds 0:" in (tmp_path / "sweep.md").read_text()

@@ -96,5 +96,6 @@ SMOKE = Scale(
     eval_every=1,
     checkpoint_every=1,
     crop_scale=0.25,
+    finetune_seeds=1,
 )
 SCALES = {scale.name: scale for scale in (CPU, GPU, SMOKE)}

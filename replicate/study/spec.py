@@ -42,6 +42,7 @@ class Scale:
     checkpoint_every: int  # steps between checkpoints, so a stop loses little
     crop_scale: float  # the inception crop's area floor at 32x32
     workers: int = 0  # DataLoader processes (images are kept on the device when they fit)
+    finetune_seeds: int = 3  # final fine-tuning runs of a sweep: ~150 test photos are noisy
 
 
 @dataclass(frozen=True)

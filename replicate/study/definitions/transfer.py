@@ -32,6 +32,7 @@ def runs(scale: Scale) -> list[RunSpec]:
                 (
                     *("--lrs", *map(str, scale.learning_rates)),
                     *("--val-fraction", str(DEV_FRACTION)),
+                    *("--seeds", str(scale.finetune_seeds)),
                     "--",
                     *options[model],
                     *downstream(scale),
