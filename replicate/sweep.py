@@ -153,20 +153,15 @@ def sweep_markdown(result: SweepResult) -> str:
         chosen = " **(chosen)**" if c.lr == result.best_lr else ""
         lines.append(f"| {c.lr:g}{chosen} | {100 * c.dev_acc:.2f} | {c.dev_loss:.4f} | `{c.run}` |")
     if result.test_acc is not None:
+        each = ", ".join(f"{seed}: {100 * acc:.2f}%" for seed, acc in enumerate(result.test_accs))
+        runs = (
+            f" (`{result.final_runs[0]}`)." if result.seeds == 1 else f", the mean of seeds {each}."
+        )
         lines += [
             "",
             f"Final: learning rate {result.best_lr:g} retrained on the whole training set "
             f"({result.train_images} images), evaluated once on the test split: "
-            f"**{100 * result.test_acc:.2f}%** top-1"
-            + (
-                " (`{}`).".format(result.final_runs[0])
-                if result.seeds == 1
-                else ", the mean of seeds "
-                + ", ".join(
-                    f"{seed}: {100 * acc:.2f}%" for seed, acc in enumerate(result.test_accs)
-                )
-                + "."
-            ),
+            f"**{100 * result.test_acc:.2f}%** top-1{runs}",
         ]
     return "\n".join(lines) + "\n"
 

@@ -43,3 +43,9 @@ def budget(steps: int) -> tuple[str, ...]:
 def percent(fraction: float) -> str:
     """0.05 -> "5": run names read as percentages of the training set."""
     return f"{100 * fraction:g}"
+
+
+def finetune(weights: str, batch_size: int) -> tuple[str, ...]:
+    """Start from `weights` with Appendix B.1.1's fine-tuning recipe, the whole batch in one
+    pass: the recipe's micro-batches are sized for ViT-B at 384, not for these small models."""
+    return ("--pretrained", weights, "--recipe", "finetune", "--micro-batch", str(batch_size))

@@ -10,7 +10,7 @@ longer sequence, i.e. finer patches relative to the object.
 from __future__ import annotations
 
 from replicate.study.definitions import data_size
-from replicate.study.definitions.common import budget, upstream
+from replicate.study.definitions.common import budget, finetune, upstream
 from replicate.study.spec import RunSpec, Scale, Study, weights_of
 
 NAME = "resolution"
@@ -25,7 +25,7 @@ def runs(scale: Scale) -> list[RunSpec]:
             (
                 *scale.vit,
                 *upstream(scale, image_size=size),
-                *("--pretrained", pretrained, "--recipe", "finetune"),
+                *finetune(pretrained, scale.batch_size),
                 *budget(scale.finetune_steps),
             ),
             label=f"fine-tuned at {size}x{size}",

@@ -13,7 +13,7 @@ setting (supervised pre-training on a larger labelled set, JFT).
 from __future__ import annotations
 
 from replicate.study.definitions import data_size
-from replicate.study.definitions.common import budget, percent, upstream
+from replicate.study.definitions.common import budget, finetune, percent, upstream
 from replicate.study.spec import RunSpec, Scale, Study, weights_of
 
 NAME = "self-supervision"
@@ -45,7 +45,14 @@ def runs(scale: Scale) -> list[RunSpec]:
         RunSpec(
             PRETRAIN,
             "train",
-            (*scale.vit, *upstream(scale), "--recipe", "masked-patch", "--steps", str(pretrain_steps)),
+            (
+                *scale.vit,
+                *upstream(scale),
+                "--recipe",
+                "masked-patch",
+                "--steps",
+                str(pretrain_steps),
+            ),
             label="masked patch prediction, no labels",
         )
     ]
@@ -59,7 +66,7 @@ def runs(scale: Scale) -> list[RunSpec]:
                     (
                         *scale.vit,
                         *upstream(scale),
-                        *("--pretrained", weights, "--recipe", "finetune"),
+                        *finetune(weights, scale.batch_size),
                         *labels,
                     ),
                     label=f"{LABELS[start]}, fine-tuned on {percent(fraction)}% of the labels",

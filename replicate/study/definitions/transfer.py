@@ -12,7 +12,7 @@ frozen pre-trained model (Section 4.1, "Metrics").
 from __future__ import annotations
 
 from replicate.study.definitions import data_size
-from replicate.study.definitions.common import downstream
+from replicate.study.definitions.common import downstream, finetune
 from replicate.study.spec import RunSpec, Scale, Study, weights_of
 
 NAME = "transfer"
@@ -36,7 +36,7 @@ def runs(scale: Scale) -> list[RunSpec]:
                     "--",
                     *options[model],
                     *downstream(scale),
-                    *("--pretrained", pretrained, "--recipe", "finetune"),
+                    *finetune(pretrained, scale.finetune_batch_size),
                 ),
                 label=f"{paper_name}, CIFAR-10 pre-trained, fine-tuned",
             ),
