@@ -49,11 +49,17 @@ def test_position_structure_on_a_hand_made_similarity() -> None:
     assert position_structure(pairs.reshape(g, g, g, g)) == 1.0
 
 
-def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch) -> None:
+def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch, caplog) -> None:
     """Every study, every tool, on digits with one-layer models; then a rerun runs nothing."""
     torch.set_num_threads(1)
     out = tmp_path / "studies"
-    written = study_main(["all", "--scale", "smoke", "--out", str(out)])
+    with caplog.at_level("INFO", logger="replicate.study"):
+        written = study_main(["all", "--scale", "smoke", "--out", str(out)])
+    plans = [
+        r.message for r in caplog.records if "in all (training rates measured here" in r.message
+    ]
+    assert len(plans) == len(STUDIES) and "none yet" in plans[0]  # data-size: nothing measured
+    assert "vit_ti16" in plans[-1] and "? in all" not in plans[-1]  # later: from data-size's runs
     for name in STUDIES:
         summary = json.loads((out / name / STUDY_SUMMARY).read_text())
         assert [run["run"] for run in summary["runs"]] == [
@@ -92,3 +98,27 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch) -> No
     partial = json.loads((out / "data-size" / STUDY_SUMMARY).read_text())
     assert not partial["complete"] and "bit-10" not in [r["run"] for r in partial["runs"]]
     assert "not yet run: bit-10" in (out / "study_data-size.md").read_text()
+
+
+def test_a_runs_estimate_is_its_training_flops_at_the_rate_measured_here() -> None:
+    from replicate.flops import forward_flops
+    from replicate.study.definitions import data_size, transfer
+    from replicate.study.estimate import TrainingShape, estimate_seconds, training_shape
+
+    sweep = next(s for s in transfer.runs(SMOKE) if s.name == "vit-finetune")
+    shape = training_shape(sweep)
+    runs = len(SMOKE.learning_rates) + SMOKE.finetune_seeds  # the candidates, then the finals
+    assert shape == TrainingShape(
+        "vit_ti16",
+        {"patch_size": 8, "depth": 1, "hidden_size": 32, "num_heads": 2, "mlp_size": 64},
+        2 * SMOKE.image_size,
+        runs * SMOKE.finetune_steps * SMOKE.finetune_batch_size,
+    )
+    forward = forward_flops("vit_ti16", image_size=32, num_classes=10, **shape.overrides)
+    assert estimate_seconds(sweep, {"vit_ti16": 1e9}) == 3 * forward * shape.images / 1e9
+    bit = next(s for s in data_size.runs(SMOKE) if s.name.startswith("bit"))
+    slowest = {"vit_ti16": 4e9, "other": 1e9}  # no BiT measured: the slowest rate measured
+    assert estimate_seconds(bit, slowest) == training_shape(bit).flops() / 1e9
+    assert estimate_seconds(bit, {}) is None
+    fewshot = next(s for s in transfer.runs(SMOKE) if s.tool == "fewshot")
+    assert estimate_seconds(fewshot, {}) == 0.0

@@ -352,6 +352,21 @@ DRAWINGS = {
 }
 
 
+def machines(summary: Summary) -> str:
+    """Where the runs ran, with each machine's cores and precision, and which runs when they
+    ran on more than one: "AMD EPYC (2 cores, fp32)"."""
+    groups: dict[str, list[str]] = {}
+    for run in summary["runs"]:
+        precision = run["result"].get("precision")
+        where = f"{run['device']} ({run.get('cores', '?')} cores" + (
+            f", {precision})" if precision else ")"
+        )
+        groups.setdefault(where, []).append(run["run"])
+    if len(groups) == 1:
+        return next(iter(groups))
+    return "; ".join(f"{where}: {', '.join(runs)}" for where, runs in groups.items())
+
+
 def draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
     """Write the study's table (Markdown) and figure (PNG) to `out`; returns the files."""
     name = summary["study"]
@@ -362,7 +377,7 @@ def draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
     missing = [name for name in planned if name not in done]
     header = (
         f"# {summary['title']}\n\n{summary['claim']}\n\n"
-        f"Scale `{summary['scale']}`, on {summary['device']}; "
+        f"Scale `{summary['scale']}`, on {machines(summary)}; "
         f"{summary['device_time_s'] / 60:.1f} minutes of wall time"
         + (f" ({summary['cpu_time_s'] / 60:.0f} CPU-minutes)" if summary.get("cpu_time_s") else "")
         + (f"; runs from commit {', '.join(c[:12] for c in commits)}" if commits else "")
@@ -380,7 +395,8 @@ def draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
         ax = fig.add_subplot()
         drawing.figure(summary, ax)
         ax.grid(alpha=0.3)
-        ax.set_title(f"{summary['title']}\n({summary['scale']} scale, {summary['device']})")
+        devices = ", ".join(sorted({run["device"] for run in summary["runs"]}))
+        ax.set_title(f"{summary['title']}\n({summary['scale']} scale, {devices})")
         written.append(save(fig, out / f"study_{name}.png"))
     if name == "attention":
         written += _copy_attention_figures(folder, out)

@@ -36,6 +36,7 @@ from replicate.checkpoint import (
     write_json,
 )
 from replicate.run_log import CONFIG, METRICS
+from replicate.study.estimate import estimate_seconds, measured_rates
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
 from replicate.study.spec import RunSpec, Scale, Study
 from replicate.train import BEST_WEIGHTS, TEST_RESULT
@@ -150,6 +151,13 @@ def publish_weights(run_folder: Path) -> Path:
     return target
 
 
+def minutes(seconds: float | None) -> str:
+    """ "12 min", "done" for 0, "?" when unknown."""
+    if seconds is None:
+        return "?"
+    return "done" if seconds == 0 else f"{max(1, round(seconds / 60))} min"
+
+
 def _can_resume(folder: Path) -> bool:
     return (folder / CONFIG).is_file() and latest_checkpoint(folder) is not None
 
@@ -233,15 +241,51 @@ class Runner:
         """Every run of `study`; its study.json after each, so that a study cut off part-way
         has its finished runs summarised (`complete` false) and can be committed as it is."""
         specs = study.runs(self.scale)
+        estimates = self.estimates(study, specs)
         summaries: list[dict[str, Any]] = []
         for index, spec in enumerate(specs):
-            if index:
-                left = sum(s["wall_time_s"] for s in summaries) / index * (len(specs) - index)
-                done = f"{index} of {len(specs)} runs done"
-                log.info("%s: %s, about %.0f min left", study.name, done, left / 60)
             summaries.append(self.ensure(study.name, spec))
             self.write_summary(study, summaries, complete=index + 1 == len(specs))
+            left = [estimates[s.name] for s in specs[index + 1 :]]
+            log.info(
+                "%s/%s: %.1f min (estimated %s); %d of %d runs done, %s left",
+                study.name,
+                spec.name,
+                summaries[-1]["wall_time_s"] / 60,
+                minutes(estimates[spec.name]),
+                index + 1,
+                len(specs),
+                minutes(None if None in left else sum(left)),  # type: ignore[arg-type]
+            )
         return read_json(self.out / study.name / STUDY_SUMMARY)
+
+    def estimates(self, study: Study, specs: Sequence[RunSpec]) -> dict[str, float | None]:
+        """Each run's estimated seconds (0 once finished), from the training FLOP/s that the
+        finished runs on this device reached; logged before the first run starts."""
+        device = self.environment["device"]
+        finished_here = [
+            path.parent
+            for path in self.out.glob(f"*/*/{SUMMARY}")
+            if read_json(path).get("device") == device and read_json(path)["tool"] == "train"
+        ]
+        rates = measured_rates(finished_here)
+        estimates = {
+            spec.name: 0.0
+            if (self.folder(study.name, spec.name) / SUMMARY).is_file()
+            else estimate_seconds(spec, rates)
+            for spec in specs
+        }
+        plan = ", ".join(f"{name} {minutes(seconds)}" for name, seconds in estimates.items())
+        total = None if None in estimates.values() else sum(estimates.values())  # type: ignore[arg-type]
+        basis = ", ".join(f"{v} {r / 1e9:.0f} GFLOP/s" for v, r in rates.items()) or "none yet"
+        log.info(
+            "%s: %s; %s in all (training rates measured here: %s)",
+            study.name,
+            plan,
+            minutes(total),
+            basis,
+        )
+        return estimates
 
     def write_summary(self, study: Study, summaries: list[dict[str, Any]], complete: bool) -> None:
         summary = {
@@ -296,6 +340,7 @@ def summarise_training(folder: Path) -> dict[str, Any]:
         "dataset": config["dataset"],
         "recipe": config["recipe"]["name"],
         "image_size": config["image_size"],
+        "precision": config["precision"],
         "steps": last["step"],
         "test_acc": last["test_acc"],
         "test_top5": last["test_top5"],
@@ -320,6 +365,7 @@ def summarise_sweep(folder: Path) -> dict[str, Any]:
         "test_acc": sweep["test_acc"],  # the mean over the final runs' seeds
         "test_accs": sweep["test_accs"],
         "train_images": sweep["train_images"],
+        "precision": read_json(folder / sweep["final_runs"][0] / CONFIG)["precision"],
     }
 
 
