@@ -175,7 +175,7 @@ def measure_rate(
 def matmul_peak_flops(device: torch.device, dtype: torch.dtype) -> float:
     """FLOP/s of the fastest block of large square matmuls in `dtype` on `device`, timed the
     way the models are: the ceiling MFU is measured against."""
-    n = 8192 if device.type == "cuda" else 2048  # 1024 does not fill AMX's tiles
+    n = 8192 if device.type == "cuda" else _cpu_peak_size(dtype)
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
 
     def matmul() -> torch.Tensor:
@@ -189,6 +189,22 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype) -> float:
     steps = 20 if device.type == "cuda" else 2
     rate = measure_rate(matmul, 2 * n**3, steps=steps, repeats=5, synchronize=synchronize)
     return max(rate.blocks)
+
+
+def _cpu_peak_size(dtype: torch.dtype, budget_s: float = 0.5, largest: int = 2048) -> int:
+    """The side of the CPU's peak matmul: 2048 (1024 does not fill AMX's tiles), or smaller
+    where one would take over `budget_s`: without AMX or AVX512-BF16, bf16 runs at well under
+    1 GFLOP/s, and thirteen 2048-matmuls would take a quarter of an hour."""
+    probe = 256
+    a = torch.randn(probe, probe, dtype=dtype)
+    a @ a  # warm-up: oneDNN picks its kernel on the first call
+    start = time.perf_counter()
+    a @ a
+    rate = 2 * probe**3 / max(time.perf_counter() - start, 1e-9)
+    n = largest
+    while n > probe and 2 * n**3 / rate > budget_s:
+        n //= 2
+    return n
 
 
 def largest_fitting(
