@@ -19,7 +19,17 @@ if TYPE_CHECKING:  # imported for the type hints only: torch.hub lists every pub
 
     from torch import nn
 
-dependencies = ["torch", "torchvision", "timm", "einops", "safetensors"]
+# torch.hub checks these modules are importable: building a model, and loading its weights
+dependencies = [
+    "torch",
+    "torchvision",
+    "timm",
+    "einops",
+    "numpy",
+    "tqdm",
+    "safetensors",
+    "huggingface_hub",
+]
 
 
 def _entrypoint(name: str) -> Callable[..., nn.Module]:

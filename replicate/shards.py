@@ -82,7 +82,7 @@ class TarShards(Dataset):
         if self._pid != os.getpid():  # a forked worker opens its own handles
             self._files, self._pid = {}, os.getpid()
         if shard not in self._files:
-            self._files[shard] = open(self.shards[shard], "rb")  # noqa: SIM115 (kept open)
+            self._files[shard] = open(self.shards[shard], "rb")  # kept open: one per shard
         return self._files[shard]
 
     def __getstate__(self) -> dict:

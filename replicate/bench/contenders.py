@@ -251,7 +251,7 @@ class TorchContender(Contender):
                 fitted = True
             except torch.cuda.OutOfMemoryError:
                 fitted = False
-            step = None  # noqa: F841  (drops the optimiser state before the next probe)
+            step = None  # drops the optimiser state before the next probe
             self.model.zero_grad(set_to_none=True)
             release_memory(self.device)
             print(f"  batch {batch_size}: {'fits' if fitted else 'out of memory'}", flush=True)
