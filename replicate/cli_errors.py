@@ -1,6 +1,11 @@
 """Expected failures of the command-line tools (`replicate.errors`, bad input): a one-line
 message on stderr, never a traceback.
 
+Bad input is what the project itself rejects: a `ValueError` raised in `vit/`, `baselines/` or
+`replicate/`. A `ValueError` raised inside a library (torch, PIL, json, ...) is a bug, or a
+case the project should have checked, and shows its whole traceback, as does everything with
+`REPLICATE_DEBUG=1` in the environment.
+
 Bad input (an unknown dataset or variant, an empty or corrupt image folder, weights that cannot be
 fetched offline, a missing, corrupt or wrong-kind checkpoint, a bad option) exits with status 2, as
 argparse does for a bad option; a diverged run exits with 1. An interrupted one exits with the
@@ -11,10 +16,12 @@ the same `KeyboardInterrupt` so that both stop a run alike (its last checkpoint 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from replicate.errors import DivergedError
@@ -35,7 +42,9 @@ def run_cli(prog: str, main: Callable[[Sequence[str] | None], object], argv=None
     try:
         main(argv)
     except BAD_INPUT as error:
-        return _fail(prog, error, status=2)
+        if debugging() or not (isinstance(error, FileNotFoundError) or raised_here(error)):
+            raise
+        return _fail(prog, f"{error} ({DEBUG}=1 shows the traceback)", status=2)
     except DivergedError as error:
         return _fail(prog, error, status=1)
     except KeyboardInterrupt as error:
@@ -45,6 +54,24 @@ def run_cli(prog: str, main: Callable[[Sequence[str] | None], object], argv=None
         if on_main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     return 0
+
+
+PACKAGES = tuple(
+    str(Path(__file__).resolve().parents[1] / p) for p in ("vit", "baselines", "replicate")
+)
+DEBUG = "REPLICATE_DEBUG"
+
+
+def debugging() -> bool:
+    return os.environ.get(DEBUG, "") not in ("", "0")
+
+
+def raised_here(error: BaseException) -> bool:
+    """Whether the innermost frame of the error's traceback is the project's own code."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame is not None and frame.tb_frame.f_code.co_filename.startswith(PACKAGES)
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:

@@ -65,6 +65,32 @@ def test_bad_options_are_one_line_errors(prog: str, argv: list[str], expected: s
     assert expected in err, err
 
 
+def test_only_the_projects_own_errors_are_one_line(capsys, monkeypatch) -> None:
+    """A ValueError the project raises is the user's to fix: one line, exit 2. One raised
+    inside a library is a bug to report: its traceback, as is every error with REPLICATE_DEBUG=1."""
+    import json
+
+    from replicate.train_config import parse_model_arg
+
+    def rejects(argv) -> None:
+        parse_model_arg("depth")  # the project's own check
+
+    def library_bug(argv) -> None:
+        json.loads("{")  # json.JSONDecodeError, a ValueError raised in the json module
+
+    assert run_cli("prog", rejects, []) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "prog: error: --model-arg takes KEY=VALUE, e.g. depth=2; got 'depth' "
+        "(REPLICATE_DEBUG=1 shows the traceback)\n"
+    )
+    with pytest.raises(json.JSONDecodeError):
+        run_cli("prog", library_bug, [])
+    monkeypatch.setenv("REPLICATE_DEBUG", "1")
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        run_cli("prog", rejects, [])
+
+
 def test_model_is_the_variant_and_never_an_abbreviation() -> None:
     assert resolve("--model", "vit_s16").variant == "vit_s16"
     config = resolve("--model", "vit_ti16", "--model-arg", "depth=1")
