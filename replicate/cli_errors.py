@@ -106,6 +106,31 @@ def non_negative_float(text: str) -> float:
     return _at_least(float(text), 0)
 
 
+MAX_LR = 10.0  # far above any recipe's peak (Table 3's largest is 0.03 at batch 512)
+
+
+def learning_rate(text: str) -> float:
+    value = non_negative_float(text)
+    if not value <= MAX_LR:  # inf too
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_LR:g}, got {value}")
+    return value
+
+
+def finite_non_negative_float(text: str) -> float:
+    value = non_negative_float(text)
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError("must be finite, got inf")
+    return value
+
+
+def probability(text: str) -> float:
+    """A rate in [0, 1): dropout's (1 would drop everything)."""
+    value = non_negative_float(text)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"must be below 1, got {value}")
+    return value
+
+
 def _at_least(value, low):
     if not value >= low:  # NaN too
         raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")

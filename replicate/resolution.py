@@ -34,9 +34,10 @@ def nearest_multiple(size: int, patch: int) -> int:
 def check_resolution(size: int, patch: int | None, variant: str) -> int:
     """`size`, or a one-line error naming the nearest sizes that work."""
     if patch is not None and size % patch:
-        below, above = max(patch, size // patch * patch), (size // patch + 1) * patch
+        below, above = size // patch * patch, (size // patch + 1) * patch
+        nearest = f"{below} or {above}" if below else str(above)
         raise ValueError(
             f"--image-size {size} is not a multiple of {variant}'s patch size {patch}: "
-            f"use {below} or {above}"
+            f"use {nearest}"
         )
     return size

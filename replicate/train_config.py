@@ -34,9 +34,12 @@ from replicate import models
 from replicate.accumulation import FINETUNE_MICRO_BATCH
 from replicate.cli_errors import (
     ArgumentParser,
+    finite_non_negative_float,
+    learning_rate,
     non_negative_float,
     non_negative_int,
     positive_int,
+    probability,
 )
 from replicate.data import (
     DATASETS,
@@ -187,10 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
         f"finetune {FINETUNE_MICRO_BATCH['cuda']} on a GPU, {FINETUNE_MICRO_BATCH['cpu']} on a "
         "CPU). The run prints the split: processes x micro-batch x accumulation steps",
     )
-    add("--lr", type=non_negative_float, help="peak learning rate (default: the recipe's)")
+    add("--lr", type=learning_rate, help="peak learning rate (default: the recipe's)")
     add(
         "--weight-decay",
-        type=non_negative_float,
+        type=finite_non_negative_float,
         help="weight decay, decoupled for AdamW (default: the recipe's)",
     )
     add(
@@ -206,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative_float,
         help="clip gradients at this global norm (0: no clipping)",
     )
-    add("--dropout", type=float, help="ViT dropout rate (default: the recipe's)")
+    add("--dropout", type=probability, help="ViT dropout rate (default: the recipe's)")
     add(
         "--image-size",
         type=positive_int,

@@ -45,6 +45,11 @@ def one_line_error(capsys, prog: str, main, argv: list[str]) -> str:
         ("train", ["--weight-decay", "-0.1"], "argument --weight-decay: must be at least 0"),
         ("train", ["--warmup-steps", "-5"], "argument --warmup-steps: must be at least 0, got -5"),
         ("train", ["--lr", "nan"], "argument --lr: must be at least 0, got nan"),
+        ("train", ["--lr", "inf"], "argument --lr: must be at most 10, got inf"),
+        ("train", ["--lr", "1e308"], "argument --lr: must be at most 10, got 1e+308"),
+        ("train", ["--weight-decay", "inf"], "argument --weight-decay: must be finite"),
+        ("train", ["--dropout", "2"], "argument --dropout: must be below 1, got 2.0"),
+        ("train", ["--image-size", "15"], "not a multiple of vit_b16's patch size 16: use 16"),
         ("train", ["--checkpoint-every", "0"], "argument --checkpoint-every: must be at least 1"),
         ("train", ["--model-ar", "depth=2"], "unrecognized arguments: --model-ar"),  # no abbrev
         ("predict", ["--checkpoint", "run", "--top-k", "0", "x.png"], "--top-k: must be at least"),
