@@ -13,6 +13,7 @@ Only rank 0 writes; on the other ranks a `RunLog` is built with `enabled=False` 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -23,6 +24,10 @@ from typing import Any, TypeVar
 
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
+
+from replicate.checkpoint import atomic_path
+
+log = logging.getLogger(__name__)
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -94,6 +99,33 @@ def evaluation_fields(split: str, loss: float, top1: float, top5: float, prefix:
     return {f"{name}_loss": loss, f"{name}_acc": top1, f"{name}_top5": top5}
 
 
+def read_metrics(path: Path) -> tuple[dict, ...]:
+    """The epochs of a metrics.jsonl, in order; a line that is not a JSON object with an
+    `epoch` (a run killed mid-write tears its last line) is dropped with a warning naming the
+    file and line."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or "epoch" not in row:
+            log.warning("%s:%d: not a JSON object with an 'epoch', dropped", path, number)
+            continue
+        rows.append(row)
+    return tuple(sorted(rows, key=lambda row: row["epoch"]))
+
+
+def last_epoch(folder: Path) -> dict:
+    """The last epoch a run folder logged; a one-line error naming the file when none is."""
+    rows = read_metrics(folder / METRICS) if (folder / METRICS).is_file() else ()
+    if not rows:
+        raise ValueError(f"{folder / METRICS} holds no finished epoch")
+    return rows[-1]
+
+
 class RunLog:
     def __init__(self, out: Path, enabled: bool, epoch: int = 0, step: int = 0) -> None:
         """Logs from `epoch` and `step` on: a resumed run drops what the interrupted one logged
@@ -102,12 +134,9 @@ class RunLog:
         self.writer = SummaryWriter(out, purge_step=step or None) if enabled else None
         metrics = out / METRICS
         if self.writer and metrics.exists():
-            kept = [
-                line
-                for line in metrics.read_text().splitlines(keepends=True)
-                if json.loads(line)["epoch"] <= epoch
-            ]
-            metrics.write_text("".join(kept))
+            kept = [row for row in read_metrics(metrics) if row["epoch"] <= epoch]
+            with atomic_path(metrics) as tmp:
+                tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
     def config(self, config: dict[str, Any]) -> None:
         if self.writer:

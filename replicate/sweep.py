@@ -31,7 +31,7 @@ from pathlib import Path
 
 from replicate.checkpoint import atomic_path, latest_checkpoint, write_json
 from replicate.cli_errors import ArgumentParser, run_cli
-from replicate.run_log import METRICS
+from replicate.run_log import last_epoch
 from replicate.train import main as train_main
 from replicate.train_config import build_parser as train_parser
 
@@ -120,7 +120,7 @@ def _train(folder: Path, options: list[str]) -> dict:
     """Train (or finish an interrupted run) and return the last line of its metrics."""
     resume = latest_checkpoint(folder) is not None
     train_main(["--resume", "--out", str(folder)] if resume else [*options, "--out", str(folder)])
-    return json.loads((folder / METRICS).read_text().splitlines()[-1])
+    return last_epoch(folder)
 
 
 def _read(out: Path) -> SweepResult | None:

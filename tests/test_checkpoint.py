@@ -274,3 +274,32 @@ def test_the_commands_exit_2_with_one_line_on_damaged_files(finished_run: Path, 
         named = commands[module][1]
         assert process.returncode == 2, (module, err)
         assert err.count("\n") == 1 and str(named) in err, (module, err)
+
+
+def test_a_torn_last_line_of_the_metrics_is_dropped_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """A kill while metrics.jsonl is appended leaves half a line; --resume drops it, says so
+    with the file and line, and carries on."""
+    from test_train import interrupt_after_the_first_epoch
+
+    from replicate.train import main
+
+    interrupt_after_the_first_epoch(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, "--epochs", "2", "--train-fraction", "0.05")
+    monkeypatch.undo()
+    with open(tmp_path / "metrics.jsonl", "a") as log:
+        log.write('{"epoch": 2, "step": 3, "train_lo')
+    with caplog.at_level("WARNING", logger="replicate.run_log"):
+        main(["--resume", "--out", str(tmp_path)])
+    assert [m["epoch"] for m in metrics(tmp_path)] == [1, 2]
+    assert f"{tmp_path / 'metrics.jsonl'}:2: not a JSON object" in caplog.text
+
+
+def test_a_corrupt_study_file_is_named(tmp_path: Path) -> None:
+    from replicate.study.runner import read_json
+
+    (tmp_path / "summary.json").write_text('{"study": "data-si')
+    with pytest.raises(ValueError, match=r"cannot read .*summary.json: .*delete it"):
+        read_json(tmp_path / "summary.json")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from replicate.flops import TRAIN_FLOPS_PER_FORWARD
-from replicate.run_log import METRICS
+from replicate.run_log import METRICS, last_epoch, read_metrics
 
 if TYPE_CHECKING:
     from replicate.bench.measure import BenchConfig, ModelResult, Phase
@@ -102,9 +102,8 @@ def library_versions() -> dict[str, str | None]:
 
 def train_loop(run: Path, bench_images_per_s: float) -> TrainLoop:
     """The throughput `replicate.train` logged in `run`/metrics.jsonl against the bench's."""
-    records = [json.loads(line) for line in (run / METRICS).read_text().splitlines()]
-    if not records:
-        raise ValueError(f"{run / METRICS} holds no finished epoch")
+    last_epoch(run)  # a one-line error when the run logged none
+    records = read_metrics(run / METRICS)
     steady = records[1:] or records  # the first epoch pays for compilation and warm-up
     images_per_s = statistics.median(r["images_per_s"] for r in steady)
     phases = sorted({phase for r in steady for phase in r.get("phase_s", {})})

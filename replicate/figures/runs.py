@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from replicate.data import IMAGEFOLDER
+from replicate.run_log import read_metrics
 
 log = logging.getLogger(__name__)
 PROJECT = Path(__file__).resolve().parents[2]
@@ -76,24 +77,6 @@ def portable_name(spec: str) -> str:
         return prefix + path.name if ".." in path.parts else spec
     inside = path.is_relative_to(PROJECT)
     return prefix + (path.relative_to(PROJECT).as_posix() if inside else path.name)
-
-
-def read_metrics(path: Path) -> tuple[dict, ...]:
-    """The epochs of a metrics.jsonl; a line that is not a JSON object with an `epoch` (a run
-    killed mid-write) is skipped with a warning."""
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            row = None
-        if not isinstance(row, dict) or "epoch" not in row:
-            log.warning("%s:%d: not a JSON object with an 'epoch', skipped", path, number)
-            continue
-        rows.append(row)
-    return tuple(sorted(rows, key=lambda row: row["epoch"]))
 
 
 def load_run(folder: Path) -> Run | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replicate.flops import forward_flops
-from replicate.run_log import CONFIG, METRICS
+from replicate.run_log import CONFIG, METRICS, last_epoch
 from replicate.study.spec import RunSpec
 from replicate.sweep import LEARNING_RATES
 from replicate.train_config import parse_model_arg
@@ -88,7 +88,7 @@ def measured_rates(finished: Iterable[Path]) -> dict[str, float]:
         if not (folder / CONFIG).is_file() or not (folder / METRICS).is_file():
             continue
         config = json.loads((folder / CONFIG).read_text())
-        last = json.loads((folder / METRICS).read_text().splitlines()[-1])
+        last = last_epoch(folder)
         if not last.get("images_per_s"):
             continue
         forward = forward_flops(

@@ -35,7 +35,7 @@ from replicate.checkpoint import (
     resolve_weights,
     write_json,
 )
-from replicate.run_log import CONFIG, METRICS
+from replicate.run_log import CONFIG, last_epoch
 from replicate.study.estimate import estimate_seconds, measured_rates
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
 from replicate.study.spec import RunSpec, Scale, Study
@@ -49,7 +49,11 @@ STUDY_SUMMARY = "study.json"
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    """A JSON file the runs wrote; a one-line error naming it when it is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"cannot read {path}: {error}; delete it to redo what wrote it") from error
 
 
 def environment() -> dict[str, Any]:
@@ -330,7 +334,7 @@ def summarise_training(folder: Path) -> dict[str, Any]:
     """The run's result: with early stopping, the test accuracy of its best dev checkpoint
     (chosen on the dev split, never on the test split); else the last epoch's."""
     config = read_json(folder / CONFIG)
-    last = json.loads((folder / METRICS).read_text().splitlines()[-1])
+    last = last_epoch(folder)
     if (folder / TEST_RESULT).is_file():  # early stopping: the best dev checkpoint, tested once
         best = read_json(folder / TEST_RESULT)
         last = {**last, **{k: best[k] for k in ("test_acc", "test_top5", "test_loss")}}
