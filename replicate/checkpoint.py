@@ -27,10 +27,12 @@ reads a checkpoint (`evaluate`, `predict`, `figures`, `train --pretrained`) acce
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import random
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,6 +106,37 @@ def check_writable(run: Path) -> None:
         reason = error.strerror or str(error)
         message = f"cannot write the run folder {run}: {reason}; choose another --out"
         raise ValueError(message) from error
+
+
+LOCK = ".lock"
+
+
+@contextmanager
+def run_folder_lock(run: Path) -> Iterator[None]:
+    """Hold `run` for this process: a second process given the same --out exits with a
+    one-line error naming the holder, instead of mixing two runs' logs and weights. An OS
+    lock (flock), so the kernel releases it when the holder dies: a killed run leaves no stale
+    lock. A folder made only for the lock is removed again if the run leaves nothing in it."""
+    created = not run.exists()
+    run.mkdir(parents=True, exist_ok=True)
+    path = run / LOCK
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ValueError(
+                f"{run} is in use by {holder}; wait for it to end or choose another --out"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            if created and [p.name for p in run.iterdir()] == [LOCK]:
+                shutil.rmtree(run)  # bad input found before anything was written
 
 
 def latest_checkpoint(run: Path) -> Checkpoint | None:

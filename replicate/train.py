@@ -16,6 +16,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from replicate.checkpoint import (
     read_weights,
     resolve_weights,
     rng_state,
+    run_folder_lock,
     save_checkpoint,
     save_weights,
     set_rng_state,
@@ -124,11 +126,14 @@ def train(config: TrainConfig, resume: bool = False) -> nn.Module:
     """Run the training `config` describes; returns the trained model (unwrapped)."""
     runtime = Runtime.start(config.precision)
     try:
-        trainer = Trainer(config, runtime, resume)
-        try:
-            return trainer.fit()
-        except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (replicate.cli_errors)
-            raise type(error)(trainer.interrupted()) from None
+        if runtime.is_main:
+            check_writable(Path(config.out))
+        with run_folder_lock(Path(config.out)) if runtime.is_main else nullcontext():
+            trainer = Trainer(config, runtime, resume)
+            try:
+                return trainer.fit()
+            except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (replicate.cli_errors)
+                raise type(error)(trainer.interrupted()) from None
     finally:
         runtime.close()
 
@@ -139,8 +144,6 @@ class Trainer:
     def __init__(self, config: TrainConfig, runtime: Runtime, resume: bool) -> None:
         self.config, self.runtime, self.recipe = config, runtime, config.recipe
         self.out = Path(config.out)
-        if runtime.is_main:
-            check_writable(self.out)
         if not resume and latest_checkpoint(self.out) is not None:
             raise ValueError(
                 f"{self.out} holds a run already: add --resume to continue it, or choose "

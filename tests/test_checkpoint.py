@@ -303,3 +303,42 @@ def test_a_corrupt_study_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text('{"study": "data-si')
     with pytest.raises(ValueError, match=r"cannot read .*summary.json: .*delete it"):
         read_json(tmp_path / "summary.json")
+
+
+def test_a_run_folder_in_use_refuses_a_second_process(tmp_path: Path, capsys) -> None:
+    """Two runs on one --out would interleave their metrics and overwrite each other's weights;
+    the second one stops at once, naming the holder. A killed holder frees the folder."""
+    from replicate.checkpoint import run_folder_lock
+    from replicate.cli_errors import run_cli
+    from replicate.train import main
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from replicate.checkpoint import run_folder_lock\n"
+         "with run_folder_lock(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(60)",
+         str(out)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        capsys.readouterr()
+        assert run_cli("replicate.train", main, [*TINY_VIT, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"{out} is in use by process {holder.pid} on " in err and "another --out" in err
+        assert not (out / "metrics.jsonl").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_folder_lock(out):  # the kernel released the dead holder's lock
+        pass
+    run(out, "--epochs", "1", "--train-fraction", "0.05")
+    assert len(metrics(out)) == 1
+
+
+def test_bad_input_leaves_no_folder_behind(tmp_path: Path) -> None:
+    from replicate.train import main
+
+    with pytest.raises(ValueError, match="not a multiple"):
+        main([*TINY_VIT, "--image-size", "15", "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()

@@ -25,7 +25,8 @@ PARTS = ("table1", "fig1", "fig6", "fig7", "curves", "results", "studies")
 TABLE_1 = "table1_variants.md"
 RESULTS = "results.md"
 UNTRAINED = "untrained"  # sub-folder for Figures 1, 6 and 7 of an untrained model
-# Your own runs first, else the runs committed with the project (metrics and configs only).
+# Your own runs (where runs/ holds any) first, else the runs committed with the project
+# (metrics and configs only).
 DEFAULT_RUNS = (Path("runs"), Path("results/runs"))
 
 
@@ -40,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--runs",
         type=Path,
-        help="folder of run folders (default: runs/ if present, else results/runs/)",
+        help="folder of run folders (default: runs/ if it holds a run, else results/runs/)",
     )
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--checkpoint", help="a model.safetensors written by replicate.train")
@@ -101,20 +102,20 @@ def run(args: argparse.Namespace) -> list[Path]:
     parts = set(args.only or PARTS)
     if args.num_images < 1:
         raise ValueError(f"--num-images must be at least 1, not {args.num_images}")
-    runs_dir = args.runs or next((d for d in DEFAULT_RUNS if d.is_dir()), None)
-    runs = None
-    if parts & {"curves", "results"}:
-        if runs_dir is None:
-            log.info(
-                "no runs/ or results/runs/ folder: skipping training curves and results "
-                "(pass --runs)"
-            )
-        else:
-            runs = load_runs(runs_dir)
     subject = images = None
     if parts & {"fig1", "fig6", "fig7"}:
         subject = load_subject(args)
         images = load_images(args, subject)
+    runs_dir = args.runs or next((d for d in DEFAULT_RUNS if any(d.glob("*/metrics.jsonl"))), None)
+    runs = None
+    if parts & {"curves", "results"}:
+        if runs_dir is None:
+            log.info(
+                "no run in runs/ or results/runs/: skipping training curves and results "
+                "(pass --runs)"
+            )
+        else:
+            runs = load_runs(runs_dir)
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
