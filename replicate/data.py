@@ -166,21 +166,35 @@ def _read(path: str) -> bytes:
 
 
 def decode_bytes(data: bytes, name: str) -> Tensor:
+    """uint8 RGB (3, H, W) of an encoded image; 16-bit images scaled to 8 bits, not clipped."""
     from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2.functional import to_dtype
 
+    if not data:
+        raise DataError(f"cannot read image {name}: the file is empty")
     try:
         encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
         with warnings.catch_warnings():  # deprecated in 0.29 for TorchCodec, not installed here
             warnings.simplefilter("ignore", DeprecationWarning)
-            return decode_image(encoded, mode=ImageReadMode.RGB)
+            image = decode_image(encoded, mode=ImageReadMode.RGB)  # uint16 for a 16-bit PNG
+        return to_dtype(image, torch.uint8, scale=True)
     except RuntimeError:  # not a format torchvision decodes, or corrupt: PIL decides which
         try:
             with Image.open(io.BytesIO(data)) as image:
-                return TF.pil_to_tensor(image.convert("RGB"))
+                return TF.pil_to_tensor(rgb(image))
         except UnidentifiedImageError as error:  # its message names a BytesIO at some address
             raise DataError(f"cannot read image {name}: no decoder knows it") from error
         except OSError as error:
             raise DataError(f"cannot read image {name}: {error}") from error
+
+
+def rgb(image: Image.Image) -> Image.Image:
+    """PIL's RGB view of `image`. A 16-bit grey image ("I;16", or "I" as PIL may open it) is
+    scaled to 8 bits first (its top byte, as torchvision's `to_dtype`): `convert("RGB")` alone
+    clips every value above 255 to white."""
+    if image.mode.startswith("I"):
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
+    return image.convert("RGB")
 
 
 def decode_crop(data: bytes, name: str, policy: InceptionCrop, seed: int, size: int) -> Tensor:
@@ -227,7 +241,7 @@ def load_image(path: str) -> Image.Image:
     """PIL's decode, with the file named when it fails (verify() does not catch truncation)."""
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return rgb(image)
     except OSError as error:
         raise DataError(f"cannot read image {path}: {error}") from error
 
@@ -331,7 +345,7 @@ def load_splits(spec: DatasetSpec, data_dir: Path, verify: bool = False) -> Spli
 def as_rgb_tensor(image: Image.Image | Tensor) -> Tensor:
     """A dataset's image (PIL, or a uint8 tensor with 1 or 3 channels) as uint8 RGB (3, H, W)."""
     if isinstance(image, Image.Image):
-        return TF.pil_to_tensor(image.convert("RGB"))
+        return TF.pil_to_tensor(rgb(image))
     return image.expand(3, -1, -1) if image.shape[0] == 1 else image
 
 

@@ -16,15 +16,15 @@ R = min(2 S, the largest original side) (`stored_side`): the box is the same fra
 its area and aspect are the reference's; the pixels differ by the resampling of the stored copy
 (exactly the original for images of one size up to 2 S, as digits and CIFAR). Evaluation images
 are stored and streamed as the same S x S view. An image that cannot be decoded is skipped, named
-in a warning, and counted in `skipped`.
+in a logged warning, and counted in `skipped`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,8 @@ from replicate.augment import InceptionCrop, crop_resize, crop_resize_batch
 from replicate.data import as_rgb_tensor, decode_crop, encoded, image_size, square
 from replicate.errors import DataError
 from replicate.runtime import Runtime
+
+log = logging.getLogger("replicate.loader")
 
 Placement = Literal["auto", "device", "stream"]
 MEMORY_FRACTION = 0.25  # of the device's free memory that resident images may take
@@ -298,10 +300,12 @@ def stored_side(dataset: Dataset, size: int, workers: int) -> int:
 
 
 def _report(seen: set[str], reasons: Sequence[str]) -> None:
+    """Name each unreadable image once, through logging: a warnings filter (`-W ignore`,
+    PYTHONWARNINGS) would silence it."""
     for reason in reasons:
         if reason not in seen:
             seen.add(reason)
-            warnings.warn(f"skipped an unreadable image: {reason}", stacklevel=2)
+            log.warning("skipped an unreadable image: %s", reason)
 
 
 def default_workers(local_world_size: int | None = None) -> int:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from replicate import models
 from replicate.accumulation import accumulate_gradients, split_batch
@@ -240,7 +241,7 @@ class Trainer:
         )
         start = time.perf_counter()
         test = None
-        with progress:
+        with progress, logging_redirect_tqdm():  # a logged line (a skipped image) above the bar
             while self.epoch < self.epochs:
                 progress.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
                 timer = PhaseTimer()

@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="open and check every image file before training; without it, a file that cannot "
-        "be decoded is skipped when met, named in a warning and counted in metrics.jsonl",
+        "be decoded is skipped when met, named on stderr and counted in metrics.jsonl",
     )
     add(
         "--log-every",

@@ -7,6 +7,7 @@ import socket
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA, needs_shared_data
@@ -30,6 +31,7 @@ from replicate.data import (
     digits_splits,
     get_dataset_spec,
     image_folder_splits,
+    load_image,
     load_splits,
 )
 from replicate.errors import DataError
@@ -282,15 +284,19 @@ def test_resident_training_images_are_stored_at_twice_the_size_at_most(tmp_path:
 
 
 @pytest.mark.parametrize("placement", ["device", "stream"])
-def test_an_unreadable_image_is_skipped_and_named(tmp_path: Path, placement: str) -> None:
+def test_an_unreadable_image_is_skipped_and_named(
+    tmp_path: Path, placement: str, caplog: pytest.LogCaptureFixture
+) -> None:
     root = write_image_folder(tmp_path)
     (root / "train" / "dark" / "broken.jpg").write_bytes(b"not a jpeg at all")
     train = load_splits(get_dataset_spec(f"imagefolder:{root}"), tmp_path).train  # no error
     assert len(train) == 9
-    with pytest.warns(UserWarning, match="broken.jpg"):
-        source = place(train, 16, cpu(), placement, workers=0, policy=InceptionCrop())
-        order = list(range(len(source)))  # 8 resident, 9 streamed
-        batches = list(source.batches(order, 4, Crops(InceptionCrop(), order)))
+    source = place(train, 16, cpu(), placement, workers=0, policy=InceptionCrop())
+    order = list(range(len(source)))  # 8 resident, 9 streamed
+    batches = list(source.batches(order, 4, Crops(InceptionCrop(), order)))
+    assert [r.message for r in caplog.records if "broken.jpg" in r.message] == [
+        f"skipped an unreadable image: {next(iter(source.skipped))}"
+    ]
     assert sum(len(labels) for _, labels in batches) == 8
     assert len(source.skipped) == 1 and "broken.jpg" in next(iter(source.skipped))
 
@@ -332,3 +338,21 @@ def test_wds_without_shards_is_a_data_error(tmp_path: Path) -> None:
     (tmp_path / "val").mkdir()
     with pytest.raises(DataError, match="no .tar shards"):
         load_splits(get_dataset_spec(f"wds:{tmp_path}"), tmp_path)
+
+
+@pytest.mark.parametrize("placement", ["device", "stream"])
+def test_16_bit_images_are_scaled_to_8_bits_not_clipped(tmp_path: Path, placement: str) -> None:
+    """A 16-bit grey PNG (a gradient over 0..65535): its top byte everywhere the project reads
+    images, in training (both placements) and in predict's PIL view; PIL's own convert("RGB")
+    would make nearly every pixel 255."""
+    root = write_image_folder(tmp_path)
+    gradient = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)
+    path = root / "train" / "bright" / "deep.png"
+    Image.fromarray(gradient).save(path)
+    expected = torch.from_numpy((gradient >> 8).astype(np.uint8)).expand(3, -1, -1)
+    assert torch.equal(decode_file(str(path)), expected)
+    assert torch.equal(TF.pil_to_tensor(load_image(str(path))), expected)
+    train = load_splits(get_dataset_spec(f"imagefolder:{root}"), tmp_path).train
+    source = place(train, 16, cpu(), placement, workers=0)
+    images = torch.cat([batch for batch, _ in source.batches(range(len(source)), 9)])
+    assert images.dtype == torch.uint8 and len(images) == 9 and not source.skipped

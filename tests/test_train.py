@@ -323,16 +323,30 @@ def test_empty_and_corrupt_image_folders(tmp_path: Path, capsys) -> None:
     expect_one_line_error(capsys, argv, "truncated.png")
 
 
-def test_a_corrupt_image_met_while_training_is_skipped_and_counted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("placement", ["stream", "device"])
+def test_unreadable_images_met_while_training_are_skipped_named_and_counted(
+    tmp_path: Path, placement: str
+) -> None:
+    """A truncated PNG and a 0-byte JPEG are skipped, named on stderr even with every warning
+    filtered out (as cluster setups run: PYTHONWARNINGS=ignore), and counted in metrics.jsonl."""
     folder = write_image_folder(tmp_path / "images")
     (folder / "train" / "dark" / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (folder / "train" / "bright" / "empty.jpg").write_bytes(b"")
     argv = ["--variant", "tinyvgg", "--model-arg", "hidden_units=4", "--workers", "0",
             "--dataset", f"imagefolder:{folder}", "--image-size", "16", "--batch-size", "4",
-            "--epochs", "2", "--data-placement", "stream",
+            "--epochs", "2", "--data-placement", placement, "--precision", "fp32",
             "--out", str(tmp_path / "run")]  # fmt: skip
-    with pytest.warns(UserWarning, match="truncated.png"):
-        main(argv)
-    assert [m["skipped_images"] for m in metrics(tmp_path / "run")] == [1, 1]
+    result = subprocess.run(
+        [sys.executable, "-m", "replicate.train", *argv],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    named = [line for line in result.stderr.splitlines() if "skipped an unreadable image" in line]
+    assert len(named) == 2, result.stderr  # each once, though met in both epochs
+    assert "truncated.png" in "".join(named) and "empty.jpg: the file is empty" in "".join(named)
+    assert all(line.startswith("skipped") for line in named)  # not in a progress bar's line
+    assert [m["skipped_images"] for m in metrics(tmp_path / "run")] == [2, 2]
 
 
 def test_pretrained_weights_offline(capsys, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,72 @@
+"""What a user's fresh clone meets: no `../shared` beside it, and committed results that name no
+path of the machine they were made on."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
+
+
+def _uses_shared_data(module: ast.Module) -> tuple[set[str], list[ast.FunctionDef]]:
+    """The module-level names bound to paths under SHARED_DATA, and the test functions that read
+    SHARED_DATA or one of them."""
+    names = {"SHARED_DATA"}
+    for node in module.body:
+        if isinstance(node, ast.Assign) and {n.id for n in ast.walk(node.value)
+                                             if isinstance(n, ast.Name)} & names:  # fmt: skip
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    readers = [
+        node
+        for node in module.body
+        if isinstance(node, ast.FunctionDef)
+        and node.name.startswith("test_")
+        and any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+    ]
+    return names, readers
+
+
+def _marked(function: ast.FunctionDef) -> bool:
+    return any(ast.unparse(d) == "needs_shared_data" for d in function.decorator_list)
+
+
+def test_every_test_that_reads_shared_data_is_marked() -> None:
+    """A test that reads ../shared/data without `@needs_shared_data` fails on a user's clone."""
+    unmarked = []
+    for path in sorted(TESTS.glob("test_*.py")):
+        _, readers = _uses_shared_data(ast.parse(path.read_text()))
+        unmarked += [f"{path.name}::{f.name}" for f in readers if not _marked(f)]
+    assert not unmarked, f"read ../shared/data without @needs_shared_data: {unmarked}"
+
+
+def test_the_shared_data_tests_skip_where_a_clone_has_none(tmp_path: Path) -> None:
+    """The marked tests, run with ../shared hidden: each skipped with its reason, none failed."""
+    env = {**os.environ, "VIT_REPLICATE_SHARED_DATA": str(tmp_path / "absent")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "shared_data", "-rs", "-p", "no:cacheprovider",
+         "tests/test_data.py", "tests/test_evaluate_predict.py", "tests/test_timm_interface.py"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = result.stdout.strip().splitlines()[-1]
+    assert re.search(r"\b[1-9]\d* skipped", summary) and "passed" not in summary, summary
+    assert "which a clone of the project alone lacks" in result.stdout
+
+
+def test_committed_results_name_no_machine_path() -> None:
+    """`results/` and `figures/` are read on other machines: a path of the machine a run was made
+    on (/work/..., /tmp/..., /home/...) means nothing there."""
+    absolute = re.compile(r"(?<![\w.])/(?:work|tmp|home|root|Users|mnt)/[^\s\"'`)]*")
+    found = []
+    for folder in ("results", "figures"):
+        for path in sorted((REPO / folder).rglob("*")):
+            if path.suffix in {".json", ".jsonl", ".md"}:
+                found += [f"{path.relative_to(REPO)}: {m}" for m in
+                          absolute.findall(path.read_text())]  # fmt: skip
+    assert not found, found
