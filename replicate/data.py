@@ -18,6 +18,7 @@ cannot be decoded is skipped by `replicate.loader` when it is met, and reported 
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,6 +123,8 @@ class ImageFiles(Dataset):
 
         try:
             classes, class_to_idx = find_classes(str(folder))
+            for name in classes:
+                _check_links(folder / name)
             samples = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS)
         except FileNotFoundError as error:  # no class folders, or no images in them
             raise DataError(f"no images in {folder}: {error}") from error
@@ -150,6 +153,22 @@ class ImageFiles(Dataset):
 
     def paths(self) -> list[str]:
         return [path for path, _ in self.samples]
+
+
+def _check_links(class_folder: Path) -> None:
+    """A symlinked folder inside a class folder must stay inside it and lead to no folder above
+    it: a link out (`up -> ..`) would list other classes' images under this label, and a link
+    to an enclosing folder loops."""
+    root = class_folder.resolve()
+    for folder, _, _ in os.walk(class_folder, followlinks=True):
+        real, parent = Path(folder).resolve(), Path(folder).parent.resolve()
+        outside = not real.is_relative_to(root)
+        if outside or parent.is_relative_to(real):
+            where = "outside its class folder" if outside else "a folder that holds it"
+            raise DataError(
+                f"{folder} links to {real}, {where}: its images would be listed under the wrong "
+                "label or without end; remove the link, or link the image files themselves"
+            )
 
 
 def decode_file(path: str) -> Tensor:

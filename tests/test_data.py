@@ -356,3 +356,20 @@ def test_16_bit_images_are_scaled_to_8_bits_not_clipped(tmp_path: Path, placemen
     source = place(train, 16, cpu(), placement, workers=0)
     images = torch.cat([batch for batch, _ in source.batches(range(len(source)), 9)])
     assert images.dtype == torch.uint8 and len(images) == 9 and not source.skipped
+
+
+@pytest.mark.parametrize("target", ["..", "."])
+def test_a_folder_link_out_of_its_class_or_into_a_loop_is_refused(
+    tmp_path: Path, target: str
+) -> None:
+    """`train/dark/up -> ..` would list the bright images as dark; `-> .` would loop. A link to
+    a folder inside the class folder and links to image files are listed as usual."""
+    root = write_image_folder(tmp_path)
+    (root / "train" / "dark" / "more").mkdir()
+    (root / "train" / "dark" / "more" / "1.png").symlink_to(root / "train" / "bright" / "1.png")
+    (root / "train" / "dark" / "alias").symlink_to("more")
+    assert len(image_folder_splits(root).train) == 10  # 4 + 4, more/1.png and alias/1.png
+    (root / "train" / "dark" / "up").symlink_to(target)
+    with pytest.raises(DataError, match=r"train/dark/up links to .*(outside its class folder|a "
+                       r"folder that holds it).*remove the link"):  # fmt: skip
+        image_folder_splits(root)
