@@ -148,7 +148,7 @@ class ImageFiles(Dataset):
         try:
             with Image.open(path) as image:
                 return image.height, image.width
-        except OSError as error:
+        except (OSError, Image.DecompressionBombError) as error:
             raise DataError(f"cannot read image {path}: {error}") from error
 
     def paths(self) -> list[str]:
@@ -203,7 +203,7 @@ def decode_bytes(data: bytes, name: str) -> Tensor:
                 return TF.pil_to_tensor(rgb(image))
         except UnidentifiedImageError as error:  # its message names a BytesIO at some address
             raise DataError(f"cannot read image {name}: no decoder knows it") from error
-        except OSError as error:
+        except (OSError, Image.DecompressionBombError) as error:
             raise DataError(f"cannot read image {name}: {error}") from error
 
 
@@ -232,7 +232,7 @@ def decode_crop(data: bytes, name: str, policy: InceptionCrop, seed: int, size: 
                     height, width = image.height, image.width
                     image.draft("RGB", (-(-width // factor), -(-height // factor)))
                     return _crop_scaled(TF.pil_to_tensor(image.convert("RGB")), crop, height, size)
-        except (UnidentifiedImageError, OSError):
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
             pass  # decode_bytes names the file, or decodes what PIL cannot open
     image = decode_bytes(data, name)
     return crop_resize(image, policy.sample(*image.shape[-2:], seed), size)
@@ -252,16 +252,18 @@ def verify_files(paths: list[str]) -> None:
         try:
             with Image.open(path) as image:
                 image.verify()
-        except (OSError, SyntaxError) as error:  # PIL reports some corrupt PNGs as SyntaxError
+        # PIL reports some corrupt PNGs as SyntaxError
+        except (OSError, SyntaxError, Image.DecompressionBombError) as error:
             raise DataError(f"cannot read image {path}: {error}") from error
 
 
 def load_image(path: str) -> Image.Image:
-    """PIL's decode, with the file named when it fails (verify() does not catch truncation)."""
+    """PIL's decode, with the file named when it fails (verify() does not catch truncation)
+    or when the image is larger than PIL's decompression-bomb limit."""
     try:
         with Image.open(path) as image:
             return rgb(image)
-    except OSError as error:
+    except (OSError, Image.DecompressionBombError) as error:
         raise DataError(f"cannot read image {path}: {error}") from error
 
 

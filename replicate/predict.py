@@ -3,10 +3,11 @@
     python -m replicate.predict --checkpoint runs/vit_b16-digits-.../model.safetensors my_digit.png
     python -m replicate.predict --checkpoint timm:vit_base_patch16_224.orig_in21k_ft_in1k cat.jpg
 
-Prints each image's top-k classes with their probabilities. The model, the class names, the
-resolution and the input normalisation come from the checkpoint's metadata, or for weights by
-spec from the weights (`replicate.sources`); images are prepared as the test set was (RGB,
-resized to S x S, normalised).
+Prints each image's top-k classes with their probabilities; `--plot OUT.png` also draws each
+image titled with them. The model, the class names, the resolution and the input normalisation
+come from the checkpoint's metadata, or for weights by spec from the weights
+(`replicate.sources`); images are prepared as the test set was (RGB, resized to S x S,
+normalised).
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ class Prediction:
 @torch.no_grad()
 def predict(source: Source, paths: Sequence[Path], top_k: int = 5) -> list[Prediction]:
     device = next(source.model.parameters()).device
-    images = SquareImages([(load_image(str(p)), 0) for p in paths], source.image_size)
-    batch = torch.stack([images[i][0] for i in range(len(images))]).to(device)
+    batch = model_view(source, paths).to(device)
     inputs = Augmentation(source.mean, source.std).eval(batch)
     probabilities = source.model(inputs).float().softmax(dim=-1)
     values, indices = probabilities.topk(min(top_k, len(source.classes)), dim=-1)
@@ -41,6 +41,24 @@ def predict(source: Source, paths: Sequence[Path], top_k: int = 5) -> list[Predi
         Prediction(str(path), [(source.classes[i], v) for i, v in zip(top, probs, strict=True)])
         for path, probs, top in zip(paths, values.tolist(), indices.tolist(), strict=True)
     ]
+
+
+def model_view(source: Source, paths: Sequence[Path]) -> torch.Tensor:
+    """The images as the model sees them before normalisation: uint8 (N, 3, S, S)."""
+    images = SquareImages([(load_image(str(p)), 0) for p in paths], source.image_size)
+    return torch.stack([images[i][0] for i in range(len(images))])
+
+
+def plot(source: Source, predictions: Sequence[Prediction], path: Path) -> Path:
+    """Each image as the model saw it, titled with its top classes and their probabilities."""
+    from replicate.figures.plots import draw_predictions
+
+    views = model_view(source, [Path(p.path) for p in predictions])
+    titles = [
+        f"{Path(p.path).name}\n" + "\n".join(f"{name} {prob:.2f}" for name, prob in p.top)
+        for p in predictions
+    ]
+    return draw_predictions(list(views.permute(0, 2, 3, 1).numpy() / 255), titles, path)
 
 
 def build_parser() -> ArgumentParser:
@@ -52,6 +70,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
     parser.add_argument(
         "--top-k", type=positive_int, default=3, help="classes to show per image (3)"
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="OUT.png",
+        help="also save the images in a grid, each titled with its top-k classes",
     )
     return parser
 
@@ -66,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> list[Prediction]:
         print(prediction.path)
         for name, probability in prediction.top:
             print(f"  {name:<{width}}  {probability:.3f}")
+    if args.plot:
+        print(f"wrote {plot(source, predictions, args.plot)}")
     return predictions
 
 

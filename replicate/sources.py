@@ -52,11 +52,27 @@ def load_source(
         raise FileNotFoundError(f"no checkpoint at {path}")
     if path.is_dir() or is_run_checkpoint(path):
         model, info = load_model(path, device)
+        refuse_other_model(path, info.variant, info.image_size, variant, image_size)
         return Source(
             model, info.variant, info.image_size, tuple(info.mean), tuple(info.std),
             tuple(info.classes), info.dataset,
         )  # fmt: skip
     return from_weights(str(source), variant, image_size, device)
+
+
+def refuse_other_model(
+    path: Path, own_variant: str, own_size: int, variant: str | None, image_size: int | None
+) -> None:
+    """A run's checkpoint fixes its model and resolution: a --variant or --image-size that
+    differs is refused, not silently ignored."""
+    given = {"--variant": (variant, own_variant), "--image-size": (image_size, own_size)}
+    clashes = [f"{option} {value} (it has {own})" for option, (value, own) in given.items()
+               if value not in (None, own)]  # fmt: skip
+    if clashes:
+        raise ValueError(
+            f"{path} is a run's checkpoint, which fixes its model and resolution: drop "
+            + " and ".join(clashes)
+        )
 
 
 def is_run_checkpoint(path: Path) -> bool:

@@ -104,6 +104,54 @@ def test_bad_checkpoints_and_images_are_one_line_errors(
         assert err.count("\n") == 1 and pattern in err, err
 
 
+def test_predict_plots_each_image_titled_with_its_classes(
+    vit_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from replicate.figures import plots
+
+    drawn = {}
+    draw = plots.draw_predictions
+    monkeypatch.setattr(plots, "draw_predictions", lambda *a: drawn.update(args=a) or draw(*a))
+    paths, _ = digit_pngs(tmp_path, 6)
+    out = tmp_path / "plots" / "predictions.png"
+    argv = ["--checkpoint", str(vit_run / WEIGHTS), "--top-k", "2", "--plot", str(out)]
+    predictions = predict.main([*argv, *map(str, paths)])
+    images, titles, _ = drawn["args"]
+    assert len(images) == 6 and images[0].shape == (16, 16, 3) and 0 <= images[0].min()
+    for prediction, title in zip(predictions, titles, strict=True):
+        (first, p1), (second, p2) = prediction.top
+        assert title.splitlines() == [Path(prediction.path).name, f"{first} {p1:.2f}",
+                                      f"{second} {p2:.2f}"]  # fmt: skip
+    with Image.open(out) as png:  # a grid of 4 columns and 2 rows
+        assert png.width > png.height > 0.4 * png.width
+
+
+def test_a_run_checkpoint_refuses_another_variant_or_size(vit_run: Path, capsys) -> None:
+    """The run fixes its model: a different --variant or --image-size is refused, not ignored;
+    the run's own are accepted."""
+    checkpoint = ["--checkpoint", str(vit_run / WEIGHTS)]
+    argv = [*checkpoint, "--variant", "vit_b16", "--image-size", "32"]
+    assert run_cli("replicate.evaluate", evaluate.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "drop --variant vit_b16 (it has vit_ti16) and --image-size 32 (it has 16)" in err
+    assert evaluate.main([*checkpoint, "--variant", "vit_ti16", "--image-size", "16"]).top1 >= 0
+
+
+def test_an_image_past_the_decompression_bomb_limit_is_one_line(
+    vit_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """PIL refuses an image of over twice MAX_IMAGE_PIXELS (a 14000 x 14000 PNG): one line
+    naming it, exit 2. The limit is lowered here so that a 64 x 64 image passes it."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    big = tmp_path / "big.png"
+    Image.new("RGB", (64, 64)).save(big)
+    argv = ["--checkpoint", str(vit_run / WEIGHTS), str(big)]
+    assert run_cli("replicate.predict", predict.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot read image {big}: Image size (4096 pixels)" in err
+
+
 HYMENOPTERA = SHARED_DATA / "hymenoptera_data"
 
 

@@ -227,6 +227,11 @@ def test_unreadable_and_unknown_checkpoints_are_rejected(tmp_path: Path) -> None
         vit.create_model("vit_ti16", pretrained=path)
     with pytest.raises(ValueError, match="neither a file nor a known source"):
         vit.create_model("vit_ti16", pretrained="no/such/file.pth")
+    np.savez(tmp_path / "objects.npz", cls=np.array([{"a": 1}], dtype=object))  # pickled
+    (tmp_path / "torn.npz").write_bytes(b"PK\x03\x04 a torn archive")
+    for name in ("objects.npz", "torn.npz"):
+        with pytest.raises(ValueError, match=f"cannot read {tmp_path / name}: not an .npz"):
+            vit.create_model("vit_ti16", pretrained=str(tmp_path / name))
 
 
 @pytest.mark.parametrize(

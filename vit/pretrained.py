@@ -28,6 +28,7 @@ import json
 import math
 import pickle
 import socket
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,8 +137,7 @@ def read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     if not path.is_file():
         raise ValueError(f"no weights file {path}")
     if path.suffix == ".npz":
-        with np.load(path) as arrays:
-            return {k: torch.from_numpy(arrays[k]) for k in arrays.files}, {}
+        return read_npz(path), {}
     if path.suffix == ".safetensors":
         return read_safetensors(path)
     state = read_torch_file(path)
@@ -147,6 +147,17 @@ def read_state_dict(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError(f"{path} does not hold a state dict (a mapping of names to tensors)")
     return state, {}
+
+
+def read_npz(path: Path) -> dict[str, Tensor]:
+    """The arrays of an official .npz; pickled objects are refused (`allow_pickle=False`), and a
+    file that cannot be read is a ValueError naming it."""
+    _require_content(path)
+    try:
+        with np.load(path) as arrays:
+            return {k: torch.from_numpy(arrays[k]) for k in arrays.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot read {path}: not an .npz of arrays ({error})") from error
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:

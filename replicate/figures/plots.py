@@ -283,3 +283,19 @@ def draw_training_curves(runs: Sequence[Run], path: Path, title: str) -> Path:
         handles, [run.label for run in runs], loc="outside lower center", fontsize=8, ncols=2
     )
     return save(fig, path)
+
+
+def draw_predictions(
+    images: Sequence[np.ndarray], titles: Sequence[str], path: Path, columns: int = 4
+) -> Path:
+    """Each image (H, W, 3 in [0, 1]) with its top classes as the title, in a grid: the
+    course's `pred_and_plot_image`, for several images at once."""
+    columns = min(columns, len(images))
+    rows = -(-len(images) // columns)
+    fig = Figure(figsize=(3 * columns, 3.4 * rows), layout="constrained")
+    for i, ax in enumerate(fig.subplots(rows, columns, squeeze=False).flat):
+        ax.set_axis_off()
+        if i < len(images):
+            ax.imshow(images[i])
+            ax.set_title(titles[i], fontsize=9)
+    return save(fig, path)
