@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
+from replicate.figures import studies
 from replicate.figures.embeddings import position_similarity, position_structure
 from replicate.study import STUDIES, runner
 from replicate.study.__main__ import main as study_main
@@ -122,3 +125,42 @@ def test_a_runs_estimate_is_its_training_flops_at_the_rate_measured_here() -> No
     assert estimate_seconds(bit, {}) is None
     fewshot = next(s for s in transfer.runs(SMOKE) if s.tool == "fewshot")
     assert estimate_seconds(fewshot, {}) == 0.0
+
+
+def _run(name: str, accuracy: float, images: int = 10_000, **result) -> dict:
+    return {"run": name, "result": {"test_acc": accuracy, "test_images": images, **result}}
+
+
+def test_a_verdict_is_held_not_held_or_within_noise_by_its_interval() -> None:
+    """Two accuracies on 10,000 images each: a 95% half-width of about 1.4 points."""
+    held = studies.difference_verdict([(1, 0.60, 10_000), (-1, 0.50, 10_000)])
+    assert held.word == "held" and held.half_width == pytest.approx(0.0137, abs=1e-4)
+    assert studies.difference_verdict([(1, 0.50, 10_000), (-1, 0.60, 10_000)]).word == "not held"
+    assert studies.difference_verdict([(1, 0.505, 10_000), (-1, 0.50, 10_000)]).word == (
+        "within noise"
+    )
+    assert studies.difference_verdict([(1, 0.60, 150), (-1, 0.50, 150)]).word == "within noise"
+
+
+def test_resolution_compares_the_highest_resolution_with_the_pre_training_one() -> None:
+    summary = {"runs": [_run("vit-48px", 0.52, image_size=48), _run("vit-32px", 0.46,
+                        image_size=32), _run("vit-64px", 0.49, image_size=64)]}  # fmt: skip
+    notes = studies.resolution_notes(summary, Path())
+    assert "at 64x64 beats fine-tuning at the pre-training 32x32" in notes
+    assert "Measured: +3.0 points (± 1.4); **held**" in notes
+
+
+def test_self_supervision_decides_both_claims_against_data_size_scratch_runs(tmp_path) -> None:
+    """The scratch arm is data-size's run on the same labels, read from beside the study."""
+    folder = tmp_path / "self-supervision"
+    scratch = tmp_path / "data-size" / "vit-3"
+    scratch.mkdir(parents=True)
+    (scratch / "summary.json").write_text(json.dumps(_run("vit-3", 0.40)))
+    summary = {"runs": [_run("pretrain-masked-patch", 0.0), _run("vit-masked-3", 0.44),
+                        _run("vit-supervised-3", 0.44), _run("vit-masked-10", 0.5)]}  # fmt: skip
+    notes = studies.self_supervision_notes(summary, folder).splitlines()
+    assert "beats training from scratch" in notes[0] and "+4.0 points" in notes[0]
+    assert notes[0].endswith("**held**.")
+    assert "supervised pre-training beats" in notes[1] and notes[1].endswith("**within noise**.")
+    table = studies.self_supervision_table(summary, folder)
+    assert table.rows[0][:2] == ["3%", "40.0% [39.0, 41.0]"] and table.rows[1][1] == "-"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,20 @@ def difference_verdict(terms: list[tuple[float, float, int]]) -> Verdict:
     return Verdict(effect, Z95 * math.sqrt(variance))
 
 
+def tested(result: Summary, default_images: int = 10_000) -> tuple[float, int]:
+    """(test top-1, test images) of a run's result; CIFAR-10's 10,000 where it has no count."""
+    return result["test_acc"], result.get("test_images") or default_images
+
+
+def rule_line(claim: str, verdict: Verdict) -> str:
+    """One decided claim: the rule, the measured difference with its 95% half-width, the word."""
+    return (
+        f"Rule: {claim}, by the difference of the binomial test accuracies with a 95% interval. "
+        f"Measured: {100 * verdict.effect:+.1f} points (± {100 * verdict.half_width:.1f}); "
+        f"**{verdict.word}**.\n"
+    )
+
+
 # data-size: Figures 3 and 4
 
 
@@ -128,7 +142,7 @@ def data_size_verdict(summary: Summary) -> Verdict | None:
     return difference_verdict(terms)
 
 
-def data_size_table(summary: Summary) -> Table:
+def data_size_table(summary: Summary, folder: Path | None = None) -> Table:
     points = _data_size_points(summary)
     models = list(points)
     images = sorted({n for p in points.values() for n, _, _ in p})
@@ -187,17 +201,21 @@ def data_size_notes(summary: Summary, folder: Path) -> str:
     )
 
 
-def data_size_figure(summary: Summary, ax) -> None:
+def plot_with_intervals(ax, x: Sequence[float], accuracy: Sequence[float],
+                        tested: Sequence[int], **style) -> None:  # fmt: skip
+    """Accuracies in percent with their 95% Wilson intervals as error bars."""
+    low, high = zip(*map(wilson_interval, accuracy, tested), strict=True)
+    errors = [
+        [100 * (a - lo) for a, lo in zip(accuracy, low, strict=True)],
+        [100 * (hi - a) for a, hi in zip(accuracy, high, strict=True)],
+    ]
+    ax.errorbar(x, [100 * a for a in accuracy], yerr=errors, marker="o", capsize=3, **style)
+
+
+def data_size_figure(summary: Summary, ax, folder: Path | None = None) -> None:
     for model, points in _data_size_points(summary).items():
         images, accuracy, tested = zip(*points, strict=True)
-        low, high = zip(*map(wilson_interval, accuracy, tested), strict=True)
-        percents = [100 * a for a in accuracy]
-        errors = [
-            [100 * (a - lo) for a, lo in zip(accuracy, low, strict=True)],
-            [100 * (hi - a) for a, hi in zip(accuracy, high, strict=True)],
-        ]
-        label = model_label(summary, model)
-        ax.errorbar(images, percents, yerr=errors, marker="o", capsize=3, label=label)
+        plot_with_intervals(ax, images, accuracy, tested, label=model_label(summary, model))
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels overlap
     ax.set_xlabel("training images (class-balanced subsets of CIFAR-10)")
@@ -208,7 +226,7 @@ def data_size_figure(summary: Summary, ax) -> None:
 # transfer: Tables 2 and 5
 
 
-def transfer_table(summary: Summary) -> Table:
+def transfer_table(summary: Summary, folder: Path | None = None) -> Table:
     runs = runs_by_name(summary)
     shots = sorted(
         {int(k) for r in summary["runs"] if r["tool"] == "fewshot" for k in r["result"]["shots"]}
@@ -232,7 +250,7 @@ def transfer_table(summary: Summary) -> Table:
     return Table([*columns, *(f"{k}-shot linear" for k in shots)], rows)
 
 
-def transfer_figure(summary: Summary, ax) -> None:
+def transfer_figure(summary: Summary, ax, folder: Path | None = None) -> None:
     table = transfer_table(summary)
     bars = [c for c in table.columns if c not in ("model", "lr (dev split)")]
     width = 0.8 / len(bars)
@@ -254,17 +272,33 @@ def _as_number(cell: str) -> float:
 # resolution: Section 3.2
 
 
-def resolution_table(summary: Summary) -> Table:
+def resolution_table(summary: Summary, folder: Path | None = None) -> Table:
     rows = [
-        [f"{run['result']['image_size']}", run["label"], percent(test_acc(run))]
+        [f"{run['result']['image_size']}", run["label"], with_interval(*tested(run["result"]))]
         for run in summary["runs"]
     ]
-    return Table(["resolution", "run", "CIFAR-10 test top-1"], rows)
+    return Table(["resolution", "run", "CIFAR-10 test top-1 (95% interval)"], rows)
 
 
-def resolution_figure(summary: Summary, ax) -> None:
+def resolution_notes(summary: Summary, folder: Path) -> str:
+    """Section 3.2's claim as a number: the highest fine-tuning resolution's test top-1 minus
+    the pre-training resolution's, at the same number of fine-tuning steps."""
+    runs = sorted(summary["runs"], key=lambda run: run["result"]["image_size"])
+    if len(runs) < 2:
+        return ""
+    low, high = runs[0]["result"], runs[-1]["result"]
+    verdict = difference_verdict([(1, *tested(high)), (-1, *tested(low))])
+    return rule_line(
+        f"fine-tuning at {high['image_size']}x{high['image_size']} beats fine-tuning at the "
+        f"pre-training {low['image_size']}x{low['image_size']} for the same steps",
+        verdict,
+    )
+
+
+def resolution_figure(summary: Summary, ax, folder: Path | None = None) -> None:
     sizes = [run["result"]["image_size"] for run in summary["runs"]]
-    ax.plot(sizes, [100 * test_acc(run) for run in summary["runs"]], marker="o")
+    accuracy, test_images = zip(*(tested(run["result"]) for run in summary["runs"]), strict=True)
+    plot_with_intervals(ax, sizes, accuracy, test_images)
     ax.set_xticks(sizes, [f"{s}x{s}" for s in sizes])
     ax.set_xlabel("fine-tuning resolution (patch size kept, E_pos interpolated)")
     ax.set_ylabel("CIFAR-10 test top-1 (%)")
@@ -279,26 +313,65 @@ SELF_SUPERVISION_STARTS = {
 }
 
 
-def _self_supervision_cells(summary: Summary, scratch: dict[str, Summary]) -> dict[str, dict]:
-    """label fraction ("10", "100") -> start -> test top-1."""
-    runs = runs_by_name(summary)
+def _self_supervision_cells(summary: Summary, folder: Path) -> dict[str, dict]:
+    """label fraction ("3", "10") -> start -> the run's result; the scratch baselines are the
+    data-size study's runs on the same labels, beside this study's folder."""
+    from replicate.study.runner import read_json
+
     cells: dict[str, dict] = {}
-    for name, run in runs.items():
+    for name, run in runs_by_name(summary).items():
         parts = name.split("-")  # vit-masked-10
         if len(parts) == 3 and parts[0] == "vit" and parts[1] in SELF_SUPERVISION_STARTS:
-            cells.setdefault(parts[2], {})[parts[1]] = test_acc(run)
+            cells.setdefault(parts[2], {})[parts[1]] = run["result"]
     for fraction, row in cells.items():
-        row["scratch"] = test_acc(scratch.get(f"vit-{fraction}"))
+        scratch = folder.parent / "data-size" / f"vit-{fraction}" / "summary.json"
+        if scratch.is_file():
+            row["scratch"] = read_json(scratch)["result"]
     return dict(sorted(cells.items(), key=lambda item: float(item[0])))
 
 
-def self_supervision_table(summary: Summary, scratch: dict[str, Summary]) -> Table:
-    cells = _self_supervision_cells(summary, scratch)
+def self_supervision_table(summary: Summary, folder: Path) -> Table:
     rows = [
-        [f"{fraction}%", *(percent(row.get(s)) for s in SELF_SUPERVISION_STARTS)]
-        for fraction, row in cells.items()
+        [
+            f"{fraction}%",
+            *(with_interval(*tested(row[s])) if s in row else "-" for s in SELF_SUPERVISION_STARTS),
+        ]  # fmt: skip
+        for fraction, row in _self_supervision_cells(summary, folder).items()
     ]
-    return Table(["labels used", *SELF_SUPERVISION_STARTS.values()], rows)
+    return Table(["labels used", *(f"{s} (95% interval)" for s in
+                                   SELF_SUPERVISION_STARTS.values())], rows)  # fmt: skip
+
+
+def self_supervision_figure(summary: Summary, ax, folder: Path) -> None:
+    cells = _self_supervision_cells(summary, folder)
+    width = 0.8 / len(SELF_SUPERVISION_STARTS)
+    for i, (start, label) in enumerate(SELF_SUPERVISION_STARTS.items()):
+        positions = [m + (i - 1) * width for m in range(len(cells))]
+        values = [100 * row[start]["test_acc"] if start in row else float("nan")
+                  for row in cells.values()]  # fmt: skip
+        ax.bar(positions, values, width, label=label)
+    ax.set_xticks(range(len(cells)), [f"{fraction}% of the labels" for fraction in cells])
+    ax.set_ylabel("CIFAR-10 test top-1 (%)")
+    ax.legend(fontsize="small")
+
+
+def self_supervision_notes(summary: Summary, folder: Path) -> str:
+    """Section 4.6's two claims on the smallest label fraction that has all three arms: masked
+    patch pre-training beats training from scratch, and stays behind supervised pre-training."""
+    complete = [(f, row) for f, row in _self_supervision_cells(summary, folder).items()
+                if len(row) == len(SELF_SUPERVISION_STARTS)]  # fmt: skip
+    if not complete:
+        return ""
+    fraction, row = complete[0]
+    masked, scratch, supervised = (tested(row[s]) for s in ("masked", "scratch", "supervised"))
+    return rule_line(
+        f"on {fraction}% of the labels, masked patch pre-training beats training from scratch "
+        "for the same total steps",
+        difference_verdict([(1, *masked), (-1, *scratch)]),
+    ) + rule_line(
+        f"on {fraction}% of the labels, supervised pre-training beats masked patch pre-training",
+        difference_verdict([(1, *supervised), (-1, *masked)]),
+    )
 
 
 # attention: Figures 6, 7 and 11, drawn by the run itself
@@ -312,7 +385,7 @@ ATTENTION_FIGURES = (
 )
 
 
-def attention_table(summary: Summary) -> Table:
+def attention_table(summary: Summary, folder: Path | None = None) -> Table:
     rows = []
     for run in summary["runs"]:
         result = run["result"]
@@ -339,16 +412,19 @@ def attention_notes(summary: Summary, folder: Path) -> str:
 
 @dataclass(frozen=True)
 class Drawing:
-    table: Callable[..., Table]
-    figure: Callable[..., None] | None  # None: the run draws its own figures
+    table: Callable[[Summary, Path], Table]
+    figure: Callable[[Summary, Any, Path], None] | None  # None: the run draws its own figures
     notes: Callable[[Summary, Path], str] | None = None  # below the table: costs, verdict
 
 
 DRAWINGS = {
     "data-size": Drawing(data_size_table, data_size_figure, data_size_notes),
     "transfer": Drawing(transfer_table, transfer_figure),
-    "resolution": Drawing(resolution_table, resolution_figure),
+    "resolution": Drawing(resolution_table, resolution_figure, resolution_notes),
     "attention": Drawing(attention_table, None, attention_notes),
+    "self-supervision": Drawing(
+        self_supervision_table, self_supervision_figure, self_supervision_notes
+    ),
 }
 
 
@@ -370,7 +446,7 @@ def machines(summary: Summary) -> str:
 def draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
     """Write the study's table (Markdown) and figure (PNG) to `out`; returns the files."""
     name = summary["study"]
-    table = _table(summary, folder)
+    drawing = DRAWINGS[name]
     commits = sorted({run["commit"] for run in summary["runs"] if run.get("commit")})
     planned = summary.get("planned_runs", [])
     done = {run["run"] for run in summary["runs"]}
@@ -386,14 +462,14 @@ def draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
     )
     markdown = out / f"study_{name}.md"
     out.mkdir(parents=True, exist_ok=True)
-    drawing = DRAWINGS.get(name)
-    notes = drawing.notes(summary, folder) if drawing is not None and drawing.notes else ""
-    markdown.write_text(header + table.markdown() + ("\n" + notes if notes else ""))
+    notes = drawing.notes(summary, folder) if drawing.notes else ""
+    table = drawing.table(summary, folder).markdown()
+    markdown.write_text(header + table + ("\n" + notes if notes else ""))
     written = [markdown]
-    if drawing is not None and drawing.figure is not None:
+    if drawing.figure is not None:
         fig = Figure(figsize=(7, 4.5), layout="constrained")
         ax = fig.add_subplot()
-        drawing.figure(summary, ax)
+        drawing.figure(summary, ax, folder)
         ax.grid(alpha=0.3)
         devices = ", ".join(sorted({run["device"] for run in summary["runs"]}))
         ax.set_title(f"{summary['title']}\n({summary['scale']} scale, {devices})")
@@ -401,20 +477,6 @@ def draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
     if name == "attention":
         written += _copy_attention_figures(folder, out)
     return written
-
-
-def _table(summary: Summary, folder: Path) -> Table:
-    if summary["study"] == "self-supervision":
-        from replicate.study.runner import read_json
-
-        data_size = folder.parent / "data-size"
-        scratch = {
-            run.name: read_json(run / "summary.json")
-            for run in data_size.glob("vit-*")
-            if (run / "summary.json").is_file()
-        }
-        return self_supervision_table(summary, scratch)
-    return DRAWINGS[summary["study"]].table(summary)
 
 
 def _copy_attention_figures(folder: Path, out: Path) -> list[Path]:

@@ -67,6 +67,17 @@ def environment() -> dict[str, Any]:
     }
 
 
+def shared_environment(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The environment fields all the runs share: where they ran, which a study summarised
+    later (`--summarise`, on another machine or commit) keeps."""
+    first = summaries[0]
+    return {
+        key: first[key]
+        for key in ("device", "cores", "commit", "versions")
+        if key in first and all(s.get(key) == first[key] for s in summaries)
+    }
+
+
 def project_commit() -> str | None:
     """The git commit of the checkout the runs came from ("+dirty" with uncommitted changes)."""
     root = str(Path(__file__).resolve().parents[2])
@@ -303,6 +314,7 @@ class Runner:
             "device_time_s": round(sum(s["wall_time_s"] for s in summaries), 1),
             "cpu_time_s": round(sum(s.get("cpu_time_s", 0.0) for s in summaries), 1),
             **self.environment,
+            **shared_environment(summaries),
         }
         write_json(self.out / study.name / STUDY_SUMMARY, summary)
 
