@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
-from replicate.checkpoint import atomic_path
+from replicate.checkpoint import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ MAX_ANNOTATED_CLASSES = 20  # beyond this the counts in the cells become unreada
 class EpochRecord:
     epoch: int  # epochs completed
     step: int  # optimiser steps completed
-    train_loss: float
+    train_loss: float  # the mean over this epoch's `train_steps`
     train_acc: float
     images_per_s: float  # training throughput over all ranks, evaluation excluded
     wall_time_s: float  # since the run (or its resumption) started
@@ -48,7 +48,10 @@ class EpochRecord:
     # `evaluation_fields` of the weights (and of their Polyak average, "ema_"); empty for an
     # epoch that was not evaluated (--final-eval-only)
     evaluation: dict[str, float]
-    skipped_images: int = 0  # unreadable images met so far (named in the run's warnings)
+    skipped_images: int = 0  # unreadable images met so far (named on the run's stderr)
+    # the steps train_loss and train_acc average: the epoch's, or in the epoch a resumed run
+    # re-enters only those after the resume
+    train_steps: int | None = None
     phase_s: dict[str, float] = field(default_factory=dict)  # `PhaseTimer.seconds` of the epoch
 
     def to_json(self) -> dict[str, Any]:
@@ -168,14 +171,15 @@ class RunLog:
             return
         from torchmetrics.classification import MulticlassConfusionMatrix
 
-        (self.out / "confusion_matrix.json").write_text(
-            json.dumps({"classes": classes, "counts": counts.tolist()}) + "\n"
+        write_json(
+            self.out / "confusion_matrix.json", {"classes": classes, "counts": counts.tolist()}
         )
         annotate = len(classes) <= MAX_ANNOTATED_CLASSES
         figure, _ = MulticlassConfusionMatrix(len(classes)).plot(
             counts, add_text=annotate, labels=classes if annotate else None
         )
-        figure.savefig(self.out / "confusion_matrix.png", dpi=120, bbox_inches="tight")
+        with atomic_path(self.out / "confusion_matrix.png") as tmp:
+            figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
         self.writer.add_figure("test/confusion_matrix", figure)
 
     def close(self) -> None:

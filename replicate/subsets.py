@@ -30,6 +30,9 @@ class TrainingSubsets:
     dev: list[int]  # indices held out as the dev split (empty without --val-fraction)
 
 
+MAX_VAL_FRACTION = 0.5  # a dev split larger than the training split is a typo, not a protocol
+
+
 def stratified_subsets(
     labels: Sequence[int], val_fraction: float = 0.0, train_fraction: float = 1.0
 ) -> TrainingSubsets:
@@ -37,6 +40,11 @@ def stratified_subsets(
     rest kept for training; each at least one image of every class, rounded to the nearest."""
     _check_fraction("--val-fraction", val_fraction, low_inclusive=True, high_inclusive=False)
     _check_fraction("--train-fraction", train_fraction, low_inclusive=False, high_inclusive=True)
+    if val_fraction > MAX_VAL_FRACTION:
+        raise ValueError(
+            f"--val-fraction {val_fraction:g} holds out more of the training set than it leaves "
+            "to train on; Appendix B.1.1 holds out 0.02 (CIFAR) or 0.1 (small datasets)"
+        )
     labels = np.asarray(labels)
     rng = np.random.default_rng(SPLIT_SEED)
     train: list[int] = []

@@ -245,7 +245,7 @@ class Trainer:
             while self.epoch < self.epochs:
                 progress.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
                 timer = PhaseTimer()
-                train_loss, train_acc, images_per_s = self.train_epoch(progress, timer)
+                train_loss, train_acc, images_per_s, steps = self.train_epoch(progress, timer)
                 evaluated = self._evaluates_now()
                 evaluation = {}
                 if evaluated:
@@ -272,6 +272,7 @@ class Trainer:
                     train_acc=train_acc,
                     images_per_s=images_per_s,
                     skipped_images=len(self.train_images.skipped | self.test_images.skipped),
+                    train_steps=steps,
                     wall_time_s=time.perf_counter() - start,
                     lr=self.scheduler.get_last_lr()[0],
                     train_images=len(self.train_images),
@@ -285,7 +286,9 @@ class Trainer:
                     progress.write(_summary(record))
         if self.config.early_stopping:
             test = self.test_best()
-        if test is not None and self.recipe.objective == "classification":
+        elif test is None:  # resumed with nothing left to train: the end-of-run outputs still
+            test = self.evaluate(self.model)
+        if self.recipe.objective == "classification":
             self.log.confusion_matrix(test.confusion, self.classes)
         self.log.close()
         return self.model
@@ -329,10 +332,10 @@ class Trainer:
             )
         return test
 
-    def train_epoch(self, progress: tqdm, timer: PhaseTimer) -> tuple[float, float, float]:
+    def train_epoch(self, progress: tqdm, timer: PhaseTimer) -> tuple[float, float, float, int]:
         """One pass (or what is left of it after a resume, or of the step budget); returns the
-        mean loss and accuracy of the steps it ran and the throughput in images per second over
-        all ranks; `timer` adds up where the time went. Checkpoints every `--checkpoint-every`
+        mean loss and accuracy of the steps it ran, the throughput in images per second over
+        all ranks, and the number of those steps; `timer` adds up where the time went. Checkpoints every `--checkpoint-every`
         steps on the way."""
         self._train_mode()
         metrics = accuracy_metrics(self.objective.num_classes, self.runtime.device)
@@ -377,7 +380,8 @@ class Trainer:
         with timer("log"):
             results = self._report(metrics, progress)  # syncs the device: the timing is right
         images = steps * self.local_batch * self.runtime.world_size
-        return results["loss"], results["top1"], images / (time.perf_counter() - start)
+        throughput = images / (time.perf_counter() - start)
+        return results["loss"], results["top1"], throughput, steps
 
     def _train_mode(self) -> None:
         """Training mode, except for a frozen backbone: its batch-norm statistics stay fixed."""

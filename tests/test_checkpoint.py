@@ -72,6 +72,22 @@ def test_a_save_cut_off_keeps_the_previous_checkpoint_and_resumes_exactly(
     for key, tensor in uninterrupted.state_dict().items():
         assert torch.equal(resumed.state_dict()[key], tensor), key
     assert metrics(tmp_path / "b")[-1]["test_loss"] == metrics(tmp_path / "a")[-1]["test_loss"]
+    # the epoch re-entered at step 5 averages its train loss over the 7 steps after the resume
+    assert [m["train_steps"] for m in metrics(tmp_path / "a")] == [12, 12, 12]
+    assert [m["train_steps"] for m in metrics(tmp_path / "b")] == [7, 12, 12]
+
+
+def test_a_finished_run_resumed_completes_its_end_of_run_outputs(tmp_path: Path) -> None:
+    """Killed while the confusion matrix was written (after the last checkpoint): --resume has
+    nothing left to train, and still writes it, from the same weights."""
+    run(tmp_path, "--epochs", "1")
+    written = json.loads((tmp_path / "confusion_matrix.json").read_text())
+    for name in ("confusion_matrix.json", "confusion_matrix.png"):
+        (tmp_path / name).unlink()
+    train.main(["--resume", "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "confusion_matrix.json").read_text()) == written
+    assert (tmp_path / "confusion_matrix.png").stat().st_size > 0
+    assert len(metrics(tmp_path)) == 1  # nothing trained again
 
 
 def test_resume_continues_the_run_where_it_is_now(

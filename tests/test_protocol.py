@@ -142,6 +142,8 @@ def test_stratified_subsets_are_class_balanced_nested_and_fixed() -> None:
     for bad in ({"val_fraction": 1.0}, {"train_fraction": 0.0}, {"val_fraction": -0.1}):
         with pytest.raises(ValueError, match="must be in"):
             stratified_subsets(labels, **bad)
+    with pytest.raises(ValueError, match="--val-fraction 0.99 holds out more .* than it leaves"):
+        stratified_subsets(labels, val_fraction=0.99)  # the photos: 2 images left to train on
 
 
 def test_val_fraction_evaluates_on_the_dev_split_and_labels_it(tmp_path: Path) -> None:
