@@ -335,8 +335,8 @@ class Trainer:
     def train_epoch(self, progress: tqdm, timer: PhaseTimer) -> tuple[float, float, float, int]:
         """One pass (or what is left of it after a resume, or of the step budget); returns the
         mean loss and accuracy of the steps it ran, the throughput in images per second over
-        all ranks, and the number of those steps; `timer` adds up where the time went. Checkpoints every `--checkpoint-every`
-        steps on the way."""
+        all ranks, and the number of those steps; `timer` adds up where the time went.
+        Checkpoints every `--checkpoint-every` steps on the way."""
         self._train_mode()
         metrics = accuracy_metrics(self.objective.num_classes, self.runtime.device)
         done = self.step - self.epoch * self.steps_per_epoch  # steps run before a resume
