@@ -46,6 +46,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from replicate import models
+from replicate.errors import NoSpaceError
 from vit.layouts import OURS
 from vit.pretrained import WeightsInfo, read_safetensors, read_torch_file
 
@@ -170,7 +171,46 @@ def resolve_weights(path: str | Path) -> Path:
 def save_checkpoint(
     run: Path, model: nn.Module, info: CheckpointInfo, state: dict[str, Any]
 ) -> Checkpoint:
-    """Write the weights and state of step `info.step` and publish them (module docstring)."""
+    """Write the weights and state of step `info.step` and publish them (module docstring); a
+    full disk is a one-line `NoSpaceError`, the previous checkpoint kept."""
+    try:
+        return _save_checkpoint(run, model, info, state)
+    except Exception as error:  # OSError; torch.save's RuntimeError; safetensors' own error
+        if not _out_of_space(error):
+            raise
+        previous = latest_checkpoint(run)
+        needed = _folder_bytes(previous.state.parent) if previous else _checkpoint_bytes(model)
+        kept = f"step {previous.step}" if previous else "none yet"
+        raise NoSpaceError(
+            f"no space left on the disk of {run} for the checkpoint of step {info.step}: it "
+            f"needs about {needed / 1e6:.1f} MB, {shutil.disk_usage(run).free / 1e6:.0f} MB are "
+            f"free; free some space, then --resume (the last checkpoint, {kept}, is kept)"
+        ) from error
+
+
+def _out_of_space(error: BaseException | None) -> bool:
+    """Whether `error`, or one it was raised from, is a write that found the disk full."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left" in str(error) or "unexpected pos" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _checkpoint_bytes(model: nn.Module) -> int:
+    """The weights and the optimiser state (two moments for Adam): a checkpoint's bulk."""
+    return 3 * sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def _save_checkpoint(
+    run: Path, model: nn.Module, info: CheckpointInfo, state: dict[str, Any]
+) -> Checkpoint:
     folder = run / CHECKPOINTS / f"step-{info.step:08d}"
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)  # what an interrupted save left

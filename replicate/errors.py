@@ -12,3 +12,7 @@ class DivergedError(RuntimeError):
 
 class Unavailable(ValueError):
     """Asked for what this machine lacks: a library, or a GPU that can run it."""
+
+
+class NoSpaceError(ValueError):
+    """The disk of a run folder is full: a one-line error, the last good checkpoint kept."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -358,3 +359,36 @@ def test_bad_input_leaves_no_folder_behind(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a multiple"):
         main([*TINY_VIT, "--image-size", "15", "--out", str(tmp_path / "run")])
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 4736 vs 4630"),
+        OSError(28, "No space left on device"),
+    ],
+)
+def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, failure: Exception
+) -> None:
+    """torch.save on a full disk fails with its stream writer's position error, other writes
+    with ENOSPC: one line naming the folder and the space needed, exit 2, step 12 kept."""
+    out = tmp_path / "run"
+    save_state = torch.save
+
+    def disk_full_at_step_24(state, path) -> None:
+        save_state(state, path)
+        if state["step"] == 24:
+            raise failure
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", disk_full_at_step_24)
+    argv = [*TINY_VIT, "--epochs", "2", "--out", str(out)]
+    assert run_cli("replicate.train", train.main, argv) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in errors[0], errors
+    assert f"no space left on the disk of {out} for the checkpoint of step 24" in errors[0]
+    assert re.search(
+        r"needs about [\d.]+ MB, \d+ MB are free; .*last checkpoint, step 12", errors[0]
+    )
+    assert read_state(latest_checkpoint(out).state)["step"] == 12
+    assert not list((out / "checkpoints").glob(".*"))  # the half-written one is gone
