@@ -21,12 +21,16 @@ in a logged warning, and counted in `skipped`.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol
 
@@ -47,6 +51,7 @@ MEMORY_FRACTION = 0.25  # of the device's free memory that resident images may t
 HOST_FRACTION = 0.5  # of the host's available memory that the node's shared copy may take
 STORED_SCALE = 2  # resident training images are kept at up to 2 S a side (`stored_side`)
 SHARED_DIR = Path("/dev/shm")  # memory-backed where Linux has it; else the temp folder
+SHARED_PREFIX = "vit-replicate-"  # + the writer's process id: `remove_orphaned_files`
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,7 @@ class StreamedImages:
             _Items(dataset, size, policy),
             batch_sampler=self.epoch_batches,
             num_workers=workers,
+            worker_init_fn=partial(die_with_parent, os.getpid()),
             collate_fn=_collate,
             pin_memory=device.type == "cuda",
             # Training workers start once, not once per epoch; evaluation's, once per evaluation.
@@ -224,13 +230,15 @@ def _decode_to_file(
     """Every image at `side` x `side` into an .npy file in shared memory, unreadable ones left
     out; returns its path, the count written, the labels, original sizes and the reasons."""
     directory = SHARED_DIR if SHARED_DIR.is_dir() else Path(tempfile.gettempdir())
-    path = str(directory / f"vit-replicate-{uuid.uuid4().hex}.npy")
+    remove_orphaned_files(directory)
+    path = str(directory / f"{SHARED_PREFIX}{os.getpid()}-{uuid.uuid4().hex}.npy")
     shape = (len(dataset), 3, side, side)
     store = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
     loader = DataLoader(
         _Originals(dataset, side),
         batch_size=256,
         num_workers=workers,
+        worker_init_fn=partial(die_with_parent, os.getpid()),
         collate_fn=list,
         generator=_detached_generator(),
     )
@@ -293,7 +301,11 @@ def stored_side(dataset: Dataset, size: int, workers: int) -> int:
     """R = min(STORED_SCALE * S, the largest side of the originals): room for a crop of 5% of
     the area to keep ~0.45 S pixels a side, and never more pixels than the originals have."""
     loader = DataLoader(
-        _Sides(dataset), batch_size=1024, num_workers=workers, generator=_detached_generator()
+        _Sides(dataset),
+        batch_size=1024,
+        num_workers=workers,
+        worker_init_fn=partial(die_with_parent, os.getpid()),
+        generator=_detached_generator(),
     )
     largest = max((int(batch.max()) for batch in loader), default=0)
     return max(1, min(STORED_SCALE * size, largest))
@@ -313,6 +325,36 @@ def default_workers(local_world_size: int | None = None) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     share = local_world_size or int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     return max(1, (cores or 1) // share)
+
+
+def remove_orphaned_files(directory: Path) -> None:
+    """The shared-memory files of runs killed while they decoded (SIGKILL runs no clean-up):
+    named by the process that wrote them, removed once that process is gone."""
+    for path in directory.glob(f"{SHARED_PREFIX}*.npy"):
+        pid = path.name.removeprefix(SHARED_PREFIX).split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def die_with_parent(parent: int, worker_id: int) -> None:
+    """A DataLoader worker that ends when its parent does, even by SIGKILL, which gives the
+    parent no chance to stop it (Linux's PR_SET_PDEATHSIG; elsewhere the workers' own watchdog
+    still ends them when they next look). A parent gone before the signal was set: end now."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(0)
 
 
 def _detached_generator() -> torch.Generator:

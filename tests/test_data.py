@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
+import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +45,7 @@ from replicate.loader import (
     StreamedImages,
     epoch_indices,
     place,
+    remove_orphaned_files,
     stored_side,
 )
 from replicate.runtime import Runtime
@@ -373,3 +378,45 @@ def test_a_folder_link_out_of_its_class_or_into_a_loop_is_refused(
     with pytest.raises(DataError, match=r"train/dark/up links to .*(outside its class folder|a "
                        r"folder that holds it).*remove the link"):  # fmt: skip
         image_folder_splits(root)
+
+
+SLOW_DECODE = """
+import sys, time
+from pathlib import Path
+from torch.utils.data import Dataset
+from replicate import loader
+
+class Slow(Dataset):
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, index):
+        print("decoding", flush=True)
+        time.sleep(120)
+
+loader.SHARED_DIR = Path(sys.argv[1])
+loader._decode_to_file(Slow(), 8, workers=2)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+def test_a_run_killed_while_it_decodes_leaves_no_worker_and_no_file(tmp_path: Path) -> None:
+    """SIGKILL during the start-up decode: its DataLoader workers die with it, and the next
+    decode removes the shared-memory file it left (a live process's file is kept)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_DECODE, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline() == "decoding\n"  # a worker is decoding
+    proc = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    workers = [int(pid) for pid in proc.read_text().split()]
+    assert len(workers) >= 2 and len(list(tmp_path.glob("vit-replicate-*.npy"))) == 1
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "orphaned workers"
+    live = tmp_path / f"vit-replicate-{os.getpid()}-0.npy"
+    live.touch()
+    remove_orphaned_files(tmp_path)
+    assert list(tmp_path.glob("vit-replicate-*.npy")) == [live]
