@@ -29,7 +29,6 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset, Subset, TensorDataset
-from torchvision.transforms.v2 import functional as TF
 
 from replicate.augment import Crop, InceptionCrop, crop_resize, resize
 from replicate.errors import DataError
@@ -200,11 +199,19 @@ def decode_bytes(data: bytes, name: str) -> Tensor:
     except RuntimeError:  # not a format torchvision decodes, or corrupt: PIL decides which
         try:
             with Image.open(io.BytesIO(data)) as image:
-                return TF.pil_to_tensor(rgb(image))
+                return pil_to_tensor(rgb(image))
         except UnidentifiedImageError as error:  # its message names a BytesIO at some address
             raise DataError(f"cannot read image {name}: no decoder knows it") from error
         except (OSError, Image.DecompressionBombError) as error:
             raise DataError(f"cannot read image {name}: {error}") from error
+
+
+def pil_to_tensor(image: Image.Image) -> Tensor:
+    """uint8 (C, H, W) of a PIL image; torchvision imported when first used, as every heavy
+    library is, so that `--help` answers at once."""
+    from torchvision.transforms.v2.functional import pil_to_tensor
+
+    return pil_to_tensor(image)
 
 
 def rgb(image: Image.Image) -> Image.Image:
@@ -231,7 +238,7 @@ def decode_crop(data: bytes, name: str, policy: InceptionCrop, seed: int, size: 
                 if image.format == "JPEG" and factor >= 2:
                     height, width = image.height, image.width
                     image.draft("RGB", (-(-width // factor), -(-height // factor)))
-                    return _crop_scaled(TF.pil_to_tensor(image.convert("RGB")), crop, height, size)
+                    return _crop_scaled(pil_to_tensor(image.convert("RGB")), crop, height, size)
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
             pass  # decode_bytes names the file, or decodes what PIL cannot open
     image = decode_bytes(data, name)
@@ -366,7 +373,7 @@ def load_splits(spec: DatasetSpec, data_dir: Path, verify: bool = False) -> Spli
 def as_rgb_tensor(image: Image.Image | Tensor) -> Tensor:
     """A dataset's image (PIL, or a uint8 tensor with 1 or 3 channels) as uint8 RGB (3, H, W)."""
     if isinstance(image, Image.Image):
-        return TF.pil_to_tensor(rgb(image))
+        return pil_to_tensor(rgb(image))
     return image.expand(3, -1, -1) if image.shape[0] == 1 else image
 
 

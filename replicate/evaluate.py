@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from replicate.augment import Augmentation
 from replicate.cli_errors import ArgumentParser, positive_int, run_cli
@@ -55,6 +54,8 @@ def evaluate(
     objective: Objective | None = None,
 ) -> Evaluation:
     """objective: what is scored (`replicate.objectives`); default the classification."""
+    from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
     objective = objective or Classification(num_classes)
     device = next(model.parameters()).device
     metrics = accuracy_metrics(num_classes, device)

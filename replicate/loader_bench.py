@@ -1,5 +1,4 @@
-"""`python -m replicate.bench --loader`: the streamed training loader beside torchvision's and the
-previous one.
+"""`python -m replicate.bench --loader`: the streamed training loader beside torchvision's.
 
     python -m replicate.bench --loader --dataset imagefolder:../shared/data/hymenoptera_data
     python -m replicate.bench --loader --dataset imagefolder:.data/cifar10 --image-size 224
@@ -11,9 +10,6 @@ epoch, with the same number of workers, and give uint8 (B, 3, S, S) training cro
                   torchvision.io, the reference's inception crop cut from the original
     torchvision   `ImageFolder` + `RandomResizedCrop` + `RandomHorizontalFlip` + `PILToTensor`
                   in a plain `DataLoader` iterated once per epoch, as its tutorials write it
-    previous      this project's loader before the data path was rebuilt (commit fce865e), the
-                  one issue 10 measures against: each image decoded by PIL and squashed to
-                  S x S (the crop came later, on the device), a new `DataLoader` each epoch
 
 Each run is timed from building the dataset (listing the folder) to the last batch: the time to
 the first batch, images/s after it, and images per CPU-second, counting the main process and the
@@ -37,9 +33,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader
-from torchvision.transforms.v2 import functional as TF
 
 from replicate.augment import InceptionCrop, crop_seeds
 from replicate.cli_errors import ArgumentParser, non_negative_int, positive_int
@@ -75,36 +69,16 @@ def ours(folder: Path, size: int, batch: int, workers: int) -> Epoch:
 
 
 def torchvision_baseline(folder: Path, size: int, batch: int, workers: int) -> Epoch:
-    from torchvision import transforms
+    """torchvision's `ImageFolder` (PIL decoding) and transforms, a new DataLoader an epoch."""
+    from torchvision import datasets, transforms
 
     crop = [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip()]
-    return _image_folder(
-        folder, transforms.Compose([*crop, transforms.PILToTensor()]), batch, workers
-    )
-
-
-def previous(folder: Path, size: int, batch: int, workers: int) -> Epoch:
-    return _image_folder(folder, partial(_squash, size=size), batch, workers)
-
-
-def _squash(image: Image.Image, size: int) -> torch.Tensor:
-    """The previous loader's `SquareImages`: uint8 (3, S, S), antialiased, whatever the aspect."""
-    return TF.resize(TF.to_image(image), [size, size], antialias=True).as_subclass(torch.Tensor)
-
-
-def _image_folder(folder: Path, transform: Callable, batch: int, workers: int) -> Epoch:
-    """torchvision's `ImageFolder` (PIL decoding) with `transform`, a new DataLoader an epoch."""
-    from torchvision import datasets
-
+    transform = transforms.Compose([*crop, transforms.PILToTensor()])
     dataset = datasets.ImageFolder(str(folder), transform=transform)
     return lambda order: DataLoader(dataset, batch_size=batch, sampler=order, num_workers=workers)
 
 
-CONTENDERS: dict[str, Callable[..., Epoch]] = {
-    "ours": ours,
-    "torchvision": torchvision_baseline,
-    "previous": previous,
-}
+CONTENDERS: dict[str, Callable[..., Epoch]] = {"ours": ours, "torchvision": torchvision_baseline}
 
 
 def time_loader(name: str, build: Callable[[], Epoch], orders: list[list[int]]) -> LoaderRun:

@@ -66,7 +66,6 @@ from functools import partial
 from typing import Literal
 
 import torch
-from timm.optim import param_groups_weight_decay
 from torch import nn
 
 
@@ -272,6 +271,8 @@ def bit_hyperrule(train_size: int, image_area: int) -> HyperRule:
 def build_optimizer(model: nn.Module, recipe: Recipe, fused: bool) -> torch.optim.Optimizer:
     """No weight decay on biases, norms (1-D tensors) and `model.no_weight_decay()` (E_pos, the
     class token), as timm and big_vision; frozen parameters are left out."""
+    from timm.optim import param_groups_weight_decay
+
     skip = model.no_weight_decay() if hasattr(model, "no_weight_decay") else ()
     decay = recipe.weight_decay
     if recipe.optimizer == "adamw":  # AdamW multiplies it by lr(t): undo the peak rate

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from torch import Tensor
-from torch.utils.tensorboard import SummaryWriter
 
 from replicate.checkpoint import atomic_path, write_json
 
@@ -133,6 +132,8 @@ class RunLog:
     def __init__(self, out: Path, enabled: bool, epoch: int = 0, step: int = 0) -> None:
         """Logs from `epoch` and `step` on: a resumed run drops what the interrupted one logged
         after its last checkpoint, so nothing appears twice."""
+        from torch.utils.tensorboard import SummaryWriter  # imported when used: --help is fast
+
         self.out = out
         self.writer = SummaryWriter(out, purge_step=step or None) if enabled else None
         metrics = out / METRICS

@@ -19,13 +19,12 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MetricCollection
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -65,6 +64,9 @@ from replicate.train_config import TrainConfig, build_parser, resolve_config, se
 from vit import ViTConfig
 from vit.data_config import input_normalisation
 from vit.variants import VARIANTS
+
+if TYPE_CHECKING:
+    import torchmetrics
 
 
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
@@ -423,7 +425,7 @@ class Trainer:
             self.ema.update_parameters(self.model)
         return logits, targets, losses
 
-    def _report(self, metrics: MetricCollection, progress: tqdm) -> dict[str, float]:
+    def _report(self, metrics: torchmetrics.MetricCollection, progress: tqdm) -> dict[str, float]:
         """The running loss and accuracy to the progress bar and TensorBoard; stops a run whose
         loss is no longer finite before it overwrites the last good checkpoint."""
         results = {k: v.item() for k, v in metrics.compute().items()}

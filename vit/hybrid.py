@@ -17,18 +17,23 @@ placed in stage 3, layers (3, 4, 9), stride 16, "a 4x longer sequence".
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
-from timm.layers import StdConv2dSame
-from timm.models.resnetv2 import ResNetV2
 
 from vit.config import ViTConfig
 from vit.embedding import PatchEmbedding
+
+if TYPE_CHECKING:
+    from timm.models.resnetv2 import ResNetV2
 
 
 def resnet_features(config: ViTConfig) -> ResNetV2:
     """The ResNet (BiT) of a hybrid, without its pooling and classifier: stem, then
     `config.resnet_layers` bottleneck stages of 4 * width * 2^s output channels."""
+    from timm.layers import StdConv2dSame  # imported when a hybrid is built: `import vit` is fast
+    from timm.models.resnetv2 import ResNetV2
+
     width, layers = config.resnet_width, config.resnet_layers
     return ResNetV2(
         layers=layers,

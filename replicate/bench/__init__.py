@@ -1,6 +1,6 @@
 """replicate.bench: throughput, MFU and peak memory of this project's ViT beside timm's,
-torchvision's and the official Flax model (project issues 5 and 13). `python -m replicate.bench
---help` runs it.
+torchvision's and the official Flax model. `python -m replicate.bench --help` runs it;
+`python -m replicate.bench.startup` times every command's start-up.
 
     replicate/bench/__main__.py     the command line
     replicate/bench/contenders.py   ours, timm, torchvision, official: what each step runs

@@ -11,12 +11,9 @@ from pathlib import Path
 from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.fewshot import read_results as read_fewshot_results
 from replicate.fewshot import results_markdown as fewshot_markdown
-from replicate.figures import make
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
 from replicate.figures.runs import load_runs
 from replicate.figures.sources import Subject, from_checkpoint, from_pretrained, untrained
-from replicate.figures.studies import STUDIES_DIR, redraw_studies
-from replicate.figures.tables import results_markdown, table1_markdown
 from vit.variants import VARIANTS
 
 log = logging.getLogger("replicate.figures")
@@ -99,6 +96,10 @@ def load_images(args: argparse.Namespace, subject: Subject) -> ImageSet:
 def run(args: argparse.Namespace) -> list[Path]:
     """Write the requested parts; return the files written. Inputs are all read before
     anything is computed, so that a bad path fails at once."""
+    from replicate.figures import make  # matplotlib and the models: after --help has answered
+    from replicate.figures.studies import STUDIES_DIR, redraw_studies
+    from replicate.figures.tables import results_markdown, table1_markdown
+
     parts = set(args.only or PARTS)
     if args.num_images < 1:
         raise ValueError(f"--num-images must be at least 1, not {args.num_images}")
@@ -149,9 +150,11 @@ def run(args: argparse.Namespace) -> list[Path]:
 
 def _unless_not_applicable(figure: Callable[..., Path], *args) -> list[Path]:
     """The figure's file, or none, with the reason logged, where the model cannot have it."""
+    from replicate.figures.make import FigureNotApplicable
+
     try:
         return [figure(*args)]
-    except make.FigureNotApplicable as reason:
+    except FigureNotApplicable as reason:
         log.warning("skipped: %s", reason)
         return []
 

@@ -15,8 +15,6 @@ import math
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
-from sklearn.metrics.pairwise import cosine_similarity
 
 
 def filter_principal_components(
@@ -24,6 +22,8 @@ def filter_principal_components(
 ) -> tuple[np.ndarray, np.ndarray]:
     """E as stored, (D, C, P, P) -> the top principal components of its D filters, each shaped
     (C, P, P) like a patch, and the fraction of the filters' variance each one explains."""
+    from sklearn.decomposition import PCA  # imported when used: --help stays fast
+
     filters = projection_weight.detach().flatten(1).double().cpu().numpy()  # (D, C P P)
     pca = PCA(n_components=min(num_components, *filters.shape)).fit(filters)
     components = pca.components_.reshape(-1, *projection_weight.shape[1:])
@@ -34,6 +34,8 @@ def position_similarity(position_embedding: torch.Tensor, *, class_token: bool) 
     """E_pos (1, [1 +] N, D) -> (g, g, g, g): entry [r, c] is the tile of the patch at row r,
     column c, the cosine similarity of its embedding to every patch's. The class token's
     embedding (index 0, when there is one) has no grid position and is left out."""
+    from sklearn.metrics.pairwise import cosine_similarity
+
     patches = position_embedding.detach().reshape(-1, position_embedding.shape[-1])
     patches = patches[int(class_token) :]
     grid_size = math.isqrt(len(patches))

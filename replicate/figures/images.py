@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
-from torchvision.transforms import functional as TF
 
 from replicate.data import SquareImages, digits_splits, load_image
 
@@ -28,6 +27,8 @@ class ImageSet:
 
     def normalised(self, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
         """The model's input: (image - mean) / std per channel."""
+        from torchvision.transforms import functional as TF
+
         return TF.normalize(self.images, list(mean), list(std))
 
     def batches(

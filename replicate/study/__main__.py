@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from replicate.cli_errors import ArgumentParser, run_cli
-from replicate.figures.studies import draw_study
 from replicate.study import STUDIES
 from replicate.study.runner import Runner
 from replicate.study.scales import SCALES
@@ -60,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:
     args = build_parser().parse_args(argv)
+    from replicate.figures.studies import draw_study  # matplotlib: after --help has answered
+
     scale = SCALES[args.scale]
     smoke = scale.name == "smoke"
     out = args.out or (Path("runs/studies-smoke") if smoke else RESULTS)
