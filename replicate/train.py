@@ -32,6 +32,7 @@ from replicate import models
 from replicate.accumulation import accumulate_gradients, split_batch
 from replicate.augment import Augmentation, InceptionCrop, crop_seeds
 from replicate.checkpoint import (
+    WEIGHTS,
     CheckpointInfo,
     check_writable,
     latest_checkpoint,
@@ -52,15 +53,22 @@ from replicate.data import get_dataset_spec, load_splits
 from replicate.ema import EMA_WEIGHTS, averaged_model, restore
 from replicate.errors import DataError, DivergedError
 from replicate.evaluate import Evaluation, evaluate
-from replicate.loader import Crops, epoch_indices, place
+from replicate.loader import Crops, ResidentImages, epoch_indices, place
 from replicate.metrics import accuracy_metrics
 from replicate.mixup import mixup
 from replicate.objectives import objective_for, pretraining_model
-from replicate.recipes import build_optimizer, build_scheduler
+from replicate.recipes import build_optimizer, build_scheduler, warmup_steps
 from replicate.run_log import EpochRecord, PhaseTimer, RunLog, evaluation_fields
 from replicate.runtime import Runtime, float8_training, seed_everything
 from replicate.subsets import eval_split_name, protocol_splits
-from replicate.train_config import TrainConfig, build_parser, resolve_config, settings_table
+from replicate.train_config import (
+    USED,
+    TrainConfig,
+    Used,
+    build_parser,
+    resolve_config,
+    settings_table,
+)
 from vit import ViTConfig
 from vit.data_config import input_normalisation
 from vit.variants import VARIANTS
@@ -210,13 +218,38 @@ class Trainer:
         )
         self.network = self._wrap(self.model)
         self.log = RunLog(self.out, enabled=runtime.is_main, epoch=self.epoch, step=self.step)
-        self.log.config(asdict(config))
+        used = self.used_settings()
+        self.log.config(
+            {**asdict(config), USED: {name: value for name, (value, _) in used.items()}}
+        )
         if runtime.is_main:
-            print(settings_table(config))
+            print(f"run folder: {self.out}")
+            print(settings_table(config, used))
             print(
                 f"{self.batch}; training on {len(self.train_images)} images, evaluating on "
                 f"the {self.eval_split} split ({len(self.test_images)} images)"
             )
+
+    def used_settings(self) -> Used:
+        """What this run uses where the configuration left the choice to the trainer."""
+        recipe, config = self.recipe, self.config
+        warmup = warmup_steps(recipe, self.total_steps)
+        warmup_rule = config.sources["warmup_steps"]
+        if warmup < recipe.warmup_steps:
+            warmup_rule += (
+                f": {recipe.warmup_steps}, capped at {recipe.max_warmup_fraction:.0%} of the "
+                f"{self.total_steps}-step run"
+            )
+        resident = isinstance(self.train_images, ResidentImages)
+        placement = "device" if resident else "stream"
+        placement_rule = "--data-placement"
+        if config.data_placement == "auto":
+            placement_rule = "auto: " + ("the images fit in memory" if resident else
+                                         "too many images to keep in memory")  # fmt: skip
+        return {
+            "warmup_steps": (warmup, warmup_rule),
+            "data_placement": (placement, placement_rule),
+        }
 
     def _sharding(self, epoch: int) -> dict[str, Any]:
         return dict(
@@ -293,7 +326,29 @@ class Trainer:
         if self.recipe.objective == "classification":
             self.log.confusion_matrix(test.confusion, self.classes)
         self.log.close()
+        if self.runtime.is_main:
+            print(self.closing_summary(test, time.perf_counter() - start))
         return self.model
+
+    def closing_summary(self, final: Evaluation, seconds: float) -> str:
+        """What the run reached, where it is, and the commands that use it next."""
+        split = "test" if self.config.early_stopping else self.eval_split
+        reached = f"{split} top-1 {final.top1:.2%}"
+        if self.config.early_stopping:
+            reached += f" (best dev top-1 {self.best.top1:.2%} at step {self.best.step})"
+        weights = self.out / (BEST_WEIGHTS if self.config.early_stopping else WEIGHTS)
+        minutes, secs = divmod(round(seconds), 60)
+        lines = [
+            f"done in {minutes} min {secs} s: {reached}",
+            f"run folder: {self.out}",
+            "next:",
+            f"  python -m replicate.evaluate --checkpoint {weights}",
+            f"  python -m replicate.predict --checkpoint {weights} IMAGE [IMAGE ...] --plot "
+            "predictions.png",
+        ]
+        if self.config.variant in VARIANTS:  # Figures 1, 6 and 7 are of a ViT
+            lines.append(f"  python -m replicate.figures --checkpoint {weights}")
+        return "\n".join(lines)
 
     def _evaluates_now(self) -> bool:
         """At this epoch's end: always after the last; else as --final-eval-only and

@@ -94,9 +94,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
+        """From a run's config.json; its "used" record (what the trainer chose) is not input."""
         recipe = {k: tuple(v) if isinstance(v, list) else v for k, v in config["recipe"].items()}
+        config = {k: v for k, v in config.items() if k != USED}
         return cls(**{**config, "recipe": Recipe(**recipe)})
 
+
+USED = "used"  # config.json: the values the trainer chose (`Trainer.used_settings`)
 
 # Options that change where or how fast a run goes but not what it computes: --resume accepts
 # them; every other option must come from the run's config.json, so a resumed run is the same run.
@@ -488,12 +492,20 @@ def resolve_image_size(
     )
 
 
-def settings_table(config: TrainConfig) -> str:
-    """Each resolved setting, its value and where it came from: what the run prints first."""
+Used = dict[str, tuple[Any, str]]  # setting -> (the value a run uses, the rule that chose it)
+
+
+def settings_table(config: TrainConfig, used: Used | None = None) -> str:
+    """Each resolved setting, its value and where it came from: what the run prints first.
+    `used`: the values only the running trainer knows (a capped warm-up, the data placement
+    "auto" chose), in place of what was asked for."""
     values = {f: getattr(config.recipe, f) for f in RECIPE_OPTIONS}
     values.update(asdict(config), recipe=config.recipe.name)
     values["length"] = f"{config.epochs} epochs" if config.epochs else f"{config.steps} steps"
-    rows = [(name, str(values[name]), source) for name, source in config.sources.items()]
+    sources = dict(config.sources)
+    for name, (value, rule) in (used or {}).items():
+        values[name], sources[name] = value, rule
+    rows = [(name, str(values[name]), source) for name, source in sources.items()]
     width = [max((len(row[i]) for row in rows), default=0) for i in range(2)]  # older runs: {}
     lines = [f"  {n:<{width[0]}}  {v:<{width[1]}}  {s}" for n, v, s in rows]
     return "\n".join(["settings (value, source):", *lines])

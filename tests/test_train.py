@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -406,3 +407,27 @@ def test_official_weights_keep_their_gelu_and_pool_through_checkpoints(tmp_path:
         patch_size=8, depth=1, hidden_size=32, num_heads=2, mlp_size=64,
     )  # fmt: skip
     assert (again.config.gelu, again.config.pool) == ("tanh", "gap")
+
+
+def test_a_run_prints_what_it_uses_and_ends_with_its_results_and_next_commands(
+    tmp_path: Path, capsys
+) -> None:
+    """The settings table shows the warm-up a 24-step run uses (the recipe's 10k capped), and
+    the placement "auto" chose; config.json records them; the run ends naming its test top-1,
+    its folder and the commands to use it, which run as printed."""
+    out = tmp_path / "run"
+    run(out, "--epochs", "2")
+    printed = capsys.readouterr().out
+    assert f"run folder: {out}" in printed.splitlines()[0]
+    assert re.search(r"warmup_steps +2 +recipe scratch: 10000, capped at 10% of the 24-step run",
+                     printed)  # fmt: skip
+    assert re.search(r"data_placement +device +auto: the images fit in memory", printed)
+    config = json.loads((out / "config.json").read_text())
+    assert config["used"] == {"warmup_steps": 2, "data_placement": "device"}
+    assert config["data_placement"] == "auto"  # what was asked, for --resume
+    final = metrics(out)[-1]["test_acc"]
+    assert re.search(rf"done in \d+ min \d+ s: test top-1 {final:.2%}", printed)
+    evaluate = next(line for line in printed.splitlines() if "replicate.evaluate" in line)
+    assert evaluate.split()[-1] == str(out / "model.safetensors")
+    assert "replicate.figures --checkpoint" in printed
+    train_module.main(["--resume", "--out", str(out)])  # config.json's record is not an input
