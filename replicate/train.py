@@ -53,6 +53,7 @@ from replicate.data import get_dataset_spec, load_splits
 from replicate.ema import EMA_WEIGHTS, averaged_model, restore
 from replicate.errors import DataError, DivergedError
 from replicate.evaluate import Evaluation, evaluate
+from replicate.flops import forward_flops
 from replicate.loader import Crops, ResidentImages, epoch_indices, place
 from replicate.metrics import accuracy_metrics
 from replicate.mixup import mixup
@@ -225,10 +226,24 @@ class Trainer:
         if runtime.is_main:
             print(f"run folder: {self.out}")
             print(settings_table(config, used))
+            print(self.model_line())
             print(
                 f"{self.batch}; training on {len(self.train_images)} images, evaluating on "
                 f"the {self.eval_split} split ({len(self.test_images)} images)"
             )
+
+    def model_line(self) -> str:
+        """The model's size beside Table 1's: parameters (trainable) and forward GFLOPs."""
+        parameters = list(self.model.parameters())
+        total = sum(p.numel() for p in parameters)
+        trainable = sum(p.numel() for p in parameters if p.requires_grad)
+        size = self.config.image_size
+        overrides = {**self.config.model_overrides, **architecture(self.model)}
+        flops = forward_flops(self.config.variant, size, len(self.classes), **overrides)
+        return (
+            f"model {self.config.variant}: {total / 1e6:.3g}M parameters "
+            f"({trainable / 1e6:.3g}M trainable), {flops / 1e9:.3g} GFLOPs per {size}x{size} image"
+        )
 
     def used_settings(self) -> Used:
         """What this run uses where the configuration left the choice to the trainer."""

@@ -1,5 +1,7 @@
 """Table 1: the variants, their sizes and exact parameter counts; the shared registry."""
 
+import re
+
 import pytest
 import torch
 
@@ -74,3 +76,21 @@ def test_unknown_config_field_is_rejected() -> None:
 def test_no_weight_decay_names_exist() -> None:
     model = vit.create_model("vit_ti16", depth=1)
     assert model.no_weight_decay() <= dict(model.named_parameters()).keys()
+
+
+def test_summary_totals_are_table_1s_and_every_block_is_a_row(capsys) -> None:
+    """`python -m replicate.summary`: the total is the exact count above; Table 1's 12 blocks of
+    ViT-B/16 each a row of N + 1 = 197 tokens of D = 768; the layer rows add up to the total."""
+    from replicate.summary import main
+
+    summary = main(["--variant", "vit_b16"])
+    assert summary.parameters == summary.trainable == 86_567_656
+    blocks = [layer for layer in summary.layers if layer.kind == "EncoderBlock"]
+    assert len(blocks) == 12 and {b.output for b in blocks} == {(1, 197, 768)}
+    top = [layer for layer in summary.layers if "." not in layer.name]
+    assert sum(layer.parameters for layer in top) == summary.parameters
+    printed = capsys.readouterr().out
+    assert "parameters: 86,567,656 (86,567,656 trainable)" in printed
+    assert re.search(r"encoder\.layers\.11 \(EncoderBlock\) +\[1, 197, 768\] +7,087,872", printed)
+    at_384 = main(["--variant", "vit_b16", "--image-size", "384", "--depth", "1"])
+    assert at_384.layers[0].output == (1, 577, 768)  # 24 x 24 patches + [class]

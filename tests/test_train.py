@@ -422,6 +422,8 @@ def test_a_run_prints_what_it_uses_and_ends_with_its_results_and_next_commands(
     assert re.search(r"warmup_steps +2 +recipe scratch: 10000, capped at 10% of the 24-step run",
                      printed)  # fmt: skip
     assert re.search(r"data_placement +device +auto: the images fit in memory", printed)
+    assert re.search(r"model vit_ti16: 0\.0\d+M parameters \(0\.0\d+M trainable\), [\d.e-]+ GFLOPs "
+                     r"per 16x16 image", printed)  # fmt: skip
     config = json.loads((out / "config.json").read_text())
     assert config["used"] == {"warmup_steps": 2, "data_placement": "device"}
     assert config["data_placement"] == "auto"  # what was asked, for --resume
