@@ -22,7 +22,7 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import torch
@@ -185,18 +185,13 @@ def _read(path: str) -> bytes:
 
 def decode_bytes(data: bytes, name: str) -> Tensor:
     """uint8 RGB (3, H, W) of an encoded image; 16-bit images scaled to 8 bits, not clipped."""
-    from torchvision.io import ImageReadMode, decode_image
     from torchvision.transforms.v2.functional import to_dtype
 
     if not data:
         raise DataError(f"cannot read image {name}: the file is empty")
     try:
-        encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-        with warnings.catch_warnings():  # deprecated in 0.29 for TorchCodec, not installed here
-            warnings.simplefilter("ignore", DeprecationWarning)
-            image = decode_image(encoded, mode=ImageReadMode.RGB)  # uint16 for a 16-bit PNG
-        return to_dtype(image, torch.uint8, scale=True)
-    except RuntimeError:  # not a format torchvision decodes, or corrupt: PIL decides which
+        return to_dtype(image_decoder()(data), torch.uint8, scale=True)
+    except (RuntimeError, ValueError):  # not a format the decoder reads, or corrupt: PIL decides
         try:
             with Image.open(io.BytesIO(data)) as image:
                 return pil_to_tensor(rgb(image))
@@ -204,6 +199,26 @@ def decode_bytes(data: bytes, name: str) -> Tensor:
             raise DataError(f"cannot read image {name}: no decoder knows it") from error
         except (OSError, Image.DecompressionBombError) as error:
             raise DataError(f"cannot read image {name}: {error}") from error
+
+
+@cache
+def image_decoder() -> Callable[[bytes], Tensor]:
+    """Encoded bytes -> (3, H, W) RGB: TorchCodec's decoder where it is installed (torchvision
+    deprecates its own for it from 0.29), else torchvision's (libjpeg-turbo, libpng, libwebp)."""
+    try:
+        from torchcodec.decoders import decode_image
+    except ImportError:
+        return _torchvision_decode
+    return partial(decode_image, mode="RGB")
+
+
+def _torchvision_decode(data: bytes) -> Tensor:
+    from torchvision.io import ImageReadMode, decode_image
+
+    encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    with warnings.catch_warnings():  # deprecated from 0.29 for TorchCodec, used where it is not
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return decode_image(encoded, mode=ImageReadMode.RGB)  # uint16 for a 16-bit PNG
 
 
 def pil_to_tensor(image: Image.Image) -> Tensor:

@@ -1,23 +1,9 @@
 """Training recipes as named presets, one table (`RECIPES`); command-line options override fields.
 
-The paper's (Appendix B), for the ViTs:
-scratch           Appendix B.1, Table 3's ImageNet row (the paper's recipe where the data is
-                  not ImageNet-21k or JFT): Adam(0.9, 0.999), lr 3e-3 at batch 4096, weight
-                  decay 0.3, linear warm-up then cosine decay, clipping at global norm 1,
-                  dropout 0.1, the pre-training head (Section 3.1: a tanh hidden layer)
-scratch-in21k     Table 3's ImageNet-21k rows: weight decay 0.03, linear decay, dropout 0.1,
-                  no clipping (the caption clips "for ImageNet" only)
-scratch-jft       Table 3's JFT-300M rows: weight decay 0.1, linear decay, no dropout, no clipping
-finetune          Appendix B.1.1, Table 4: SGD with momentum 0.9, batch 512, no weight decay,
-                  cosine decay, clipping at norm 1, a new zero-initialised head, 384 x 384 for a ViT
-feature-extract   finetune's optimiser on the new head only; the backbone stays frozen
-masked-patch      Appendix B.1.2: self-supervised masked patch prediction (no labels read);
-                  the paper's Adam, base lr 2e-4 at batch 4096, 10k warm-up steps, cosine
-                  decay; ours where it is silent: weight decay 0.1 and no dropout (Table 3's
-                  JFT rows, the data B.1.2 pre-trained on), clipping at norm 1
-scratch-resnet    Table 3's ResNet rows ("We train all models, including ResNets, using Adam",
-                  Appendix D.1): Adam(0.9, 0.999), lr 1e-3 at batch 4096, weight decay 0.1,
-                  linear decay; the default for a BiT ResNet from scratch
+The paper's (Appendix B) for the ViTs, and each baseline's own, so that a CNN is trained as its
+authors train it; `DESCRIPTIONS` says what each is, and `python -m replicate.recipes` prints them
+as docs/training.md's table. A registry entry's `default_recipes` names the ones a model gets when
+`--recipe` is not given.
 
 Learning rates are given at a reference batch (Table 3's 4096, Table 4's 512) and scaled to the
 run's global batch: by its square root for Adam (Malladi et al. 2022, "On the SDEs and scaling
@@ -35,26 +21,6 @@ a few thousand steps still decays its weights far less in total than the paper's
 The warm-up is Table 3's 10k steps, capped at a tenth of a shorter run (the paper is silent on
 short runs); finetune's 500 steps are the official fine-tuning configs' and are not capped. An
 explicit `--warmup-steps` is taken as given (with a warning above the cap).
-
-Each baseline's own, so that a CNN is trained as its authors train it (a registry entry's
-`default_recipes` names the ones a model gets when `--recipe` is not given):
-course            TinyVGG as the course trains it (mrdbourke/pytorch-deep-learning, section 04):
-                  `torch.optim.Adam(lr=0.001)`, no weight decay, no warm-up, constant rate
-course-transfer   EfficientNet as the course transfers it (section 06, torchvision's weights):
-                  course's Adam 1e-3 on a new head, the pretrained features frozen
-bit-scratch       BiT trained with SGD, the standard ResNet recipe for small images (He et al.
-                  2016; BiT's own ImageNet upstream recipe is for 90 epochs at batch 4096): SGD
-                  momentum 0.9, lr 0.1 x batch/256, weight decay 5e-4 (L2, none on norms and
-                  biases), 500 warm-up steps (at most a tenth of the run), cosine decay
-bit-hyperrule     BiT-HyperRule (Kolesnikov et al. 2020, Section 3.3; bit_hyperrule.py of
-                  google-research/big_transfer), "the setup of Kolesnikov et al." the paper also
-                  runs for ResNets (Appendix B.1.1): SGD momentum 0.9, lr 0.003 at batch 512, a
-                  new zero-initialised head, no weight decay; by the training set's size N
-                  (`bit_hyperrule`): N < 20k: 500 steps, no MixUp; N < 500k: 10k steps; else 20k
-                  steps, MixUp alpha 0.1 for both; the rate drops 10x at 30%, 60%, 90% of the run
-                  after 500 warm-up steps (small sets: 100 warm-up steps, drops at 200, 300, 400);
-                  images under 96 x 96 are resized to 160 and cropped to 128, larger ones 448 ->
-                  384 (the paper; the released code says 512 -> 480)
 """
 
 from __future__ import annotations
@@ -233,6 +199,60 @@ PAPER = (
 BASELINES = (COURSE, COURSE_TRANSFER, BIT_SCRATCH, BIT_HYPERRULE)
 RECIPES = {r.name: r for r in PAPER + BASELINES}
 
+DESCRIPTIONS = {  # the one description of each preset: --help, docs/training.md (`markdown`)
+    "scratch": (
+        "Appendix B.1, Table 3's ImageNet row, the paper's recipe for data that is not "
+        "ImageNet-21k or JFT: Adam β (0.9, 0.999), lr 3e-3 at batch 4096, weight decay 0.3 (none "
+        "on E_pos, the class token, biases, norms), linear warm-up then cosine decay, clipping at "
+        "global norm 1, dropout 0.1, the head's tanh hidden layer (Section 3.1)"
+    ),
+    "scratch-in21k": (
+        "Table 3's ImageNet-21k rows: lr 1e-3, weight decay 0.03, linear decay, dropout 0.1, no "
+        'clipping (the caption clips "for ImageNet")'
+    ),
+    "scratch-jft": (
+        "Table 3's JFT-300M rows: lr 8e-4, weight decay 0.1, linear decay, no dropout, no clipping"
+    ),
+    "scratch-resnet": (
+        "Table 3's ResNet rows (Appendix D.1: \"We train all models, including ResNets, using "
+        'Adam"): Adam, lr 1e-3 at batch 4096, weight decay 0.1, linear decay, no dropout, no '
+        "clipping"
+    ),
+    "finetune": (
+        "Appendix B.1.1, Table 4: SGD momentum 0.9, global batch 512 (gradient accumulation), no "
+        "weight decay, cosine decay, clipping at 1, new zero-initialised head, 384×384 for ViTs "
+        "(position embeddings interpolated, Section 3.2), Table 4's step counts"
+    ),
+    "feature-extract": ("`finetune` on the new head only; the backbone stays frozen"),
+    "masked-patch": (
+        "Appendix B.1.2: self-supervised pre-training of a ViT by masked patch prediction (labels "
+        "are not read); the paper's Adam, base learning rate 2e-4 at batch 4096, warm-up (10k "
+        "steps, capped as above), cosine decay; ours where it is silent: weight decay 0.1 and no "
+        "dropout (Table 3's JFT rows, the data B.1.2 pre-trained on), clipping at 1"
+    ),
+    "course": (
+        "TinyVGG as the course trains it (section 04): `torch.optim.Adam(lr=0.001)`, no weight "
+        "decay, no warm-up, constant learning rate"
+    ),
+    "course-transfer": (
+        "EfficientNet as the course transfers it (section 06): `course`'s Adam 1e-3 on a new "
+        "head, the pretrained features frozen"
+    ),
+    "bit-scratch": (
+        "the option of SGD for a ResNet from scratch, the standard recipe for small images (He et "
+        "al. 2016): SGD momentum 0.9, lr 0.1 × batch/256, weight decay 5e-4 (L2, none on norms "
+        "and biases), 500 warm-up steps, cosine decay"
+    ),
+    "bit-hyperrule": (
+        "BiT-HyperRule (Kolesnikov et al. 2020; the paper also runs it for ResNets, Appendix "
+        "B.1.1): SGD momentum 0.9, lr 0.003 at batch 512 (scaled linearly), batch 512, new "
+        "zero-initialised head, no weight decay; by the training set's size N: N < 20k: 500 steps "
+        "(warm-up 100, lr ÷10 after 200, 300, 400), no MixUp; N < 500k: 10k steps, else 20k "
+        "(warm-up 500, ÷10 at 30%, 60%, 90%), MixUp α = 0.1; images under 96×96 resized to 160 "
+        "and cropped to 128, larger ones 448 → 384"
+    ),
+}
+
 
 @dataclass(frozen=True)
 class HyperRule:
@@ -332,3 +352,27 @@ def lr_factor(
     if schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * progress))
     return 1 - progress
+
+
+def markdown() -> str:
+    """The `--recipe` table of docs/training.md: each preset, what it is, and the models that
+    get it by default (their registry entries' `default_recipes`)."""
+    from replicate import models  # the registry, with the baselines
+
+    uses: dict[str, list[str]] = {name: [] for name in RECIPES}
+    for name in models.list_models():
+        family = name if "_" not in name else name.split("_")[0] + "_*"
+        defaults = models.get_model_entry(name).default_recipes
+        for recipe, when in (
+            (defaults.scratch, "from scratch"),
+            (defaults.pretrained, "--pretrained"),
+        ):
+            use = f"`{family}` {when}" if when == "from scratch" else f"`{family}` with `{when}`"
+            if use not in uses[recipe]:
+                uses[recipe].append(use)
+    rows = [f"| `{name}` | {DESCRIPTIONS[name]} | {', '.join(uses[name])} |" for name in RECIPES]
+    return "\n".join(["| `--recipe` | what it is | default for |", "| --- | --- | --- |", *rows])
+
+
+if __name__ == "__main__":
+    print(markdown())  # python -m replicate.recipes: the table docs/training.md holds

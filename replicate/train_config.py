@@ -152,18 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--recipe",
         choices=list(RECIPES),
-        help="the paper's (Appendix B): scratch (Table 3's ImageNet row: AdamW, wd 0.3, warm-up "
-        "+ cosine, clip 1, dropout 0.1), scratch-in21k / scratch-jft (Table 3's ImageNet-21k / "
-        "JFT-300M rows), finetune (Table 4: SGD momentum 0.9, batch 512, cosine, clip 1, new "
-        "zero-init head, 384px for ViTs), feature-extract (finetune on the head only, backbone "
-        "frozen), masked-patch (App. B.1.2: self-supervised pre-training of a ViT, labels "
-        "unread, Adam 2e-4; its accuracy is the masked patches' colour accuracy); the "
-        "baselines' own: course (TinyVGG: Adam 1e-3, constant), course-transfer (course on a "
-        "new head, backbone frozen), bit-scratch (SGD 0.9, lr 0.1 x batch/256, wd 5e-4, "
-        "cosine), bit-hyperrule (BiT: SGD 0.9, lr 0.003, batch 512, steps, resolution and MixUp "
-        "by dataset size, 10x drops at 30/60/90%%; the option for a pretrained bit_*, whose "
-        "default is finetune as the paper's ResNets). Default: the model's own, from scratch / "
-        "with --pretrained: " + default_recipes_help(),
+        help="a training preset; `python -m replicate.recipes` describes each (the paper's "
+        "Appendix B and each baseline's own). Default: the model's own, " + default_recipes_help(),
     )
     length = p.add_mutually_exclusive_group()
     length.add_argument(

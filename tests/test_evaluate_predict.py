@@ -205,3 +205,30 @@ def test_evaluate_with_weights_by_spec(tmp_path: Path, capsys) -> None:
     _, path = timm_vit_file(tmp_path, num_classes=1000)
     assert run_cli("replicate.evaluate", evaluate.main, argv) == 2
     assert "has 2 classes, the weights 1000" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("format", ["pt2", "onnx"])
+def test_an_exported_model_gives_the_checkpoints_logits(
+    vit_run: Path, tmp_path: Path, format: str
+) -> None:
+    """A real image through the exported file (torch.export's program; ONNX in onnxruntime),
+    at a batch size other than the export's: the checkpoint's logits within 1e-4."""
+    from replicate import export
+    from replicate.sources import load_source
+
+    if format == "onnx":
+        pytest.importorskip("onnxscript", reason='ONNX export needs pip install -e ".[onnx]"')
+        onnxruntime = pytest.importorskip("onnxruntime", reason='pip install -e ".[onnx]"')
+    paths, _ = digit_pngs(tmp_path, 3)
+    out = tmp_path / f"model.{format}"
+    assert export.main(["--checkpoint", str(vit_run), "--format", format, "--out", str(out)]) == out
+    source = load_source(vit_run)
+    images = Augmentation(source.mean, source.std).eval(predict.model_view(source, paths))
+    with torch.no_grad():
+        expected = source.model(images)
+    if format == "pt2":
+        logits = torch.export.load(out).module()(images)
+    else:
+        session = onnxruntime.InferenceSession(str(out))
+        logits = torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=0)

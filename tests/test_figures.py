@@ -130,6 +130,20 @@ def test_checkpoint_loads_with_its_metadata(tmp_path: Path) -> None:
     assert subject.dataset == "digits" and "ViT-Ti/16" in subject.label
 
 
+def test_the_default_model_is_the_studies_cifar10_vit_named_in_the_titles() -> None:
+    """Without --checkpoint: the committed CIFAR-10 ViT, its real patch size and depth and its
+    data in the label; --variant alone asks for an untrained model, kept apart."""
+    from replicate.figures.__main__ import load_subject, parse_args
+
+    subject = load_subject(parse_args([]))
+    assert subject.trained and subject.model.config.patch_size == 4
+    assert subject.label == (
+        "ViT-Ti/4 (5 layers) trained on imagefolder:cifar10, vit-100/model-bf16.safetensors"
+    )
+    untrained = load_subject(parse_args(["--variant", "vit_ti16", "--image-size", "32"]))
+    assert not untrained.trained and "untrained" in untrained.label
+
+
 def test_pretrained_spec_of_a_local_file(tmp_path: Path) -> None:
     path = _write_checkpoint(tmp_path)
     subject = from_pretrained(str(path), "vit_ti16", image_size=32, num_classes=3, depth=2)

@@ -246,15 +246,63 @@ def test_timm_download_offline_fails_clearly(
 ) -> None:
     import socket
 
-    import huggingface_hub
-
     def refuse(*args, **kwargs):
         raise OSError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
     monkeypatch.setattr(socket, "create_connection", refuse)
     with pytest.raises(WeightsUnavailableError, match="cannot reach huggingface.co.*pass its path"):
         vit.create_model(variant, pretrained=spec)
+
+
+def test_timm_weights_follow_the_hub_clients_own_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The cache is the hub client's (`local_files_only`), HF_HUB_OFFLINE stops before any
+    request, an HF_ENDPOINT mirror is the host probed, and behind a proxy the client decides."""
+    import socket
+
+    from huggingface_hub import constants
+
+    import vit.pretrained as pretrained
+
+    calls: list[tuple] = []
+
+    def download(repo, filename, local_files_only=False):
+        calls.append((filename, local_files_only))
+        if local_files_only and filename == "model.safetensors" and cached:
+            return str(tmp_path / "cached.safetensors")
+        raise OSError("offline")  # LocalEntryNotFoundError, a connection error: both OSErrors
+
+    monkeypatch.setattr("huggingface_hub.hf_hub_download", download)
+    name = "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+    cached = True
+    assert pretrained._fetch_timm(name) == tmp_path / "cached.safetensors"
+    assert calls == [("model.safetensors", True)]
+
+    cached, calls[:] = False, []
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(WeightsUnavailableError, match="not in the Hugging Face cache, and HF_HUB"):
+        pretrained._fetch_timm(name)
+    assert all(local for _, local in calls)  # no request left the machine
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "https://hf-mirror.example:8443")
+    probed = []
+
+    def refuse(address, timeout=None):
+        probed.append(address)
+        raise OSError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(WeightsUnavailableError, match="cannot reach hf-mirror.example"):
+        pretrained._fetch_timm(name)
+    assert probed == [("hf-mirror.example", 8443)]
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    calls[:] = []
+    with pytest.raises(WeightsUnavailableError, match="could not download .* hf-mirror.example"):
+        pretrained._fetch_timm(name)
+    assert ("model.safetensors", False) in calls and len(probed) == 1  # the client tried
 
 
 def test_torchvision_download_offline_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from replicate import recipes as recipes_module
 from replicate import train as train_module
 from replicate.accumulation import accumulate_gradients
-from replicate.recipes import RECIPES, build_optimizer, warmup_steps
+from replicate.recipes import DESCRIPTIONS, RECIPES, build_optimizer, warmup_steps
 from replicate.train_config import TrainConfig, build_parser, resolve_config
 from vit.masked_patch import MaskedPatchPredictor
 from vit.registry import create_model
@@ -113,28 +114,21 @@ def test_pre_training_has_the_tanh_hidden_layer_and_fine_tuning_drops_it(tmp_pat
     assert tuned.head.representation_size is None
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+TRAINING_DOCS = Path(__file__).resolve().parents[1] / "docs" / "training.md"
 
 
-def recipe_rows() -> dict[str, str]:
-    """The README's `--recipe` table: recipe name -> its "what it is" cell."""
-    rows = {}
-    for line in README.read_text().splitlines():
-        match = re.match(r"\| `([a-z0-9-]+)` \| (.+?) \|", line)
-        if match and match.group(1) in RECIPES:
-            rows[match.group(1)] = match.group(2)
-    return rows
-
-
-def test_the_readme_describes_every_recipe() -> None:
-    assert set(recipe_rows()) == set(RECIPES)
+def test_every_recipe_is_described_once_and_the_docs_hold_the_generated_table() -> None:
+    """`DESCRIPTIONS` is the one description of each preset; docs/training.md's table is
+    `python -m replicate.recipes`'s output, so the two cannot drift apart."""
+    assert set(DESCRIPTIONS) == set(RECIPES)
+    assert recipes_module.markdown() in TRAINING_DOCS.read_text()
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
-def test_the_readme_s_numbers_are_the_resolved_settings_at_two_batches(name: str) -> None:
+def test_each_description_s_numbers_are_the_resolved_settings_at_two_batches(name: str) -> None:
     """Every "lr X at batch B", "weight decay W" and dropout the table states is what the recipe
-    resolves to, at B and at B / 4 (the rate scaled by the rule the README states)."""
-    text = recipe_rows()[name]
+    resolves to, at B and at B / 4 (the rate scaled by the rule docs/training.md states)."""
+    text = DESCRIPTIONS[name]
     pretrained = ("--pretrained", "x.pth") if RECIPES[name].new_head else ()
     variant = "bit_r50x1" if "resnet" in name or name.startswith("bit") else "vit_b16"
     args = ("--variant", variant, "--recipe", name, "--dataset", "digits", *pretrained)

@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import socket
+import urllib.parse
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -198,9 +200,11 @@ def _require_content(path: Path) -> None:
 
 
 def _fetch_timm(name: str) -> Path:
-    """The timm checkpoint file from the Hugging Face cache, downloaded when not cached."""
+    """The timm checkpoint file from the Hugging Face cache, downloaded when not cached. The hub
+    client's own settings hold: its cache (HF_HOME), HF_HUB_OFFLINE, an HF_ENDPOINT mirror and
+    the proxies of the environment."""
     import timm
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub import constants, hf_hub_download
 
     try:
         repo = timm.models.get_pretrained_cfg(name).hf_hub_id
@@ -208,16 +212,24 @@ def _fetch_timm(name: str) -> Path:
         raise WeightsUnavailableError(f"timm has no pretrained weights named {name!r}") from error
     files = ("model.safetensors", "pytorch_model.bin")
     for filename in files:
-        cached = try_to_load_from_cache(repo, filename)
-        if isinstance(cached, str):
-            return Path(cached)
-    _require_network("huggingface.co", f"timm:{name}")
+        try:
+            return Path(hf_hub_download(repo, filename, local_files_only=True))
+        except OSError:  # LocalEntryNotFoundError: not in the cache
+            continue
+    if constants.HF_HUB_OFFLINE:
+        raise WeightsUnavailableError(
+            f"timm:{name} is not in the Hugging Face cache, and HF_HUB_OFFLINE is set. "
+            + OFFLINE_HINT
+        )
+    _require_network(constants.ENDPOINT, f"timm:{name}")
     for filename in files:
         try:
             return Path(hf_hub_download(repo, filename))
         except OSError as error:  # the hub's not-found and connection errors are OSErrors
             last_error = error
-    raise WeightsUnavailableError(f"could not download timm:{name}: {last_error}")
+    raise WeightsUnavailableError(
+        f"could not download timm:{name} from {constants.ENDPOINT}: {last_error}. {OFFLINE_HINT}"
+    )
 
 
 def _fetch_torchvision(name: str, variant: str) -> dict[str, Tensor]:
@@ -280,14 +292,19 @@ def _fetch_url(url: str) -> Path:
     return path
 
 
-def _require_network(host: str, what: str) -> None:
-    """Fail at once offline, instead of after the hub client's minute of retries."""
+def _require_network(endpoint: str, what: str) -> None:
+    """Fail at once where `endpoint` cannot be reached, instead of after the hub client's half
+    minute of retries; behind a proxy (HTTPS_PROXY, ALL_PROXY) the client alone can tell."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    url = urllib.parse.urlsplit(endpoint)
+    port = url.port or (80 if url.scheme == "http" else 443)
     try:
-        socket.create_connection((host, 443), timeout=5).close()
+        socket.create_connection((url.hostname, port), timeout=5).close()
     except OSError as error:
         raise WeightsUnavailableError(
-            f"cannot reach {host} to download {what} ({error}), and it is not in the local "
-            f"cache. {OFFLINE_HINT}"
+            f"cannot reach {url.hostname} to download {what} ({error}), and it is not in the "
+            f"local cache. {OFFLINE_HINT}"
         ) from error
 
 

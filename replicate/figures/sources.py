@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replicate.checkpoint import load_model, resolve_weights
+from replicate.figures.runs import portable_name
 from replicate.sources import from_weights
 from vit import VisionTransformer, create_model
 from vit.pretrained import INCEPTION_MEAN, INCEPTION_STD
@@ -26,12 +27,20 @@ class Subject:
     std: tuple[float, ...]
     class_names: tuple[str, ...] | None = None
     dataset: str | None = None  # what the weights were trained on, when known
+    trained: bool = True  # False: random weights, drawn apart from a trained model's figures
 
 
-def _paper_name(variant: str) -> str:
+def _paper_name(variant: str, model: VisionTransformer | None = None) -> str:
+    """Table 1's name ("ViT-Ti/16"), with the patch size and depth the model has where they
+    differ from the variant's ("ViT-Ti/4 (5 layers)")."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown ViT variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    return VARIANTS[variant].paper_name
+    base = VARIANTS[variant]
+    if model is None:
+        return base.paper_name
+    config = model.config
+    name = f"{base.paper_name.split('/')[0]}/{config.patch_size}"
+    return name + (f" ({config.depth} layers)" if config.depth != base.config.depth else "")
 
 
 def from_checkpoint(path: str | Path) -> Subject:
@@ -51,7 +60,8 @@ def from_checkpoint(path: str | Path) -> Subject:
     if not isinstance(model, VisionTransformer):
         raise ValueError(f"{path} holds a {info.variant}, not a ViT: the figures need one")
     name = given.name if given.is_dir() else f"{given.parent.name}/{given.name}"
-    label = f"{_paper_name(info.variant)}, {name}"
+    trained_on = f" trained on {portable_name(info.dataset)}" if info.dataset else ""
+    label = f"{_paper_name(info.variant, model)}{trained_on}, {name}"
     return Subject(
         model, label, tuple(info.mean), tuple(info.std), tuple(info.classes), info.dataset
     )
@@ -75,4 +85,4 @@ def untrained(variant: str = "vit_b16", image_size: int | None = None) -> Subjec
     """A randomly initialised model (the reference JAX initialisation), labelled as such."""
     model = create_model(variant, image_size=image_size)
     label = f"{_paper_name(variant)}, untrained (random init)"
-    return Subject(model.eval(), label, INCEPTION_MEAN, INCEPTION_STD)
+    return Subject(model.eval(), label, INCEPTION_MEAN, INCEPTION_STD, trained=False)
