@@ -2,7 +2,8 @@
 
     baselines/tinyvgg.py       TinyVGG, the CNN Explainer net of the course (trained from scratch)
     baselines/efficientnet.py  EfficientNet-B0/B2 from torchvision, ImageNet weights on request
-    baselines/bit.py           BiT ResNets (timm's ResNetV2: GroupNorm, standardised convs)
+    baselines/bit.py           BiT ResNets registered as models, and their default recipes
+    baselines/bit_network.py   the BiT network (timm's ResNetV2: GroupNorm, standardised convs)
     baselines/bit_weights.py   BiT weights: timm's BiT-M, Google's .npz, state-dict files
     baselines/weights.py       torchvision weight specs: download, hash check, clear errors offline
     baselines/head.py          the head contract below

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from baselines.bit import BiTVariant, Stem, build_network
+from baselines.bit_network import BiTVariant, Stem, build_network
 from vit.data_config import INCEPTION_MEAN, INCEPTION_STD
 from vit.pretrained import WeightsInfo, read_weights
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from replicate.augment import Augmentation
 from replicate.cli_errors import ArgumentParser, positive_int, run_cli
-from replicate.data import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
+from replicate.datasets import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
 from replicate.errors import DataError
 from replicate.loader import ImageSource, default_workers, place
 from replicate.metrics import accuracy_metrics

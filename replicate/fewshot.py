@@ -41,7 +41,7 @@ from torch.utils.data import Dataset
 
 from replicate.augment import Augmentation
 from replicate.cli_errors import ArgumentParser, run_cli
-from replicate.data import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
+from replicate.datasets import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
 from replicate.loader import default_workers, place
 from replicate.runtime import Runtime
 from replicate.sources import load_source

@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+# A study's folder (`replicate.study`): each run's summary.json beside its files, the study's
+# study.json, and the bf16 weights a run publishes for the runs that start from it (committed).
+SUMMARY = "summary.json"
+STUDY_SUMMARY = "study.json"
+PUBLISHED_WEIGHTS = "model-bf16.safetensors"
 MAX_ANNOTATED_CLASSES = 20  # beyond this the counts in the cells become unreadable
 
 
@@ -186,3 +191,11 @@ class RunLog:
     def close(self) -> None:
         if self.writer:
             self.writer.close()
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file a run or a study wrote; a one-line error naming it when it is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"cannot read {path}: {error}; delete it to redo what wrote it") from error

@@ -49,7 +49,7 @@ from replicate.checkpoint import (
     write_json,
 )
 from replicate.cli_errors import run_cli
-from replicate.data import get_dataset_spec, load_splits
+from replicate.datasets import get_dataset_spec, load_splits
 from replicate.ema import EMA_WEIGHTS, averaged_model, restore
 from replicate.errors import DataError, DivergedError
 from replicate.evaluate import Evaluation, evaluate

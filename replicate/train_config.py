@@ -41,7 +41,7 @@ from replicate.cli_errors import (
     positive_int,
     probability,
 )
-from replicate.data import (
+from replicate.datasets import (
     DATASETS,
     DEFAULT_DATA_DIR,
     IMAGEFOLDER,

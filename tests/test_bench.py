@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from replicate.bench.__main__ import main, parse_args
-from replicate.bench.contenders import TorchContender
-from replicate.bench.measure import BenchConfig, explain, largest_fitting
+from replicate.bench.contenders import TorchContender, largest_fitting
+from replicate.bench.measure import BenchConfig, explain
 from replicate.flops import forward_flops
 from vit import VisionTransformer, ViTConfig
 

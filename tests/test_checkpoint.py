@@ -315,7 +315,7 @@ def test_a_torn_last_line_of_the_metrics_is_dropped_on_resume(
 
 
 def test_a_corrupt_study_file_is_named(tmp_path: Path) -> None:
-    from replicate.study.runner import read_json
+    from replicate.run_log import read_json
 
     (tmp_path / "summary.json").write_text('{"study": "data-si')
     with pytest.raises(ValueError, match=r"cannot read .*summary.json: .*delete it"):

@@ -29,16 +29,8 @@ from replicate.augment import (
     crop_resize_batch,
     crop_seeds,
 )
-from replicate.data import (
-    SquareImages,
-    decode_crop,
-    decode_file,
-    digits_splits,
-    get_dataset_spec,
-    image_folder_splits,
-    load_image,
-    load_splits,
-)
+from replicate.data import SquareImages, decode_crop, decode_file, load_image
+from replicate.datasets import digits_splits, get_dataset_spec, image_folder_splits, load_splits
 from replicate.errors import DataError
 from replicate.loader import (
     Crops,

@@ -17,7 +17,7 @@ IMAGES = 10  # per split; the id of an image is its flat grey level
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from replicate import data
+from replicate import data, datasets
 from replicate.loader import epoch_indices, place
 from replicate.runtime import Runtime
 
@@ -28,7 +28,8 @@ def counted(cls, folder):  # which ranks list the folder
     (out / f"scan-rank{runtime.rank}-{folder.name}").touch()
     return scan(cls, folder)
 data.ImageFiles.scan = classmethod(counted)
-splits = runtime.once_per_node(lambda: data.load_splits(data.get_dataset_spec(dataset), out))
+spec = datasets.get_dataset_spec(dataset)
+splits = runtime.once_per_node(lambda: datasets.load_splits(spec, out))
 seen = {}
 for placement in ("device", "stream"):
     source = place(splits.test, 8, runtime, placement, workers=0)

@@ -19,7 +19,8 @@ from replicate import evaluate, predict, train
 from replicate.augment import Augmentation
 from replicate.checkpoint import WEIGHTS, load_model
 from replicate.cli_errors import run_cli
-from replicate.data import SquareImages, digits_splits
+from replicate.data import SquareImages
+from replicate.datasets import digits_splits
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from torch import nn
 import vit
 from replicate.checkpoint import CheckpointInfo, save_weights
 from replicate.cli_errors import run_cli
-from replicate.data import digits_splits
+from replicate.datasets import digits_splits
 from replicate.fewshot import (
     L2_REG,
     fewshot_accuracies,

@@ -4,6 +4,7 @@ path of the machine they were made on."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import subprocess
@@ -70,3 +71,31 @@ def test_committed_results_name_no_machine_path() -> None:
                 found += [f"{path.relative_to(REPO)}: {m}" for m in
                           absolute.findall(path.read_text())]  # fmt: skip
     assert not found, found
+
+
+def test_the_readme_states_the_committed_runs_as_they_are() -> None:
+    """Each row of the README's runs table: its wall time and test top-1 are the last epoch of
+    `results/runs/NAME/metrics.jsonl`, so a regenerated run cannot leave a stale claim."""
+    rows = re.findall(r"^\| `([\w-]+)` \|.*\| ([\d.]+) min \| ([\d.]+)% \|$",
+                      (REPO / "README.md").read_text(), flags=re.M)  # fmt: skip
+    assert {name for name, _, _ in rows} == {p.name for p in (REPO / "results/runs").iterdir()
+                                             if p.is_dir()}  # fmt: skip
+    for name, minutes, accuracy in rows:
+        lines = (REPO / "results/runs" / name / "metrics.jsonl").read_text().splitlines()
+        last = json.loads(lines[-1])
+        assert f"{100 * last['test_acc']:.1f}" == accuracy, name
+        assert f"{last['wall_time_s'] / 60:.1f}" == minutes, name
+
+
+def test_the_readme_states_each_studys_verdicts_as_its_table_does() -> None:
+    """The README's study rows quote "Measured: ... **verdict**" from figures/study_NAME.md,
+    which `python -m replicate.study --summarise` writes from results/studies."""
+    readme = (REPO / "README.md").read_text()
+    quoted = re.findall(r"^\| `([\w-]+)` \|.*$", readme, flags=re.M)
+    studies = [name for name in quoted if (REPO / "figures" / f"study_{name}.md").is_file()]
+    assert studies, "the README quotes no study"
+    for name in studies:
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
+        table = (REPO / "figures" / f"study_{name}.md").read_text()
+        for claim in re.findall(r"[+-][\d.]+ points \(± [\d.]+\); \*\*[a-z ]+\*\*", row):
+            assert claim in table, (name, claim)

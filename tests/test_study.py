@@ -128,7 +128,8 @@ def test_a_runs_estimate_is_its_training_flops_at_the_rate_measured_here() -> No
 
 
 def _run(name: str, accuracy: float, images: int = 10_000, **result) -> dict:
-    return {"run": name, "result": {"test_acc": accuracy, "test_images": images, **result}}
+    result = {"test_acc": accuracy, "test_images": images, **result}
+    return {"run": name, "tool": "train", "result": result}
 
 
 def test_a_verdict_is_held_not_held_or_within_noise_by_its_interval() -> None:
@@ -164,3 +165,23 @@ def test_self_supervision_decides_both_claims_against_data_size_scratch_runs(tmp
     assert "supervised pre-training beats" in notes[1] and notes[1].endswith("**within noise**.")
     table = studies.self_supervision_table(summary, folder)
     assert table.rows[0][:2] == ["3%", "40.0% [39.0, 41.0]"] and table.rows[1][1] == "-"
+
+
+def test_transfer_decides_each_models_transfer_and_which_transfers_better(tmp_path) -> None:
+    """The test images each accuracy was measured on come from the runs' confusion matrices
+    (a sweep's: its final runs')."""
+    counts = {"counts": [[60, 10], [13, 70]]}  # 153 photos
+    for run in ("vit-finetune/final-lr-0.01-seed-0", "vit-scratch", "bit-finetune/final-x",
+                "bit-scratch"):  # fmt: skip
+        (tmp_path / run).mkdir(parents=True)
+        (tmp_path / run / "confusion_matrix.json").write_text(json.dumps(counts))
+    summary = {"runs": [_run("vit-finetune", 0.80), _run("vit-scratch", 0.55),
+                        _run("bit-finetune", 0.82), _run("bit-scratch", 0.78)]}  # fmt: skip
+    notes = studies.transfer_notes(summary, tmp_path).splitlines()
+    assert len(notes) == 3
+    assert notes[0].startswith("Rule: ViT pre-trained on CIFAR-10 and fine-tuned beats the same")
+    assert notes[0].endswith("**held**.") and "+25.0 points" in notes[0]
+    assert notes[1].endswith("**within noise**.")  # 82% vs 78% on 153 photos
+    assert "BiT ResNet fine-tuned beats the ViT" in notes[2] and "within noise" in notes[2]
+    table = studies.transfer_table(summary, tmp_path)
+    assert table.rows[0][1] == "80.0% [73.0, 85.6]"  # Wilson, 153 photos

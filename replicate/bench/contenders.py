@@ -234,8 +234,6 @@ class TorchContender(Contender):
         memory: the first allocates AdamW's state, the second runs at steady-state memory.
         Eager, as a compiled model would recompile for every batch size; compiled training
         usually needs less memory than eager, so the eager maximum fits it too."""
-        from replicate.bench.measure import largest_fitting
-
         if self.device.type != "cuda":
             raise ValueError(
                 "finding the largest batch needs a GPU: on a CPU, running out of memory kills the "
@@ -411,3 +409,30 @@ def _import_official(src: Path | None):
         return importlib.import_module("vit_jax.models_vit")
     finally:
         sys.path.pop(0)
+
+
+def largest_fitting(
+    fits: Callable[[int], bool], start: int, granularity: int = 8, limit: int = 1 << 16
+) -> int:
+    """The largest batch b with fits(b), to within `granularity` (or exactly, below it),
+    assuming fits is monotone: every batch below a fitting one fits. Doubles from `start`
+    until one does not fit (or halves until one does), then bisects."""
+    lo, hi = start, None  # invariant: fits(lo); hi is None or not fits(hi)
+    if not fits(start):
+        hi, lo = start, start // 2
+        while lo >= 1 and not fits(lo):
+            hi, lo = lo, lo // 2
+        if lo < 1:
+            raise RuntimeError("not even a batch of 1 fits in memory")
+    else:
+        while lo * 2 <= limit and fits(lo * 2):
+            lo *= 2
+        if lo * 2 > limit:
+            return lo
+        hi = lo * 2
+    while hi - lo > granularity:
+        middle = (lo + hi) // 2
+        rounded = middle // granularity * granularity  # tensor-core friendly when it can be
+        middle = rounded if rounded > lo else middle
+        lo, hi = (middle, hi) if fits(middle) else (lo, middle)
+    return lo

@@ -207,33 +207,6 @@ def _cpu_peak_size(dtype: torch.dtype, budget_s: float = 0.5, largest: int = 204
     return n
 
 
-def largest_fitting(
-    fits: Callable[[int], bool], start: int, granularity: int = 8, limit: int = 1 << 16
-) -> int:
-    """The largest batch b with fits(b), to within `granularity` (or exactly, below it),
-    assuming fits is monotone: every batch below a fitting one fits. Doubles from `start`
-    until one does not fit (or halves until one does), then bisects."""
-    lo, hi = start, None  # invariant: fits(lo); hi is None or not fits(hi)
-    if not fits(start):
-        hi, lo = start, start // 2
-        while lo >= 1 and not fits(lo):
-            hi, lo = lo, lo // 2
-        if lo < 1:
-            raise RuntimeError("not even a batch of 1 fits in memory")
-    else:
-        while lo * 2 <= limit and fits(lo * 2):
-            lo *= 2
-        if lo * 2 > limit:
-            return lo
-        hi = lo * 2
-    while hi - lo > granularity:
-        middle = (lo + hi) // 2
-        rounded = middle // granularity * granularity  # tensor-core friendly when it can be
-        middle = rounded if rounded > lo else middle
-        lo, hi = (middle, hi) if fits(middle) else (lo, middle)
-    return lo
-
-
 def explain(model: nn.Module, images: torch.Tensor) -> GraphBreaks:
     """Graph breaks under torch.compile: trace one forward of `model` with dynamo
     (torch._dynamo.explain, no compiler needed) and report where it fell back to Python."""

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from replicate.data import SquareImages, digits_splits, load_image
+from replicate.data import SquareImages, load_image
+from replicate.datasets import digits_splits
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 

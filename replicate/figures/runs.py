@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from replicate.data import IMAGEFOLDER
+from replicate.datasets import IMAGEFOLDER
 from replicate.run_log import read_metrics
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from replicate.figures.plots import save
+from replicate.run_log import PUBLISHED_WEIGHTS, STUDY_SUMMARY, read_json
 
 Summary = dict[str, Any]
 STUDIES_DIR = Path("results/studies")  # what `python -m replicate.study` commits
@@ -161,7 +163,6 @@ def model_costs(summary: Summary, folder: Path) -> str:
     from replicate.checkpoint import read_weights
     from replicate.flops import forward_flops
     from replicate.models import create_model
-    from replicate.study.runner import PUBLISHED_WEIGHTS, read_json
 
     lines = []
     for model in MODEL_NAMES:
@@ -237,28 +238,73 @@ def transfer_table(summary: Summary, folder: Path | None = None) -> Table:
         finetune = runs.get(f"{model}-finetune")
         fewshot = runs.get(f"{model}-fewshot", {}).get("result", {}).get("shots", {})
         best_lr = finetune["result"].get("best_lr") if finetune else None
+        tested = [
+            with_interval(test_acc(runs.get(run)), _test_images(folder / run) if folder else None)
+            for run in (f"{model}-finetune", f"{model}-scratch")
+        ]
         rows.append(
             [
                 name,
-                percent(test_acc(finetune)),
+                tested[0],
                 "-" if best_lr is None else f"{best_lr:g}",
-                percent(test_acc(runs.get(f"{model}-scratch"))),
+                tested[1],
                 *(percent(fewshot.get(str(k))) for k in shots),
             ]
         )
-    columns = ["model", "fine-tuned", "lr (dev split)", "from scratch"]
+    columns = [
+        "model",
+        "fine-tuned (95% interval)",
+        "lr (dev split)",
+        "from scratch (95% interval)",
+    ]
     return Table([*columns, *(f"{k}-shot linear" for k in shots)], rows)
 
 
+def _test_images(run_folder: Path) -> int | None:
+    """How many test images a run (or a sweep's final runs) was scored on: its confusion
+    matrix's total."""
+    matrix = next(iter(sorted(run_folder.rglob("confusion_matrix.json"))), None)
+    return None if matrix is None else int(sum(map(sum, json.loads(matrix.read_text())["counts"])))
+
+
+def transfer_notes(summary: Summary, folder: Path) -> str:
+    """Section 4.2's claims on the photos: each pre-trained model fine-tuned beats the same
+    model trained from scratch on them; and (Table 5, Figure 3 at ImageNet scale) the BiT
+    ResNet transfers better than the ViT."""
+    runs = runs_by_name(summary)
+
+    def measured(name: str) -> tuple[float, int] | None:
+        run = runs.get(name)
+        images = _test_images(folder / name)
+        return None if run is None or images is None else (test_acc(run), images)
+
+    lines = []
+    for model in MODEL_NAMES:
+        finetuned, scratch = measured(f"{model}-finetune"), measured(f"{model}-scratch")
+        if finetuned and scratch:
+            lines.append(rule_line(
+                f"{model_label(summary, model)} pre-trained on CIFAR-10 and fine-tuned beats the "
+                "same model trained from scratch on the photos",
+                difference_verdict([(1, *finetuned), (-1, *scratch)]),
+            ))  # fmt: skip
+    bit, vit = measured("bit-finetune"), measured("vit-finetune")
+    if bit and vit:
+        lines.append(rule_line(
+            "the BiT ResNet fine-tuned beats the ViT fine-tuned",
+            difference_verdict([(1, *bit), (-1, *vit)]),
+        ))  # fmt: skip
+    return "".join(lines)
+
+
 def transfer_figure(summary: Summary, ax, folder: Path | None = None) -> None:
-    table = transfer_table(summary)
+    table = transfer_table(summary)  # percentages alone: the bars' heights
     bars = [c for c in table.columns if c not in ("model", "lr (dev split)")]
     width = 0.8 / len(bars)
     for i, column in enumerate(bars):
         index = table.columns.index(column)
         values = [_as_number(row[index]) for row in table.rows]
         positions = [m + (i - (len(bars) - 1) / 2) * width for m in range(len(table.rows))]
-        ax.bar(positions, values, width, label=column)
+        ax.bar(positions, values, width, label=column.removesuffix(" (95% interval)"))
     ax.set_xticks(range(len(table.rows)), [row[0] for row in table.rows])
     ax.set_ylabel("ants vs bees test top-1 (%)")
     ax.set_ylim(0, 100)
@@ -316,8 +362,6 @@ SELF_SUPERVISION_STARTS = {
 def _self_supervision_cells(summary: Summary, folder: Path) -> dict[str, dict]:
     """label fraction ("3", "10") -> start -> the run's result; the scratch baselines are the
     data-size study's runs on the same labels, beside this study's folder."""
-    from replicate.study.runner import read_json
-
     cells: dict[str, dict] = {}
     for name, run in runs_by_name(summary).items():
         parts = name.split("-")  # vit-masked-10
@@ -419,7 +463,7 @@ class Drawing:
 
 DRAWINGS = {
     "data-size": Drawing(data_size_table, data_size_figure, data_size_notes),
-    "transfer": Drawing(transfer_table, transfer_figure),
+    "transfer": Drawing(transfer_table, transfer_figure, transfer_notes),
     "resolution": Drawing(resolution_table, resolution_figure, resolution_notes),
     "attention": Drawing(attention_table, None, attention_notes),
     "self-supervision": Drawing(
@@ -490,8 +534,6 @@ def _copy_attention_figures(folder: Path, out: Path) -> list[Path]:
 
 def redraw_studies(studies_dir: Path, out: Path) -> list[Path]:
     """Every committed study's table and figure, from its study.json."""
-    from replicate.study.runner import STUDY_SUMMARY, read_json
-
     written = []
     for summary_path in sorted(studies_dir.glob(f"*/{STUDY_SUMMARY}")):
         written += draw_study(read_json(summary_path), summary_path.parent, out)

@@ -15,7 +15,6 @@ whichever study it belongs to, so `transfer` alone trains the data-size models i
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import subprocess
@@ -35,25 +34,20 @@ from replicate.checkpoint import (
     resolve_weights,
     write_json,
 )
-from replicate.run_log import CONFIG, last_epoch
+from replicate.run_log import (
+    CONFIG,
+    PUBLISHED_WEIGHTS,
+    STUDY_SUMMARY,
+    SUMMARY,
+    last_epoch,
+    read_json,
+)
 from replicate.study.estimate import estimate_seconds, measured_rates
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
 from replicate.study.spec import RunSpec, Scale, Study
 from replicate.train import BEST_WEIGHTS, TEST_RESULT
 
 log = logging.getLogger("replicate.study")
-
-SUMMARY = "summary.json"
-PUBLISHED_WEIGHTS = "model-bf16.safetensors"  # committed, for the runs that start from it
-STUDY_SUMMARY = "study.json"
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file the runs wrote; a one-line error naming it when it is not JSON."""
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"cannot read {path}: {error}; delete it to redo what wrote it") from error
 
 
 def environment() -> dict[str, Any]:

@@ -1,0 +1,166 @@
+"""Datasets for `replicate.train`: each a `DatasetSpec` (its defaults as data) that builds a
+train and a test split of (image, label) pairs.
+
+    digits              scikit-learn's bundled 8x8 handwritten digits, upsampled to RGB (offline)
+    imagefolder:PATH    PATH/train and PATH/val (or PATH/test), one subfolder per class (offline)
+    wds:PATH            WebDataset-style tar shards PATH/train/*.tar and PATH/val/*.tar (offline)
+    pizza_steak_sushi   the course's FoodVision Mini zip, an image folder
+    cifar10, cifar100, food101, oxford_pets, flowers102   torchvision datasets
+
+Downloads go to `--data-dir`, show progress and, where the source publishes checksums
+(torchvision's datasets), verify them; `load_splits(verify=True)` (`--verify-images`) checks
+every image file up front. The images themselves, their files and decoding: `replicate.data`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch.utils.data import ConcatDataset, TensorDataset
+
+from replicate.data import ImageFiles, Splits, matching_splits, test_folder, verify_files
+from replicate.errors import DataError
+from replicate.shards import wds_splits
+
+PIZZA_STEAK_SUSHI_URL = (
+    "https://github.com/mrdbourke/pytorch-deep-learning/raw/main/data/pizza_steak_sushi.zip"
+)
+IMAGEFOLDER = "imagefolder:"
+WDS = "wds:"
+DEFAULT_DATA_DIR = ".data"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset and the defaults a run on it starts from (every one can be overridden)."""
+
+    name: str
+    build: Callable[[Path], Splits]  # data_dir -> splits, downloading when needed
+    epochs: int = 10  # run length from scratch
+    batch_size: int = 32  # the course's batch size; the paper's 4096/512 need accelerators
+    image_size: int | None = None  # None: the model's own default (224 for the ViTs)
+    finetune_steps: int | None = None  # Table 4's fine-tuning steps, where the paper gives them
+    flip: bool = True  # random horizontal flips (not for digits: a mirrored 2 is no digit)
+    crop_scale: tuple[float, float] = (0.05, 1.0)  # inception-crop area, as vit_jax trains
+    offline: bool = False  # needs no download
+
+
+def digits_splits(data_dir: Path) -> Splits:
+    """scikit-learn's 1,797 digits (8x8, 17 grey levels) as uint8 RGB, split 80/20 with a fixed
+    seed and stratified by class, so every run and every machine sees the same test set."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images * (255 / 16)).round().to(torch.uint8)
+    images = images[:, None].expand(-1, 3, -1, -1).contiguous()  # grey -> RGB, (N, 3, 8, 8)
+    labels = torch.from_numpy(digits.target)
+    train, test = train_test_split(
+        torch.arange(len(labels)), test_size=0.2, random_state=0, stratify=labels
+    )
+    return Splits(
+        TensorDataset(images[train], labels[train]),
+        TensorDataset(images[test], labels[test]),
+        classes=[str(d) for d in digits.target_names],
+    )
+
+
+def image_folder_splits(root: Path) -> Splits:
+    """`root/train` and `root/val` (or `root/test`), each with one subfolder per class."""
+    test_dir = test_folder(root, "image folder", "one subfolder of images per class")
+    train, test = (ImageFiles.scan(d) for d in (root / "train", test_dir))
+    return matching_splits(root, train, test, test_dir.name)
+
+
+def pizza_steak_sushi_splits(data_dir: Path) -> Splits:
+    """The course's FoodVision Mini: 3 Food-101 classes, 225 train and 75 test images."""
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    root = data_dir / "pizza_steak_sushi"
+    if not root.is_dir():  # GitHub publishes no checksum for the zip
+        download_and_extract_archive(PIZZA_STEAK_SUSHI_URL, data_dir, extract_root=root)
+    return image_folder_splits(root)
+
+
+def torchvision_splits(name: str, data_dir: Path) -> Splits:
+    """A torchvision dataset, downloaded and md5-checked by torchvision."""
+    from torchvision import datasets
+
+    root = data_dir / name
+    if name in ("cifar10", "cifar100"):
+        cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+        train, test = (cls(root, train=t, download=True) for t in (True, False))
+    elif name == "food101":
+        train, test = (datasets.Food101(root, split=s, download=True) for s in ("train", "test"))
+    elif name == "oxford_pets":
+        train, test = (
+            datasets.OxfordIIITPet(root, split=s, download=True) for s in ("trainval", "test")
+        )
+    else:  # flowers102: train on train + val (1,020 + 1,020), test on the 6,149 test images
+        train, val, test = (
+            datasets.Flowers102(root, split=s, download=True) for s in ("train", "val", "test")
+        )
+        return Splits(ConcatDataset([train, val]), test, test.classes)
+    return Splits(train, test, train.classes)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in [
+        # The main job's: ViT-B/16 at 32x32 (a 2x2 grid of patches), 15 epochs of the 1,437
+        # training digits in minutes on a 2-core CPU (results/runs/vit_b16-digits).
+        DatasetSpec(
+            "digits",
+            digits_splits,
+            epochs=15,
+            batch_size=128,
+            image_size=32,
+            flip=False,
+            crop_scale=(0.6, 1.0),
+            offline=True,
+        ),
+        DatasetSpec("pizza_steak_sushi", pizza_steak_sushi_splits),
+        DatasetSpec("cifar10", partial(torchvision_splits, "cifar10"), finetune_steps=10_000),
+        DatasetSpec("cifar100", partial(torchvision_splits, "cifar100"), finetune_steps=10_000),
+        DatasetSpec("food101", partial(torchvision_splits, "food101")),
+        DatasetSpec("oxford_pets", partial(torchvision_splits, "oxford_pets"), finetune_steps=500),
+        DatasetSpec("flowers102", partial(torchvision_splits, "flowers102"), finetune_steps=500),
+    ]
+}
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+    """The spec of a named dataset, of `imagefolder:PATH` or of `wds:PATH`."""
+    for prefix, build in ((IMAGEFOLDER, image_folder_splits), (WDS, wds_splits)):
+        if name.startswith(prefix):
+            path = Path(name.removeprefix(prefix)).expanduser()
+            return DatasetSpec(name, lambda _, build=build, path=path: build(path), offline=True)
+    if name not in DATASETS:
+        raise DataError(
+            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, imagefolder:PATH "
+            "or wds:PATH"
+        )
+    return DATASETS[name]
+
+
+def load_splits(spec: DatasetSpec, data_dir: Path, verify: bool = False) -> Splits:
+    """Build the splits; a dataset that is neither in `data_dir` nor downloadable is a DataError.
+    `verify`: open and check every image file now rather than skip bad ones while training."""
+    try:
+        splits = spec.build(data_dir)
+    except (OSError, RuntimeError) as error:  # URLError offline; torchvision's "not found"
+        offline = ", ".join(s.name for s in DATASETS.values() if s.offline)
+        raise DataError(
+            f"dataset {spec.name!r} is not in --data-dir {data_dir} and could not be downloaded "
+            f"({error}); copy it into --data-dir, or use a dataset that needs no network: "
+            f"{offline}, imagefolder:PATH or wds:PATH"
+        ) from error
+    if verify:
+        for split in (splits.train, splits.test):
+            if isinstance(split, ImageFiles):
+                verify_files(split.paths())
+    return splits

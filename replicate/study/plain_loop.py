@@ -1,0 +1,140 @@
+"""The sanity check of the studies' training: the cpu scale's ViT trained by a plain PyTorch
+loop, written as a CIFAR tutorial writes it, beside `replicate.train` on the same model, data,
+batch and steps. If the trainer falls far behind the plain loop, the trainer is at fault; if
+both end alike, what limits the studies' accuracy is the budget and the recipe, not the code.
+
+    python -m replicate.study.plain_loop --steps 300       # both, then their test top-1
+
+The plain loop: the whole training split decoded into memory once; per image a random crop of
+the 4-pixel-padded image and a horizontal flip (the CIFAR literature's augmentation); AdamW
+(lr 1e-3, weight decay 0.05, none on biases and norms), linear warm-up for a tenth of the steps
+then cosine decay, gradient clipping at 1, bf16 autocast where the CPU has AMX; the test split
+once at the end. No dev split, no early stopping: the trainer's run here has none either.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from replicate.cli_errors import ArgumentParser, positive_int, run_cli
+from replicate.datasets import image_folder_splits
+from replicate.run_log import read_metrics
+from replicate.runtime import autocast, default_precision
+from replicate.study.scales import CPU
+from replicate.train_config import parse_model_arg
+from vit import create_model
+
+BATCH = CPU.batch_size
+
+
+def images_in_memory(split) -> tuple[Tensor, Tensor]:
+    """uint8 (N, 3, 32, 32) and int64 (N,): every image decoded once."""
+    images, labels = zip(*(split[i] for i in range(len(split))), strict=True)
+    return torch.stack(images), torch.tensor(labels)
+
+
+def augment(images: Tensor, generator: torch.Generator) -> Tensor:
+    """Random 32x32 crops of the 4-pixel zero-padded images, half of them mirrored."""
+    n, _, size, _ = images.shape
+    padded = F.pad(images, (4, 4, 4, 4))
+    rows, cols = torch.randint(0, 9, (2, n), generator=generator)
+    corners = zip(rows.tolist(), cols.tolist(), strict=True)
+    crops = torch.stack(
+        [padded[i, :, r : r + size, c : c + size] for i, (r, c) in enumerate(corners)]
+    )
+    flip = torch.rand(n, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], crops.flip(-1), crops)
+
+
+def normalise(images: Tensor) -> Tensor:
+    return (images.float() / 255 - 0.5) / 0.5  # the ViT's inception normalisation
+
+
+def plain_loop(data: Path, steps: int, seed: int = 0) -> float:
+    """Train the cpu scale's ViT for `steps` steps of CIFAR-10; returns its test top-1."""
+    torch.manual_seed(seed)
+    splits = image_folder_splits(data)
+    train_images, train_labels = images_in_memory(splits.train)
+    test_images, test_labels = images_in_memory(splits.test)
+    overrides = dict(parse_model_arg(a) for a in CPU.vit[3::2])  # patch_size=4, depth=5
+    model = create_model("vit_ti16", num_classes=10, image_size=32, dropout=0.1, **overrides)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=1e-3,
+    )
+    warmup = steps // 10
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * s / steps)),
+    )
+    precision = default_precision()[0]
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(train_labels), generator=generator)
+    model.train()
+    for step in range(steps):
+        start = (step * BATCH) % len(order)
+        if start + BATCH > len(order):
+            order, start = torch.randperm(len(train_labels), generator=generator), 0
+        index = order[start : start + BATCH]
+        with autocast(torch.device("cpu"), precision):
+            logits = model(normalise(augment(train_images[index], generator)))
+        loss = F.cross_entropy(logits.float(), train_labels[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+    model.eval()
+    correct = 0
+    with torch.no_grad(), autocast(torch.device("cpu"), precision):
+        for start in range(0, len(test_labels), 500):
+            batch = normalise(test_images[start : start + 500])
+            correct += (model(batch).argmax(-1) == test_labels[start : start + 500]).sum().item()
+    return correct / len(test_labels)
+
+
+def trainer_run(data: Path, steps: int, out: Path) -> float:
+    """`replicate.train` on the same model, data, batch and steps; its final test top-1."""
+    argv = [*CPU.vit, "--dataset", f"imagefolder:{data}", "--image-size", "32",
+            "--batch-size", str(BATCH), "--workers", "0", "--steps", str(steps),
+            "--crop-scale", str(CPU.crop_scale), "--out", str(out)]  # fmt: skip
+    subprocess.run([sys.executable, "-m", "replicate.train", *argv], check=True)
+    return read_metrics(out / "metrics.jsonl")[-1]["test_acc"]
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m replicate.study.plain_loop", description=__doc__)
+    parser.add_argument("--data", type=Path, default=Path(".data/cifar10"), help="CIFAR-10")
+    parser.add_argument("--steps", type=positive_int, default=300, help="optimiser steps (300)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, float]:
+    args = build_parser().parse_args(argv)
+    results = {}
+    start = time.perf_counter()
+    results["plain loop"] = plain_loop(args.data, args.steps)
+    print(
+        f"plain loop: test top-1 {results['plain loop']:.2%} ({time.perf_counter() - start:.0f} s)"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        results["replicate.train"] = trainer_run(args.data, args.steps, Path(folder) / "run")
+    for name, accuracy in results.items():
+        print(f"{name}: {args.steps} steps of {BATCH}, test top-1 {accuracy:.2%}")
+    return results
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli("replicate.study.plain_loop", main))
