@@ -124,13 +124,42 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # every default is None, "not given": resolve_config fills in the real defaults
-    add = p.add_argument
+    group = p.add_argument_group(
+        title="model", description="the network and where its weights come from"
+    )
+    add = group.add_argument
     add(
         "--variant",
         "--model",
         metavar="NAME",
         help="registry name: " + ", ".join(models.list_models()) + " (default vit_b16)",
     )
+    add(
+        "--pretrained",
+        metavar="SPEC",
+        help="start from these weights: timm:MODEL.TAG, torchvision:WEIGHTS (e.g. IMAGENET1K_V1), "
+        "google:imagenet21k/ViT-B_16, or a file (e.g. a model.safetensors of an earlier run)",
+    )
+    add(
+        "--model-arg",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a model argument, e.g. depth=2 or hidden_size=64 (ViT config fields) or "
+        "hidden_units=32 (TinyVGG) or stem=small (BiT: 3x3 stride-1 stem for 32x32); repeatable",
+    )
+    add(
+        "--image-size",
+        type=positive_int,
+        metavar="S",
+        help="training resolution, a multiple of a ViT's patch size (default: BiT-HyperRule's "
+        "crop, 128 or 384; 384 for a "
+        "pretrained ViT, rounded to the nearest multiple of the patch size: 378 for /14; else "
+        "the dataset's, e.g. 32 for digits, else the model's, e.g. 224 for a ViT, 64 for TinyVGG)",
+    )
+    group = p.add_argument_group(
+        title="data", description="the dataset and the splits of it a run uses"
+    )
+    add = group.add_argument
     add(
         "--dataset",
         metavar="NAME",
@@ -144,29 +173,36 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"datasets are downloaded to and read from here ({DEFAULT_DATA_DIR})",
     )
     add(
-        "--pretrained",
-        metavar="SPEC",
-        help="start from these weights: timm:MODEL.TAG, torchvision:WEIGHTS (e.g. IMAGENET1K_V1), "
-        "google:imagenet21k/ViT-B_16, or a file (e.g. a model.safetensors of an earlier run)",
+        "--val-fraction",
+        type=float,
+        metavar="F",
+        help="hold out this class-balanced fraction of the training split as the dev split "
+        "(Appendix B.1.1: 0.1 Pets/Flowers, 0.02 CIFAR, 0.01 ImageNet) and evaluate on it each "
+        "epoch instead of the test split (default 0)",
     )
+    add(
+        "--train-fraction",
+        type=float,
+        metavar="F",
+        help="train on this class-balanced fraction of the training split (after the dev split "
+        "is held out); fixed seed, nested: 0.05 lies inside 0.1 (default 1)",
+    )
+    add(
+        "--crop-scale",
+        type=float,
+        metavar="MIN",
+        help="the smallest area of the inception crop, as a fraction of the image (default: the "
+        "dataset's, 0.05 as vit_jax; a higher floor suits 32x32 images)",
+    )
+    group = p.add_argument_group(
+        title="optimisation", description="the recipe and what overrides it"
+    )
+    add = group.add_argument
     add(
         "--recipe",
         choices=list(RECIPES),
         help="a training preset; `python -m replicate.recipes` describes each (the paper's "
         "Appendix B and each baseline's own). Default: the model's own, " + default_recipes_help(),
-    )
-    length = p.add_mutually_exclusive_group()
-    length.add_argument(
-        "--epochs",
-        type=positive_int,
-        metavar="N",
-        help="passes over the training set (default: the dataset's)",
-    )
-    length.add_argument(
-        "--steps",
-        type=positive_int,
-        metavar="N",
-        help="optimiser steps instead of epochs (default with finetune: Table 4's, where given)",
     )
     add(
         "--batch-size",
@@ -191,43 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight decay, decoupled for AdamW (default: the recipe's)",
     )
     add(
-        "--warmup-steps",
-        type=non_negative_int,
-        metavar="N",
-        help="linear warm-up steps, taken as given (the recipe's default, Table 3's 10k, is "
-        "capped at a tenth of the run)",
-    )
-    add("--schedule", choices=["cosine", "linear"], help="decay after the warm-up")
-    add(
         "--grad-clip",
         type=non_negative_float,
         help="clip gradients at this global norm (0: no clipping)",
     )
     add("--dropout", type=probability, help="ViT dropout rate (default: the recipe's)")
-    add(
-        "--image-size",
-        type=positive_int,
-        metavar="S",
-        help="training resolution, a multiple of a ViT's patch size (default: BiT-HyperRule's "
-        "crop, 128 or 384; 384 for a "
-        "pretrained ViT, rounded to the nearest multiple of the patch size: 378 for /14; else "
-        "the dataset's, e.g. 32 for digits, else the model's, e.g. 224 for a ViT, 64 for TinyVGG)",
-    )
-    add(
-        "--val-fraction",
-        type=float,
-        metavar="F",
-        help="hold out this class-balanced fraction of the training split as the dev split "
-        "(Appendix B.1.1: 0.1 Pets/Flowers, 0.02 CIFAR, 0.01 ImageNet) and evaluate on it each "
-        "epoch instead of the test split (default 0)",
-    )
-    add(
-        "--train-fraction",
-        type=float,
-        metavar="F",
-        help="train on this class-balanced fraction of the training split (after the dev split "
-        "is held out); fixed seed, nested: 0.05 lies inside 0.1 (default 1)",
-    )
     add(
         "--ema",
         type=float,
@@ -235,6 +239,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="also keep a Polyak (exponential moving) average of the weights with this decay "
         "(Section 4.1: 0.9999), evaluated beside them each epoch, saved as model_ema.safetensors",
     )
+    add(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seeds initialisation, data order and augmentation (default 0)",
+    )
+    group = p.add_argument_group(
+        title="schedule", description="how long, and the learning rate over time"
+    )
+    add = group.add_argument
+    length = group.add_mutually_exclusive_group()
+    length.add_argument(
+        "--epochs",
+        type=positive_int,
+        metavar="N",
+        help="passes over the training set (default: the dataset's)",
+    )
+    length.add_argument(
+        "--steps",
+        type=positive_int,
+        metavar="N",
+        help="optimiser steps instead of epochs (default with finetune: Table 4's, where given)",
+    )
+    add(
+        "--warmup-steps",
+        type=non_negative_int,
+        metavar="N",
+        help="linear warm-up steps, taken as given (the recipe's default, Table 3's 10k, is "
+        "capped at a tenth of the run)",
+    )
+    add("--schedule", choices=["cosine", "linear"], help="decay after the warm-up")
+    group = p.add_argument_group(
+        title="evaluation", description="when and on what the run is evaluated"
+    )
+    add = group.add_argument
     add(
         "--final-eval-only",
         action="store_true",
@@ -257,20 +296,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate at the end of the first epoch at least N steps after the last evaluation "
         "(default: every epoch), and always after the last one",
     )
+    group = p.add_argument_group(
+        title="checkpoints", description="the run folder, its logs and checkpoints"
+    )
+    add = group.add_argument
+    add("--out", metavar="DIR", help="run folder (default runs/VARIANT-DATASET-TIME)")
     add(
-        "--crop-scale",
-        type=float,
-        metavar="MIN",
-        help="the smallest area of the inception crop, as a fraction of the image (default: the "
-        "dataset's, 0.05 as vit_jax; a higher floor suits 32x32 images)",
+        "--resume",
+        action="store_true",
+        default=None,
+        help="continue the run in --out (wherever it is now) from its last checkpoint, with "
+        "its config.json; only --data-dir, --workers, --data-placement, --log-every, "
+        "--verify-images, --checkpoint-every and --grad-checkpointing may be given again",
     )
     add(
-        "--model-arg",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a model argument, e.g. depth=2 or hidden_size=64 (ViT config fields) or "
-        "hidden_units=32 (TinyVGG) or stem=small (BiT: 3x3 stride-1 stem for 32x32); repeatable",
+        "--checkpoint-every",
+        type=positive_int,
+        metavar="N",
+        help="also checkpoint every N steps within an epoch (default: at each epoch's end only)",
     )
+    add(
+        "--log-every",
+        type=positive_int,
+        metavar="N",
+        help="steps between progress-bar and TensorBoard updates (10)",
+    )
+    group = p.add_argument_group(
+        title="hardware",
+        description="how the computation runs (precision changes the numbers slightly)",
+    )
+    add = group.add_argument
     add(
         "--precision",
         choices=["bf16", "fp16", "fp32", "fp8"],
@@ -285,21 +340,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="recompute each encoder block's activations in the backward pass: less memory, "
         "about a third more compute (ViTs)",
-    )
-    add(
-        "--seed",
-        type=int,
-        metavar="N",
-        help="seeds initialisation, data order and augmentation (default 0)",
-    )
-    add("--out", metavar="DIR", help="run folder (default runs/VARIANT-DATASET-TIME)")
-    add(
-        "--resume",
-        action="store_true",
-        default=None,
-        help="continue the run in --out (wherever it is now) from its last checkpoint, with "
-        "its config.json; only --data-dir, --workers, --data-placement, --log-every, "
-        "--verify-images, --checkpoint-every and --grad-checkpointing may be given again",
     )
     add(
         "--data-placement",
@@ -323,18 +363,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="open and check every image file before training; without it, a file that cannot "
         "be decoded is skipped when met, named on stderr and counted in metrics.jsonl",
-    )
-    add(
-        "--log-every",
-        type=positive_int,
-        metavar="N",
-        help="steps between progress-bar and TensorBoard updates (10)",
-    )
-    add(
-        "--checkpoint-every",
-        type=positive_int,
-        metavar="N",
-        help="also checkpoint every N steps within an epoch (default: at each epoch's end only)",
     )
     return p
 

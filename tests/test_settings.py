@@ -55,3 +55,17 @@ def test_a_run_prints_its_settings_and_keeps_them_in_config_json(tmp_path: Path,
     saved = json.loads((tmp_path / "config.json").read_text())["sources"]
     assert saved["batch_size"] == "--batch-size"
     assert saved["lr"] == "recipe scratch: 0.003 at batch 4096 x sqrt(128/4096)"
+
+
+def test_every_option_of_train_is_in_a_group_of_help() -> None:
+    """`--help` reads as timm's train.py does: options grouped by what they decide."""
+    from replicate.train_config import build_parser
+
+    groups = {
+        group.title: [a.option_strings[0] for a in group._group_actions]
+        for group in build_parser()._action_groups
+    }
+    assert list(groups) == ["positional arguments", "options", "model", "data", "optimisation",
+                            "schedule", "evaluation", "checkpoints", "hardware"]  # fmt: skip
+    assert groups["positional arguments"] == [] and groups["options"] == ["-h"]
+    assert "--epochs" in groups["schedule"] and "--precision" in groups["hardware"]
