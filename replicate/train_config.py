@@ -124,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # every default is None, "not given": resolve_config fills in the real defaults
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="an experiment as a Python file whose get_config() returns settings named as these "
+        "options (image_size=32, model_arg=[...]); options given here override it (configs/)",
+    )
     group = p.add_argument_group(
         title="model", description="the network and where its weights come from"
     )
@@ -368,9 +375,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """The defaults of the recipe and the dataset, overridden by the options given."""
+    """The defaults of the recipe and the dataset, overridden by the experiment file's settings
+    (--config), overridden by the options given."""
     if args.resume:
         return resumed_config(args)
+    from_file = apply_experiment(args) if args.config else set()
+    config = _resolve(args)
+    for setting, source in config.sources.items():  # name the file, not an option, as source
+        option = source.partition(":")[0]
+        if option.startswith("--") and option[2:].replace("-", "_") in from_file:
+            config.sources[setting] = f"--config {args.config.name}" + source[len(option) :]
+    return config
+
+
+def apply_experiment(args: argparse.Namespace) -> set[str]:
+    """Fill the options not given on the command line from the experiment file's get_config();
+    returns the names it set. A setting that is no option is an error naming it."""
+    import runpy
+
+    path = args.config
+    if not path.is_file():
+        raise FileNotFoundError(f"no experiment file {path}")
+    settings = runpy.run_path(str(path)).get("get_config", dict)()
+    options = set(vars(args)) - {"config", "resume"}
+    unknown = sorted(set(settings) - options)
+    if unknown:
+        raise ValueError(
+            f"{path} sets {', '.join(unknown)}, which python -m replicate.train has no option "
+            "for; name settings as the options are, with underscores (image_size, model_arg)"
+        )
+    from_file = {name for name, value in settings.items() if getattr(args, name) is None}
+    for name in from_file:
+        setattr(args, name, settings[name])
+    return from_file
+
+
+def _resolve(args: argparse.Namespace) -> TrainConfig:
     sources: dict[str, str] = {}
     variant, sources["variant"] = first_given((args.variant, "--variant"), ("vit_b16", DEFAULT))
     entry = models.get_model_entry(variant)  # fails early on an unknown name

@@ -4,6 +4,8 @@ it (option, recipe, dataset, model) and records which; the run prints the table 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,34 @@ def test_every_option_of_train_is_in_a_group_of_help() -> None:
                             "schedule", "evaluation", "checkpoints", "hardware"]  # fmt: skip
     assert groups["positional arguments"] == [] and groups["options"] == ["-h"]
     assert "--epochs" in groups["schedule"] and "--precision" in groups["hardware"]
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_experiment_file_resolves_and_says_what_it_should_reach(path: Path) -> None:
+    from replicate.train_config import build_parser, resolve_config
+
+    config = resolve_config(build_parser().parse_args(["--config", str(path)]))
+    assert config.sources["variant"] == f"--config {path.name}"
+    assert "Should reach:" in path.read_text()
+
+
+def test_options_given_override_the_experiment_file(tmp_path: Path, capsys) -> None:
+    """The main job as a file: the same run as `--variant vit_b16`; --epochs given wins, and
+    the settings table names the file as the source of what it set."""
+    from replicate.train_config import build_parser, resolve_config, settings_table
+
+    digits = next(p for p in CONFIGS if p.name == "digits_vit_b16.py")
+    parse = build_parser().parse_args
+    from_file = resolve_config(parse(["--config", str(digits), "--epochs", "2", "--out", "x"]))
+    plain = resolve_config(parse(["--variant", "vit_b16", "--epochs", "2", "--out", "x"]))
+    assert replace(from_file, sources={}) == replace(plain, sources={})
+    table = settings_table(from_file)
+    assert re.search(r"image_size +32 +--config digits_vit_b16.py", table)
+    assert re.search(r"length +2 epochs +--epochs\n", table + "\n")
+    bad = tmp_path / "bad.py"
+    bad.write_text("def get_config():\n    return {'imge_size': 32}\n")
+    with pytest.raises(ValueError, match="bad.py sets imge_size, which .* has no option"):
+        resolve_config(parse(["--config", str(bad)]))
