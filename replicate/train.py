@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -411,31 +411,12 @@ class Trainer:
         Checkpoints every `--checkpoint-every` steps on the way."""
         self._train_mode()
         metrics = accuracy_metrics(self.objective.num_classes, self.runtime.device)
-        done = self.step - self.epoch * self.steps_per_epoch  # steps run before a resume
-        seed = np.random.SeedSequence([self.config.seed, self.epoch])
-        generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
-        indices = epoch_indices(len(self.train_images), **self._sharding(self.epoch), shuffle=True)
-        # One crop seed per image by its place in the epoch's global order (rank r holds places
-        # r, r + W, ...): the same crops on any number of processes, and after a resume.
-        seeds = crop_seeds(generator, len(indices) * self.runtime.world_size)
-        seeds = seeds[self.runtime.rank :: self.runtime.world_size]
-        steps = min(self.steps_per_epoch - done, self.total_steps - self.step)
-        window = slice(done * self.local_batch, (done + steps) * self.local_batch)
-        crops = Crops(self.augmentation.crop, seeds[window])
+        batches, steps = self.epoch_batches()
         every = self.config.checkpoint_every
         start = time.perf_counter()
-        batches = self.train_images.batches(indices[window], self.local_batch, crops)
         for step, (images, labels) in enumerate(timer.iterate(batches), start=1):
             with timer("step"):
-                # BiT-HyperRule's MixUp (a no-op for the other recipes): one λ per optimiser
-                # step, drawn from (seed, step), so a run resumed mid-epoch mixes as it would have.
-                images, labels = mixup(
-                    self.augmentation.normalise(images),
-                    labels,
-                    len(self.classes),
-                    self.recipe.mixup_alpha,
-                    torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step),
-                )
+                images, labels = self.mix(self.augmentation.normalise(images), labels)
                 logits, targets, losses = self.train_step(images, labels)
             with timer("log"):
                 metrics["loss"].update(losses)
@@ -454,6 +435,29 @@ class Trainer:
         images = steps * self.local_batch * self.runtime.world_size
         throughput = images / (time.perf_counter() - start)
         return results["loss"], results["top1"], throughput, steps
+
+    def epoch_batches(self) -> tuple[Iterator[tuple[torch.Tensor, torch.Tensor]], int]:
+        """This process's (images, labels) batches for the rest of this epoch (all of it, or
+        what follows a resume, within the step budget), and how many steps they make. The
+        order and the crops are drawn from (seed, epoch) alone: one crop seed per image by its
+        place in the epoch's global order (rank r holds places r, r + W, ...), so the same
+        images are cut the same way on any number of processes, and after a resume."""
+        done = self.step - self.epoch * self.steps_per_epoch  # steps run before a resume
+        seed = np.random.SeedSequence([self.config.seed, self.epoch])
+        generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
+        indices = epoch_indices(len(self.train_images), **self._sharding(self.epoch), shuffle=True)
+        seeds = crop_seeds(generator, len(indices) * self.runtime.world_size)
+        seeds = seeds[self.runtime.rank :: self.runtime.world_size]
+        steps = min(self.steps_per_epoch - done, self.total_steps - self.step)
+        window = slice(done * self.local_batch, (done + steps) * self.local_batch)
+        crops = Crops(self.augmentation.crop, seeds[window])
+        return self.train_images.batches(indices[window], self.local_batch, crops), steps
+
+    def mix(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """BiT-HyperRule's MixUp (a no-op for the other recipes): one λ per optimiser step,
+        drawn from (seed, step), so a run resumed mid-epoch mixes as it would have."""
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
+        return mixup(images, labels, len(self.classes), self.recipe.mixup_alpha, generator)
 
     def _train_mode(self) -> None:
         """Training mode, except for a frozen backbone: its batch-norm statistics stay fixed."""
