@@ -185,3 +185,17 @@ def test_transfer_decides_each_models_transfer_and_which_transfers_better(tmp_pa
     assert "BiT ResNet fine-tuned beats the ViT" in notes[2] and "within noise" in notes[2]
     table = studies.transfer_table(summary, tmp_path)
     assert table.rows[0][1] == "80.0% [73.0, 85.6]"  # Wilson, 153 photos
+
+
+def test_the_gpu_scale_fits_8_minutes_of_an_h100_on_paper(capsys) -> None:
+    """Every study at the gpu scale: its training FLOPs at the measured H100 rate of timm's
+    ViT-B/16 (a floor: small models keep the GPU less busy) fit the device call's 8 minutes."""
+    from replicate.study.estimate import h100_training_flops_per_s, training_flops
+    from replicate.study.scales import GPU
+
+    seconds = (
+        sum(training_flops(s.runs(GPU)) for s in STUDIES.values()) / h100_training_flops_per_s()
+    )
+    assert 60 < seconds <= 8 * 60
+    study_main(["all", "--scale", "gpu", "--plan"])
+    assert f"gpu scale: {seconds / 60:.1f} min on paper in all" in capsys.readouterr().out

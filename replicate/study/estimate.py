@@ -111,3 +111,19 @@ def estimate_seconds(spec: RunSpec, rates: dict[str, float]) -> float | None:
         return 0.0
     rate = rates.get(shape.variant) or min(rates.values(), default=None)
     return None if rate is None else shape.flops() / rate
+
+
+# The measured H100 anchor (docs/benchmarks.md): timm's ViT-B/16 trains 2,563 images/s at 224x224
+# in bf16, batch 256. Small models at 32x32 keep the GPU far less busy, so time at this rate is
+# a floor, the "on paper" time of a scale that has not run on a GPU yet.
+H100_VIT_B16_IMAGES_PER_S = 2_563
+
+
+def h100_training_flops_per_s() -> float:
+    forward = forward_flops("vit_b16", image_size=224, num_classes=1000)
+    return TRAIN_PASSES * forward * H100_VIT_B16_IMAGES_PER_S
+
+
+def training_flops(specs: Iterable[RunSpec]) -> float:
+    """The training FLOPs of a study's runs (evaluation and few-shot left out)."""
+    return sum(shape.flops() for spec in specs if (shape := training_shape(spec)) is not None)
