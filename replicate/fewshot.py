@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from replicate.augment import Augmentation
+from replicate.checkpoint import write_json
 from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.datasets import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
 from replicate.loader import default_workers, place
@@ -267,8 +268,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     name = Path(args.checkpoint).parent.name if args.checkpoint else spec_name
     dataset = args.dataset.replace("imagefolder:", "").strip("/").replace("/", "-")
     out = args.out or Path(f"runs/fewshot-{name}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RESULTS).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(out / RESULTS, results)  # atomically: a kill leaves the previous file or none
     for k, accuracy in results["accuracy"].items():
         spread = np.std(per_seed[int(k)])
         print(f"{k:>3}-shot: {100 * accuracy:.2f}% (± {100 * spread:.2f} over {args.seeds} seeds)")
