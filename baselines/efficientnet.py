@@ -19,7 +19,7 @@ from baselines.weights import load_torchvision_weights
 from vit.registry import DefaultRecipes, register_model
 
 # The course's optimiser (Adam 1e-3); with weights, its feature extractor: a new head on frozen
-# features (`replicate.recipes`, "course" and "course-transfer").
+# features (`replicate.training.recipes`, "course" and "course-transfer").
 DEFAULT_RECIPES = DefaultRecipes(scratch="course", pretrained="course-transfer")
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from baselines.head import CNNClassifier
 from vit.registry import DefaultRecipes, register_model
 
-# Trained as the course trains it: Adam 1e-3, constant (`replicate.recipes`, "course").
+# Trained as the course trains it: Adam 1e-3, constant (`replicate.training.recipes`, "course").
 DEFAULT_RECIPES = DefaultRecipes(scratch="course", pretrained="course")
 
 

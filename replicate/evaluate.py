@@ -23,15 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from replicate.augment import Augmentation
 from replicate.cli_errors import ArgumentParser, positive_int, run_cli
-from replicate.datasets import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
+from replicate.data.augment import Augmentation
+from replicate.data.datasets import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
+from replicate.data.loader import ImageSource, default_workers, place
 from replicate.errors import DataError
-from replicate.loader import ImageSource, default_workers, place
-from replicate.metrics import accuracy_metrics
-from replicate.objectives import Classification, Objective
 from replicate.runtime import Runtime
 from replicate.sources import Source, add_source_arguments, load_source
+from replicate.training.metrics import accuracy_metrics
+from replicate.training.objectives import Classification, Objective
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def evaluate(
     autocast=nullcontext,
     objective: Objective | None = None,
 ) -> Evaluation:
-    """objective: what is scored (`replicate.objectives`); default the classification."""
+    """objective: what is scored (`replicate.training.objectives`); default the classification."""
     from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
     objective = objective or Classification(num_classes)

@@ -39,14 +39,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from replicate.augment import Augmentation
-from replicate.checkpoint import write_json
 from replicate.cli_errors import ArgumentParser, run_cli
-from replicate.datasets import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
-from replicate.loader import default_workers, place
+from replicate.data.augment import Augmentation
+from replicate.data.datasets import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
+from replicate.data.loader import default_workers, place
+from replicate.data.subsets import dataset_labels, stratified_subsets, subset
+from replicate.runs.files import write_json
 from replicate.runtime import Runtime
 from replicate.sources import load_source
-from replicate.subsets import dataset_labels, stratified_subsets, subset
 from vit.data_config import input_normalisation
 from vit.references import variant_from_spec
 
@@ -86,10 +86,11 @@ def fewshot_accuracies(
 ) -> dict[int, list[float]]:
     """Every seed's test accuracy per number of shots.
 
-    train_images, test_images: (image, label) datasets, as `replicate.data.Splits` holds them.
+    train_images, test_images: (image, label) datasets, as `replicate.data.images.Splits`
+    holds them.
     image_size, mean, std: how the model takes its input (default: a ViT's resolution and
     the normalisation of its pretrained weights, else pixels to [-1, 1]); workers: processes
-    decoding images (default: `replicate.loader.default_workers()`; 0 for in-memory images)."""
+    decoding images (default: `replicate.data.loader.default_workers()`; 0 for in-memory images)."""
     default_mean, default_std = input_normalisation(model)
     encoder = Encoder(
         model,

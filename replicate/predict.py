@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from replicate.augment import Augmentation
 from replicate.cli_errors import ArgumentParser, positive_int, run_cli
-from replicate.data import SquareImages, load_image
+from replicate.data.augment import Augmentation
+from replicate.data.images import SquareImages, load_image
 from replicate.sources import Source, add_source_arguments, load_source
 
 

@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from replicate import models
-from replicate.checkpoint import load_model
+from replicate.training.checkpoint import load_model
 from vit.pretrained import read_safetensors
 from vit.references import image_size_from_spec, variant_from_spec
 

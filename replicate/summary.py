@@ -18,7 +18,7 @@ from torch import nn
 from replicate import models
 from replicate.cli_errors import ArgumentParser, positive_int, run_cli
 from replicate.flops import forward_flops
-from replicate.train_config import parse_model_arg
+from replicate.training.config import parse_model_arg
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from replicate.checkpoint import atomic_path, latest_checkpoint, write_json
 from replicate.cli_errors import ArgumentParser, run_cli
-from replicate.run_log import last_epoch
+from replicate.runs.files import atomic_path, write_json
+from replicate.runs.log import last_epoch
 from replicate.train import main as train_main
-from replicate.train_config import build_parser as train_parser
+from replicate.training.checkpoint import latest_checkpoint
+from replicate.training.config import build_parser as train_parser
 
 LEARNING_RATES = (0.001, 0.003, 0.01, 0.03)  # Table 4 (ImageNet: 0.003 to 0.06)
 DEV_FRACTIONS = {  # Appendix B.1.1

@@ -1,13 +1,14 @@
 """Train a registered model (a ViT variant or a CNN baseline) on an image-classification dataset.
 
-    python -m replicate.train --variant vit_b16        # options: --help, or replicate.train_config
+    python -m replicate.train --variant vit_b16    # options: --help, or replicate.training.config
 
 One `Trainer` holds a run: the model as its recipe wants it, the images on the device, the
 optimiser and schedule; each epoch it trains, evaluates on the test split (or on the dev split
 that `--val-fraction` holds out, Appendix B.1.1), logs (`RunLog`) and checkpoints
-(`replicate.checkpoint`), so that `--resume` continues exactly where it stopped. Each optimiser
-step takes the global `--batch-size`, accumulated over micro-batches (`replicate.accumulation`);
-`--ema` keeps a Polyak average of the weights beside them (`replicate.ema`).
+(`replicate.training.checkpoint`), so that `--resume` continues exactly where it stopped. Each
+optimiser step takes the global `--batch-size`, accumulated over micro-batches
+(`replicate.training.accumulation`); `--ema` keeps a Polyak average of the weights beside them
+(`replicate.training.ema`).
 """
 
 from __future__ import annotations
@@ -29,9 +30,19 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from replicate import models
-from replicate.accumulation import accumulate_gradients, split_batch
-from replicate.augment import Augmentation, InceptionCrop, crop_seeds
-from replicate.checkpoint import (
+from replicate.cli_errors import run_cli
+from replicate.data.augment import Augmentation, InceptionCrop, crop_seeds
+from replicate.data.datasets import get_dataset_spec, load_splits
+from replicate.data.loader import Crops, ResidentImages, epoch_indices, place
+from replicate.data.subsets import eval_split_name, protocol_splits
+from replicate.errors import DataError, DivergedError
+from replicate.evaluate import Evaluation, evaluate
+from replicate.flops import forward_flops
+from replicate.runs.files import write_json
+from replicate.runs.log import EpochRecord, PhaseTimer, RunLog, evaluation_fields
+from replicate.runtime import Runtime, float8_training, seed_everything
+from replicate.training.accumulation import accumulate_gradients, split_batch
+from replicate.training.checkpoint import (
     WEIGHTS,
     CheckpointInfo,
     check_writable,
@@ -46,23 +57,8 @@ from replicate.checkpoint import (
     save_checkpoint,
     save_weights,
     set_rng_state,
-    write_json,
 )
-from replicate.cli_errors import run_cli
-from replicate.datasets import get_dataset_spec, load_splits
-from replicate.ema import EMA_WEIGHTS, averaged_model, restore
-from replicate.errors import DataError, DivergedError
-from replicate.evaluate import Evaluation, evaluate
-from replicate.flops import forward_flops
-from replicate.loader import Crops, ResidentImages, epoch_indices, place
-from replicate.metrics import accuracy_metrics
-from replicate.mixup import mixup
-from replicate.objectives import objective_for, pretraining_model
-from replicate.recipes import build_optimizer, build_scheduler, warmup_steps
-from replicate.run_log import EpochRecord, PhaseTimer, RunLog, evaluation_fields
-from replicate.runtime import Runtime, float8_training, seed_everything
-from replicate.subsets import eval_split_name, protocol_splits
-from replicate.train_config import (
+from replicate.training.config import (
     USED,
     TrainConfig,
     Used,
@@ -70,6 +66,11 @@ from replicate.train_config import (
     resolve_config,
     settings_table,
 )
+from replicate.training.ema import EMA_WEIGHTS, averaged_model, restore
+from replicate.training.metrics import accuracy_metrics
+from replicate.training.mixup import mixup
+from replicate.training.objectives import objective_for, pretraining_model
+from replicate.training.recipes import build_optimizer, build_scheduler, warmup_steps
 from vit import ViTConfig
 from vit.data_config import input_normalisation
 from vit.variants import VARIANTS
@@ -545,8 +546,9 @@ class Trainer:
         )
 
     def save_checkpoint(self) -> None:
-        """The weights and the state of this step as one checkpoint (`replicate.checkpoint`),
-        every rank's RNG included; never weights that hold a NaN or an infinity."""
+        """The weights and the state of this step as one checkpoint
+        (`replicate.training.checkpoint`), every rank's RNG included; never weights that hold a
+        NaN or an infinity."""
         broken = non_finite_weights(self.model)
         if broken:
             raise self.diverged(f"the weights ({broken[0]}, ...) hold a NaN or an infinity")

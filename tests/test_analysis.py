@@ -17,8 +17,8 @@ from replicate import paper_numbers
 from replicate.figures.attention_distance import mean_attention_distance, patch_distances
 from replicate.figures.embeddings import filter_principal_components, position_similarity
 from replicate.figures.rollout import attention_rollout, output_token_maps, upsample_maps
-from replicate.figures.runs import Run, load_runs
 from replicate.figures.tables import NO_PAPER_NUMBER, result_row, results_markdown
+from replicate.runs.read import Run, load_runs
 
 
 def _with_class_token(patch_attention: torch.Tensor, class_weight: float = 0.0) -> torch.Tensor:

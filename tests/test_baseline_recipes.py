@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from replicate import models
 from replicate import train as train_module
-from replicate.mixup import mixup
-from replicate.recipes import RECIPES, bit_hyperrule, lr_factor
-from replicate.train_config import TrainConfig, build_parser, resolve_config
+from replicate.training.config import TrainConfig, build_parser, resolve_config
+from replicate.training.mixup import mixup
+from replicate.training.recipes import RECIPES, bit_hyperrule, lr_factor
 
 
 def resolve(*argv: str) -> TrainConfig:

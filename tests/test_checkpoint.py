@@ -1,5 +1,6 @@
-"""Checkpoints (`replicate.checkpoint`): one consistent step, published whole; resumed wherever
-the run folder is now; never overwritten by a diverged run; unreadable files named in one line."""
+"""Checkpoints (`replicate.training.checkpoint`): one consistent step, published whole; resumed
+wherever the run folder is now; never overwritten by a diverged run; unreadable files named in
+one line."""
 
 from __future__ import annotations
 
@@ -17,13 +18,19 @@ import pytest
 import torch
 from test_train import REPO, TINY_VIT, metrics, one_thread, run  # noqa: F401  (autouse)
 
-from replicate import checkpoint as checkpoint_module
 from replicate import evaluate, predict, train
 from replicate import train as train_module
-from replicate.checkpoint import LATEST, WEIGHTS, latest_checkpoint, read_state, resolve_weights
 from replicate.cli_errors import run_cli
 from replicate.errors import DivergedError
 from replicate.figures.__main__ import main as figures_main
+from replicate.training import checkpoint as checkpoint_module
+from replicate.training.checkpoint import (
+    LATEST,
+    WEIGHTS,
+    latest_checkpoint,
+    read_state,
+    resolve_weights,
+)
 
 
 def interrupt_after_save(monkeypatch: pytest.MonkeyPatch, at_step: int) -> None:
@@ -308,14 +315,14 @@ def test_a_torn_last_line_of_the_metrics_is_dropped_on_resume(
     monkeypatch.undo()
     with open(tmp_path / "metrics.jsonl", "a") as log:
         log.write('{"epoch": 2, "step": 3, "train_lo')
-    with caplog.at_level("WARNING", logger="replicate.run_log"):
+    with caplog.at_level("WARNING", logger="replicate.runs.log"):
         main(["--resume", "--out", str(tmp_path)])
     assert [m["epoch"] for m in metrics(tmp_path)] == [1, 2]
     assert f"{tmp_path / 'metrics.jsonl'}:2: not a JSON object" in caplog.text
 
 
 def test_a_corrupt_study_file_is_named(tmp_path: Path) -> None:
-    from replicate.run_log import read_json
+    from replicate.runs.files import read_json
 
     (tmp_path / "summary.json").write_text('{"study": "data-si')
     with pytest.raises(ValueError, match=r"cannot read .*summary.json: .*delete it"):
@@ -325,14 +332,14 @@ def test_a_corrupt_study_file_is_named(tmp_path: Path) -> None:
 def test_a_run_folder_in_use_refuses_a_second_process(tmp_path: Path, capsys) -> None:
     """Two runs on one --out would interleave their metrics and overwrite each other's weights;
     the second one stops at once, naming the holder. A killed holder frees the folder."""
-    from replicate.checkpoint import run_folder_lock
     from replicate.cli_errors import run_cli
     from replicate.train import main
+    from replicate.training.checkpoint import run_folder_lock
 
     out = tmp_path / "run"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from replicate.checkpoint import run_folder_lock\n"
+         "from replicate.training.checkpoint import run_folder_lock\n"
          "with run_folder_lock(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(60)",
          str(out)],
         cwd=REPO, stdout=subprocess.PIPE, text=True,

@@ -17,10 +17,10 @@ from test_train import REPO, TINY_VIT, one_thread, resolve  # noqa: F401  (autou
 
 from replicate import evaluate, predict, train
 from replicate.bench import __main__ as bench
-from replicate.checkpoint import latest_checkpoint, read_state
 from replicate.cli_errors import run_cli
 from replicate.figures import __main__ as figures
-from replicate.figures.runs import load_runs, portable_name
+from replicate.runs.read import load_runs, portable_name
+from replicate.training.checkpoint import latest_checkpoint, read_state
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
@@ -75,7 +75,7 @@ def test_only_the_projects_own_errors_are_one_line(capsys, monkeypatch) -> None:
     inside a library is a bug to report: its traceback, as is every error with REPLICATE_DEBUG=1."""
     import json
 
-    from replicate.train_config import parse_model_arg
+    from replicate.training.config import parse_model_arg
 
     def rejects(argv) -> None:
         parse_model_arg("depth")  # the project's own check

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from replicate import runtime
-from replicate.train_config import build_parser, resolve_config
+from replicate.training.config import build_parser, resolve_config
 from vit.attention import attend
 from vit.dropout import Dropout
 

@@ -32,10 +32,10 @@ from test_train import (  # noqa: F401  (one_thread: autouse)
 
 from replicate import evaluate as evaluate_module
 from replicate import train as train_module
-from replicate.checkpoint import WEIGHTS, latest_checkpoint, read_state
 from replicate.cli_errors import run_cli
-from replicate.loader import ResidentImages, StreamedImages
+from replicate.data.loader import ResidentImages, StreamedImages
 from replicate.train import main
+from replicate.training.checkpoint import WEIGHTS, latest_checkpoint, read_state
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = pytest.param("cuda", marks=[pytest.mark.cuda, needs_cuda])
@@ -104,7 +104,7 @@ def test_compiled_run_learns_and_saves_plain_weights(tmp_path: Path) -> None:
 @pytest.mark.parametrize("device", CPU_AND_CUDA, indirect=True)
 def test_resident_and_streamed_images_train_alike(device: str, tmp_path: Path, monkeypatch) -> None:
     """Images decoded once into device memory, or streamed by DataLoader workers into pinned
-    memory: the same crop boxes, resampled from different copies (replicate.loader), so runs
+    memory: the same crop boxes, resampled from different copies (replicate.data.loader), so runs
     that differ by little."""
     sources = []
     place = train_module.place

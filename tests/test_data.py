@@ -21,7 +21,7 @@ from PIL.JpegImagePlugin import JpegImageFile
 from torch.utils.data import TensorDataset
 from torchvision.transforms.v2 import functional as TF
 
-from replicate.augment import (
+from replicate.data.augment import (
     Augmentation,
     Crop,
     InceptionCrop,
@@ -29,10 +29,14 @@ from replicate.augment import (
     crop_resize_batch,
     crop_seeds,
 )
-from replicate.data import SquareImages, decode_crop, decode_file, load_image
-from replicate.datasets import digits_splits, get_dataset_spec, image_folder_splits, load_splits
-from replicate.errors import DataError
-from replicate.loader import (
+from replicate.data.datasets import (
+    digits_splits,
+    get_dataset_spec,
+    image_folder_splits,
+    load_splits,
+)
+from replicate.data.images import SquareImages, decode_crop, decode_file, load_image
+from replicate.data.loader import (
     Crops,
     ResidentImages,
     StreamedImages,
@@ -41,6 +45,7 @@ from replicate.loader import (
     remove_orphaned_files,
     stored_side,
 )
+from replicate.errors import DataError
 from replicate.runtime import Runtime
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,8 +17,9 @@ IMAGES = 10  # per split; the id of an image is its flat grey level
 SCRIPT = """
 import json, sys
 from pathlib import Path
-from replicate import data, datasets
-from replicate.loader import epoch_indices, place
+from replicate.data import datasets
+from replicate.data import images as data
+from replicate.data.loader import epoch_indices, place
 from replicate.runtime import Runtime
 
 dataset, out = sys.argv[1], Path(sys.argv[2])

@@ -16,11 +16,11 @@ from test_data import write_image_folder
 from test_train import TINY_VIT, one_thread  # noqa: F401  (autouse)
 
 from replicate import evaluate, predict, train
-from replicate.augment import Augmentation
-from replicate.checkpoint import WEIGHTS, load_model
 from replicate.cli_errors import run_cli
-from replicate.data import SquareImages
-from replicate.datasets import digits_splits
+from replicate.data.augment import Augmentation
+from replicate.data.datasets import digits_splits
+from replicate.data.images import SquareImages
+from replicate.training.checkpoint import WEIGHTS, load_model
 
 
 @pytest.fixture(scope="module")

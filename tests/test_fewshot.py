@@ -14,9 +14,8 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 import vit
-from replicate.checkpoint import CheckpointInfo, save_weights
 from replicate.cli_errors import run_cli
-from replicate.datasets import digits_splits
+from replicate.data.datasets import digits_splits
 from replicate.fewshot import (
     L2_REG,
     fewshot_accuracies,
@@ -28,6 +27,7 @@ from replicate.fewshot import (
     shot_indices,
 )
 from replicate.figures.__main__ import main as figures_main
+from replicate.training.checkpoint import CheckpointInfo, save_weights
 
 
 class Pixels(nn.Module):

@@ -11,18 +11,18 @@ import pytest
 from PIL import Image
 
 import vit
-from replicate.checkpoint import CheckpointInfo, save_weights
 from replicate.cli_errors import run_cli
 from replicate.figures import make
 from replicate.figures.__main__ import main
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
-from replicate.figures.runs import Run
 from replicate.figures.sources import (
     Subject,
     from_checkpoint,
     from_pretrained,
 )
 from replicate.figures.tables import measure_variant, table1_markdown
+from replicate.runs.read import Run
+from replicate.training.checkpoint import CheckpointInfo, save_weights
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

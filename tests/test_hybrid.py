@@ -16,11 +16,11 @@ from timm.layers import HybridEmbed, StdConv2dSame
 from timm.models.resnetv2 import ResNetV2
 
 import vit
-from replicate.checkpoint import CheckpointInfo, save_weights
 from replicate.figures import make
 from replicate.figures.__main__ import main as figures_main
 from replicate.figures.images import digit_images
 from replicate.figures.sources import Subject
+from replicate.training.checkpoint import CheckpointInfo, save_weights
 from vit.layouts import from_ours, npz_layout
 
 # A small hybrid both sides can build: 2 ResNet stages of width 32 (stride 8), D = 32, 2 layers.

@@ -14,10 +14,10 @@ from safetensors import safe_open
 
 import vit
 from replicate import train as train_module
-from replicate.figures.runs import load_runs
 from replicate.figures.tables import result_row
+from replicate.runs.read import load_runs
 from replicate.train import main
-from replicate.train_config import build_parser, resolve_config
+from replicate.training.config import build_parser, resolve_config
 from vit.masked_patch import (
     KEEP,
     MASK,

@@ -26,14 +26,14 @@ from test_train import (
 )
 
 from replicate import train as train_module
-from replicate.accumulation import accumulate_gradients, split_batch
-from replicate.checkpoint import WEIGHTS
-from replicate.ema import EMA_WEIGHTS, averaged_model
-from replicate.recipes import RECIPES, SCRATCH, build_scheduler
-from replicate.resolution import nearest_multiple
+from replicate.data.subsets import stratified_subsets
 from replicate.runtime import seed_everything
-from replicate.subsets import stratified_subsets
 from replicate.train import main
+from replicate.training.accumulation import accumulate_gradients, split_batch
+from replicate.training.checkpoint import WEIGHTS
+from replicate.training.ema import EMA_WEIGHTS, averaged_model
+from replicate.training.recipes import RECIPES, SCRATCH, build_scheduler
+from replicate.training.resolution import nearest_multiple
 
 # Two steps: after the first, the zero-initialised head passes gradients back to the body.
 SGD = [
@@ -162,7 +162,7 @@ def test_val_fraction_evaluates_on_the_dev_split_and_labels_it(tmp_path: Path) -
 
 
 def _digits_train_indices() -> np.ndarray:
-    """The training indices of replicate.data's fixed 80/20 split of the digits."""
+    """The training indices of replicate.data.images's fixed 80/20 split of the digits."""
     from sklearn.model_selection import train_test_split
 
     labels = load_digits().target
@@ -265,8 +265,8 @@ def test_an_impossible_resolution_fails_before_any_data_is_loaded(capsys) -> Non
 
 def test_figures_name_the_evaluation_split(tmp_path: Path, monkeypatch) -> None:
     from replicate.figures import plots
-    from replicate.figures.runs import Run
     from replicate.figures.tables import results_markdown
+    from replicate.runs.read import Run
 
     test_run = Run("a", {"variant": "vit_b16"}, ({"epoch": 1, "test_acc": 0.5},))  # older run
     dev_run = Run("b", {}, ({"epoch": 1, "eval_split": "dev", "dev_acc": 0.7, "dev_loss": 1.0},))

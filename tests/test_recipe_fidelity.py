@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from replicate import recipes as recipes_module
 from replicate import train as train_module
-from replicate.accumulation import accumulate_gradients
-from replicate.recipes import DESCRIPTIONS, RECIPES, build_optimizer, warmup_steps
-from replicate.train_config import TrainConfig, build_parser, resolve_config
+from replicate.training import recipes as recipes_module
+from replicate.training.accumulation import accumulate_gradients
+from replicate.training.config import TrainConfig, build_parser, resolve_config
+from replicate.training.recipes import DESCRIPTIONS, RECIPES, build_optimizer, warmup_steps
 from vit.masked_patch import MaskedPatchPredictor
 from vit.registry import create_model
 
@@ -119,7 +119,7 @@ TRAINING_DOCS = Path(__file__).resolve().parents[1] / "docs" / "training.md"
 
 def test_every_recipe_is_described_once_and_the_docs_hold_the_generated_table() -> None:
     """`DESCRIPTIONS` is the one description of each preset; docs/training.md's table is
-    `python -m replicate.recipes`'s output, so the two cannot drift apart."""
+    `python -m replicate.training.recipes`'s output, so the two cannot drift apart."""
     assert set(DESCRIPTIONS) == set(RECIPES)
     assert recipes_module.markdown() in TRAINING_DOCS.read_text()
 

@@ -61,7 +61,7 @@ def test_a_run_prints_its_settings_and_keeps_them_in_config_json(tmp_path: Path,
 
 def test_every_option_of_train_is_in_a_group_of_help() -> None:
     """`--help` reads as timm's train.py does: options grouped by what they decide."""
-    from replicate.train_config import build_parser
+    from replicate.training.config import build_parser
 
     groups = {
         group.title: [a.option_strings[0] for a in group._group_actions]
@@ -78,7 +78,7 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_experiment_file_resolves_and_says_what_it_should_reach(path: Path) -> None:
-    from replicate.train_config import build_parser, resolve_config
+    from replicate.training.config import build_parser, resolve_config
 
     config = resolve_config(build_parser().parse_args(["--config", str(path)]))
     assert config.sources["variant"] == f"--config {path.name}"
@@ -88,7 +88,7 @@ def test_every_experiment_file_resolves_and_says_what_it_should_reach(path: Path
 def test_options_given_override_the_experiment_file(tmp_path: Path, capsys) -> None:
     """The main job as a file: the same run as `--variant vit_b16`; --epochs given wins, and
     the settings table names the file as the source of what it set."""
-    from replicate.train_config import build_parser, resolve_config, settings_table
+    from replicate.training.config import build_parser, resolve_config, settings_table
 
     digits = next(p for p in CONFIGS if p.name == "digits_vit_b16.py")
     parse = build_parser().parse_args

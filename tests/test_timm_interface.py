@@ -15,8 +15,8 @@ from PIL import Image
 import replicate.timm_models  # noqa: F401  (registers the models with timm)
 import vit
 from replicate import models
-from replicate.augment import Augmentation
-from replicate.data import SquareImages, load_image
+from replicate.data.augment import Augmentation
+from replicate.data.images import SquareImages, load_image
 from vit.data_config import IMAGENET_MEAN, INCEPTION_MEAN
 
 REPO = Path(__file__).resolve().parents[1]

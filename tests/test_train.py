@@ -20,13 +20,19 @@ from test_official_layouts import official_params
 
 import vit
 from replicate import train as train_module
-from replicate.checkpoint import WEIGHTS, latest_checkpoint, load_model, read_state
 from replicate.cli_errors import run_cli
 from replicate.errors import DivergedError
-from replicate.recipes import FEATURE_EXTRACT, FINETUNE, SCRATCH, build_optimizer, lr_factor
 from replicate.runtime import default_precision
 from replicate.train import main
-from replicate.train_config import build_parser, resolve_config
+from replicate.training.checkpoint import WEIGHTS, latest_checkpoint, load_model, read_state
+from replicate.training.config import build_parser, resolve_config
+from replicate.training.recipes import (
+    FEATURE_EXTRACT,
+    FINETUNE,
+    SCRATCH,
+    build_optimizer,
+    lr_factor,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 # ViT-Ti/16 shrunk to one layer of width 32 on 16x16 digits with 8x8 patches: a 2x2 grid.

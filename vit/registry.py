@@ -18,7 +18,7 @@ from torch import nn
 @dataclass(frozen=True)
 class DefaultRecipes:
     """The training recipes a model gets when none is named: names in the application's recipe
-    table (`replicate.recipes`). The ViTs take the paper's, Appendix B.1 and B.1.1."""
+    table (`replicate.training.recipes`). The ViTs take the paper's, Appendix B.1 and B.1.1."""
 
     scratch: str = "scratch"
     pretrained: str = "finetune"

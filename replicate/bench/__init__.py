@@ -1,6 +1,7 @@
 """replicate.bench: throughput, MFU and peak memory of this project's ViT beside timm's,
 torchvision's and the official Flax model. `python -m replicate.bench --help` runs it;
-`python -m replicate.bench.startup` times every command's start-up.
+`python -m replicate.bench --loader` times the data loader (`loader.py`) and
+`python -m replicate.bench.startup` every command's start-up.
 
     replicate/bench/__main__.py     the command line
     replicate/bench/contenders.py   ours, timm, torchvision, official: what each step runs

@@ -26,14 +26,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from replicate import loader_bench
+from replicate.bench import loader as loader_bench
 from replicate.bench.contenders import CONTENDERS
 from replicate.bench.measure import BenchConfig, run_bench
 from replicate.bench.report import BenchReport, to_markdown, train_loop, write_report
 from replicate.bench.suites import SUITES, run_suite
 from replicate.cli_errors import ArgumentParser, positive_int, run_cli
-from replicate.run_log import CONFIG
-from replicate.train_config import TrainConfig, parse_model_arg
+from replicate.runs.log import CONFIG
+from replicate.training.config import TrainConfig, parse_model_arg
 from vit.registry import list_models
 
 
@@ -176,7 +176,7 @@ def _contenders(value: str) -> tuple[str, ...]:
 
 def main(argv: Sequence[str] | None = None) -> BenchReport | dict:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if "--loader" in argv:  # replicate.loader_bench, with its own options
+    if "--loader" in argv:  # replicate.bench.loader, with its own options
         return loader_bench.main([a for a in argv if a != "--loader"])
     config, args = parse_args(argv)
     if args.suite:

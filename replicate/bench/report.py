@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from replicate.flops import TRAIN_FLOPS_PER_FORWARD
-from replicate.run_log import METRICS, last_epoch, read_metrics
+from replicate.runs.log import METRICS, last_epoch, read_metrics
 
 if TYPE_CHECKING:
     from replicate.bench.measure import BenchConfig, ModelResult, Phase

@@ -12,8 +12,8 @@ from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.fewshot import read_results as read_fewshot_results
 from replicate.fewshot import results_markdown as fewshot_markdown
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
-from replicate.figures.runs import load_runs
 from replicate.figures.sources import Subject, from_checkpoint, from_pretrained, untrained
+from replicate.runs.read import load_runs
 from vit.variants import VARIANTS
 
 log = logging.getLogger("replicate.figures")

@@ -3,7 +3,7 @@
 From a folder of images (`--images DIR`, e.g. an ImageFolder split; by default the test split of
 a run's `imagefolder:PATH` dataset), or else scikit-learn's bundled handwritten digits, which
 every install has: 8x8 grey digits scaled up to the model's resolution, not photographs, so the
-titles say so. Images are resized to S x S as `replicate.data` shows them to the model.
+titles say so. Images are resized to S x S as `replicate.data.images` shows them to the model.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from replicate.data import SquareImages, load_image
-from replicate.datasets import digits_splits
+from replicate.data.datasets import digits_splits
+from replicate.data.images import SquareImages, load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -76,6 +76,6 @@ def digit_images(num: int, image_size: int) -> ImageSet:
 
 
 def as_shown_to_the_model(images: Dataset, image_size: int) -> torch.Tensor:
-    """(image, label) pairs -> (n, 3, S, S) in [0, 1], resized as `replicate.data` does it."""
+    """(image, label) pairs -> (n, 3, S, S) in [0, 1], resized as `SquareImages` does it."""
     square = SquareImages(images, image_size)
     return torch.stack([square[i][0] for i in range(len(square))]).float() / 255

@@ -13,8 +13,8 @@ from replicate.figures.attention_distance import attention_distance_by_layer, pa
 from replicate.figures.embeddings import filter_principal_components, position_similarity
 from replicate.figures.images import ImageSet
 from replicate.figures.rollout import attention_rollout, output_token_maps, upsample_maps
-from replicate.figures.runs import Run
 from replicate.figures.sources import Subject
+from replicate.runs.read import Run
 
 FIGURE_1 = "fig1_patch_embedding.png"
 FIGURE_7_LEFT = "fig7_left_embedding_filters.png"

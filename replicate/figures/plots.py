@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.ticker import MaxNLocator
 
-from replicate.figures.runs import Run
+from replicate.runs.read import Run
 
 DPI = 150
 PATCH_GAP = 0.5  # mid-grey between patches: visible on white and on black backgrounds

@@ -7,9 +7,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from replicate.checkpoint import load_model, resolve_weights
-from replicate.figures.runs import portable_name
+from replicate.runs.read import portable_name
 from replicate.sources import from_weights
+from replicate.training.checkpoint import load_model, resolve_weights
 from vit import VisionTransformer, create_model
 from vit.pretrained import INCEPTION_MEAN, INCEPTION_STD
 from vit.variants import VARIANTS
@@ -45,7 +45,8 @@ def _paper_name(variant: str, model: VisionTransformer | None = None) -> str:
 
 def from_checkpoint(path: str | Path) -> Subject:
     """A checkpoint of `replicate.train`, rebuilt from its metadata
-    (`replicate.checkpoint.CheckpointInfo`: variant, overrides, classes, resolution, dataset);
+    (`replicate.training.checkpoint.CheckpointInfo`: variant, overrides, classes, resolution,
+    dataset);
     `path` is a weights file or a run folder (its latest weights)."""
     given = Path(path)
     if not given.exists():

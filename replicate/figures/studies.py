@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from replicate.figures.plots import save
-from replicate.run_log import PUBLISHED_WEIGHTS, STUDY_SUMMARY, read_json
+from replicate.runs.files import read_json
+from replicate.runs.log import PUBLISHED_WEIGHTS, STUDY_SUMMARY
 
 Summary = dict[str, Any]
 STUDIES_DIR = Path("results/studies")  # what `python -m replicate.study` commits
@@ -160,9 +161,9 @@ def data_size_table(summary: Summary, folder: Path | None = None) -> Table:
 def model_costs(summary: Summary, folder: Path) -> str:
     """Each model's parameters and forward GFLOPs per image, from a run's config.json: Section
     4.3 compares models "with comparable computational cost"."""
-    from replicate.checkpoint import read_weights
     from replicate.flops import forward_flops
     from replicate.models import create_model
+    from replicate.training.checkpoint import read_weights
 
     lines = []
     for model in MODEL_NAMES:

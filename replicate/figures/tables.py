@@ -6,16 +6,16 @@ from dataclasses import dataclass
 
 import torch
 
-from replicate.figures.runs import Run
-from replicate.flops import forward_flops
-from replicate.paper_numbers import (
+from replicate.figures.paper_numbers import (
     PaperAccuracy,
     paper_accuracy,
     paper_dataset,
     paper_variant,
     pretraining_dataset,
 )
-from replicate.resolution import nearest_multiple
+from replicate.flops import forward_flops
+from replicate.runs.read import Run
+from replicate.training.resolution import nearest_multiple
 from vit import create_model, list_models
 from vit.variants import VARIANTS
 
@@ -34,7 +34,7 @@ class VariantRow:
     heads: int
     params: int  # with a 1000-class head, at 224 (E_pos grows with the resolution)
     gflops_224: float
-    fine_tune_size: int  # 384 rounded to the patch size (/14: 378), replicate.resolution
+    fine_tune_size: int  # 384 rounded to the patch size (/14: 378), replicate.training.resolution
     gflops_fine_tune: float
 
 

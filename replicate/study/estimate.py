@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from replicate.flops import forward_flops
-from replicate.run_log import CONFIG, METRICS, last_epoch
+from replicate.runs.log import CONFIG, METRICS, last_epoch
 from replicate.study.spec import RunSpec
 from replicate.sweep import LEARNING_RATES
-from replicate.train_config import parse_model_arg
+from replicate.training.config import parse_model_arg
 
 TRAIN_PASSES = 3  # forward + backward (about twice the forward's FLOPs)
 CLASSES = 10  # the studies' heads: CIFAR-10 (and the photos' two, a rounding error)

@@ -27,11 +27,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from replicate.cli_errors import ArgumentParser, positive_int, run_cli
-from replicate.datasets import image_folder_splits
-from replicate.run_log import read_metrics
+from replicate.data.datasets import image_folder_splits
+from replicate.runs.log import read_metrics
 from replicate.runtime import autocast, default_precision
 from replicate.study.scales import CPU
-from replicate.train_config import parse_model_arg
+from replicate.training.config import parse_model_arg
 from vit import create_model
 
 BATCH = CPU.batch_size

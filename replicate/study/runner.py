@@ -27,25 +27,13 @@ import torch
 from safetensors.torch import save_file
 
 from replicate.bench.report import describe_device, library_versions
-from replicate.checkpoint import (
-    atomic_path,
-    latest_checkpoint,
-    read_weights,
-    resolve_weights,
-    write_json,
-)
-from replicate.run_log import (
-    CONFIG,
-    PUBLISHED_WEIGHTS,
-    STUDY_SUMMARY,
-    SUMMARY,
-    last_epoch,
-    read_json,
-)
+from replicate.runs.files import atomic_path, read_json, write_json
+from replicate.runs.log import CONFIG, PUBLISHED_WEIGHTS, STUDY_SUMMARY, SUMMARY, last_epoch
 from replicate.study.estimate import estimate_seconds, measured_rates
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
 from replicate.study.spec import RunSpec, Scale, Study
 from replicate.train import BEST_WEIGHTS, TEST_RESULT
+from replicate.training.checkpoint import latest_checkpoint, read_weights, resolve_weights
 
 log = logging.getLogger("replicate.study")
 
@@ -381,8 +369,8 @@ def summarise_sweep(folder: Path) -> dict[str, Any]:
 
 def summarise_figures(checkpoint: Path) -> dict[str, Any]:
     """How much 2-D structure the model's position embeddings learned (Figure 7 centre)."""
-    from replicate.checkpoint import load_model
     from replicate.figures.embeddings import position_similarity, position_structure
+    from replicate.training.checkpoint import load_model
 
     model, info = load_model(checkpoint)
     similarity = position_similarity(

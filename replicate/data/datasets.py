@@ -9,7 +9,7 @@ train and a test split of (image, label) pairs.
 
 Downloads go to `--data-dir`, show progress and, where the source publishes checksums
 (torchvision's datasets), verify them; `load_splits(verify=True)` (`--verify-images`) checks
-every image file up front. The images themselves, their files and decoding: `replicate.data`.
+every image file up front. The images themselves, their files and decoding: `replicate.data.images`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import ConcatDataset, TensorDataset
 
-from replicate.data import ImageFiles, Splits, matching_splits, test_folder, verify_files
+from replicate.data.images import ImageFiles, Splits, matching_splits, test_folder, verify_files
+from replicate.data.shards import wds_splits
 from replicate.errors import DataError
-from replicate.shards import wds_splits
 
 PIZZA_STEAK_SUSHI_URL = (
     "https://github.com/mrdbourke/pytorch-deep-learning/raw/main/data/pizza_steak_sushi.zip"

@@ -2,7 +2,7 @@
 
     StreamedImages   DataLoader workers (persistent, for training) decode every image when it
                      is needed and cut the training crop from the decoded original
-                     (`replicate.augment`), into pinned memory, copied as uint8 with
+                     (`replicate.data.augment`), into pinned memory, copied as uint8 with
                      non_blocking=True (any dataset size)
     ResidentImages   the split decoded once per node into a shared memory-mapped file, then kept
                      on the device; a batch is an index lookup and the crops are cut there in one
@@ -39,12 +39,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
-from replicate.augment import InceptionCrop, crop_resize, crop_resize_batch
-from replicate.data import as_rgb_tensor, decode_crop, encoded, image_size, square
+from replicate.data.augment import InceptionCrop, crop_resize, crop_resize_batch
+from replicate.data.images import as_rgb_tensor, decode_crop, encoded, image_size, square
 from replicate.errors import DataError
 from replicate.runtime import Runtime
 
-log = logging.getLogger("replicate.loader")
+log = logging.getLogger("replicate.data.loader")
 
 Placement = Literal["auto", "device", "stream"]
 MEMORY_FRACTION = 0.25  # of the device's free memory that resident images may take

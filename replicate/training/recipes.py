@@ -1,9 +1,9 @@
 """Training recipes as named presets, one table (`RECIPES`); command-line options override fields.
 
 The paper's (Appendix B) for the ViTs, and each baseline's own, so that a CNN is trained as its
-authors train it; `DESCRIPTIONS` says what each is, and `python -m replicate.recipes` prints them
-as docs/training.md's table. A registry entry's `default_recipes` names the ones a model gets when
-`--recipe` is not given.
+authors train it; `DESCRIPTIONS` says what each is, and `python -m replicate.training.recipes`
+prints them as docs/training.md's table. A registry entry's `default_recipes` names the ones a
+model gets when `--recipe` is not given.
 
 Learning rates are given at a reference batch (Table 3's 4096, Table 4's 512) and scaled to the
 run's global batch: by its square root for Adam (Malladi et al. 2022, "On the SDEs and scaling
@@ -52,7 +52,7 @@ class Recipe:
     freeze_backbone: bool = False  # train `model.head` only
     batch_size: int | None = None  # global batch; None: the dataset's default
     warmup_capped: bool = True  # False when --warmup-steps was given: it is taken as it is
-    objective: Literal["classification", "masked-patch"] = "classification"  # replicate.objectives
+    objective: Literal["classification", "masked-patch"] = "classification"  # see objectives.py
     paper_finetune_steps: bool = False  # with --pretrained, run Table 4's steps for the dataset
     decay_at: tuple[float, ...] = ()  # "step": fractions of the run where the rate drops 10x
     max_warmup_fraction: float | None = 0.1  # warm-up cap as a share of the run; None: no cap
@@ -124,7 +124,7 @@ FINETUNE = Recipe(
     image_size=384,  # Appendix B.1.1: "all fine-tuning experiments run at 384 resolution"
     new_head=True,  # Appendix B.1.1: "replace it by a single, zero-initialized linear layer"
     paper_finetune_steps=True,  # Table 4
-    batch_size=512,  # Table 4 caption, reached by gradient accumulation (replicate.accumulation)
+    batch_size=512,  # Table 4 caption, reached by gradient accumulation (training.accumulation)
 )
 FEATURE_EXTRACT = replace(FINETUNE, name="feature-extract", freeze_backbone=True)
 MASKED_PATCH = replace(
@@ -375,4 +375,4 @@ def markdown() -> str:
 
 
 if __name__ == "__main__":
-    print(markdown())  # python -m replicate.recipes: the table docs/training.md holds
+    print(markdown())  # python -m replicate.training.recipes: the table docs/training.md holds

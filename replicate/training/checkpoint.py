@@ -47,6 +47,7 @@ from torch import nn
 
 from replicate import models
 from replicate.errors import NoSpaceError
+from replicate.runs.files import atomic_path, fsync, fsync_folder
 from vit.layouts import OURS
 from vit.pretrained import WeightsInfo, read_safetensors, read_torch_file
 
@@ -218,12 +219,12 @@ def _save_checkpoint(
     try:
         save_weights(tmp / WEIGHTS, model, info)
         torch.save(state, tmp / STATE)
-        _fsync(tmp / STATE)
+        fsync(tmp / STATE)
         shutil.rmtree(folder, ignore_errors=True)  # an unpublished folder of an earlier try
         os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _fsync_folder(folder.parent)
+    fsync_folder(folder.parent)
     with atomic_path(run / LATEST) as manifest:
         relative = folder.relative_to(run).as_posix()
         manifest.write_text(json.dumps({"step": info.step, "folder": relative}) + "\n")
@@ -241,41 +242,6 @@ def _link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)  # no second copy on disk
     except OSError:  # a file system without hard links
         shutil.copyfile(source, target)
-
-
-def write_json(path: Path, value: Any) -> None:
-    """Atomically: a process killed while writing leaves the previous file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2) + "\n")
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path to write; on success it replaces `path` in one step."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_folder(path.parent)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in `folder` durable (POSIX)."""
-    if hasattr(os, "O_DIRECTORY"):
-        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 def save_weights(path: Path, model: nn.Module, info: CheckpointInfo) -> None:

@@ -6,8 +6,8 @@
 The contenders read the same images of the training split in the same order, epoch after
 epoch, with the same number of workers, and give uint8 (B, 3, S, S) training crops:
 
-    ours          `replicate.loader.StreamedImages`: file list, persistent workers decoding with
-                  torchvision.io, the reference's inception crop cut from the original
+    ours          `replicate.data.loader.StreamedImages`: file list, persistent workers
+                  decoding, the reference's inception crop cut from the original
     torchvision   `ImageFolder` + `RandomResizedCrop` + `RandomHorizontalFlip` + `PILToTensor`
                   in a plain `DataLoader` iterated once per epoch, as its tutorials write it
 
@@ -35,11 +35,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from replicate.augment import InceptionCrop, crop_seeds
 from replicate.cli_errors import ArgumentParser, non_negative_int, positive_int
-from replicate.data import ImageFiles, test_folder
-from replicate.figures.runs import portable_name
-from replicate.loader import Crops, StreamedImages, default_workers
+from replicate.data.augment import InceptionCrop, crop_seeds
+from replicate.data.images import ImageFiles, test_folder
+from replicate.data.loader import Crops, StreamedImages, default_workers
+from replicate.runs.read import portable_name
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 

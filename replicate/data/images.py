@@ -1,8 +1,8 @@
 """Images and splits: the (image, label) pairs a dataset yields, the image as it was stored (a PIL
 image, or a uint8 tensor that `decode_file` decoded); `as_rgb_tensor` makes any of them uint8 RGB
 (3, H, W). Image files are listed, not opened, before training (`ImageFiles`): a file that cannot
-be decoded is skipped by `replicate.loader` when it is met, and reported with its path. The named
-datasets and how each is built: `replicate.datasets`.
+be decoded is skipped by `replicate.data.loader` when it is met, and reported with its path.
+The named datasets and how each is built: `replicate.data.datasets`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
-from replicate.augment import Crop, InceptionCrop, crop_resize, resize
+from replicate.data.augment import Crop, InceptionCrop, crop_resize, resize
 from replicate.errors import DataError
 
 DRAFT_BITS_PER_PIXEL = 0.5  # below it, a file is too small to be worth a reduced decode

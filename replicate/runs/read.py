@@ -17,8 +17,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from replicate.datasets import IMAGEFOLDER
-from replicate.run_log import read_metrics
+from replicate.data.datasets import IMAGEFOLDER
+from replicate.runs.log import read_metrics
 
 log = logging.getLogger(__name__)
 PROJECT = Path(__file__).resolve().parents[2]

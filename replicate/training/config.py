@@ -10,10 +10,11 @@
     python -m replicate.train ... --val-fraction 0.02     # Appendix B.1.1: evaluate on a dev split
 
 Every setting resolves in `resolve_config`, the first given of: the option; the recipe
-(`replicate.recipes`, Appendix B); the dataset (`replicate.data`); the model's default. The run
-prints each setting with its source, and writes both to `--out/config.json`, which `--resume`
-reads back. The recipe is --recipe, else the model family's (`vit.registry.DefaultRecipes`: a ViT's
-scratch / finetune, a ResNet's bit-scratch / finetune). The image size is --image-size, else
+(`replicate.training.recipes`, Appendix B); the dataset (`replicate.data.datasets`); the model's
+default. The run prints each setting with its source, and writes both to `--out/config.json`,
+which `--resume` reads back. The recipe is --recipe, else the model family's
+(`vit.registry.DefaultRecipes`: a ViT's scratch / finetune, a BiT ResNet's scratch-resnet /
+finetune). The image size is --image-size, else
 BiT-HyperRule's crop, else 384 for a pretrained ViT (the finetune recipe, Table 4), else the
 dataset's (32 for digits), else the model's (224 for a ViT).
 """
@@ -31,7 +32,6 @@ from typing import Any
 import torch
 
 from replicate import models
-from replicate.accumulation import FINETUNE_MICRO_BATCH
 from replicate.cli_errors import (
     ArgumentParser,
     finite_non_negative_float,
@@ -41,7 +41,7 @@ from replicate.cli_errors import (
     positive_int,
     probability,
 )
-from replicate.datasets import (
+from replicate.data.datasets import (
     DATASETS,
     DEFAULT_DATA_DIR,
     IMAGEFOLDER,
@@ -49,12 +49,13 @@ from replicate.datasets import (
     get_dataset_spec,
     load_splits,
 )
-from replicate.ema import check_decay
-from replicate.loader import Placement, default_workers
-from replicate.recipes import RECIPES, HyperRule, Recipe, bit_hyperrule
-from replicate.resolution import check_resolution, nearest_multiple, patch_size
-from replicate.run_log import CONFIG
+from replicate.data.loader import Placement, default_workers
+from replicate.runs.log import CONFIG
 from replicate.runtime import Precision, default_precision
+from replicate.training.accumulation import FINETUNE_MICRO_BATCH
+from replicate.training.ema import check_decay
+from replicate.training.recipes import RECIPES, HyperRule, Recipe, bit_hyperrule
+from replicate.training.resolution import check_resolution, nearest_multiple, patch_size
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,8 @@ class TrainConfig:
     data_placement: Placement
     workers: int  # DataLoader processes that decode images
     log_every: int  # steps between progress updates (each costs a device sync)
-    # Appendix B.1.1's protocol (replicate.subsets, replicate.accumulation, replicate.ema); the
-    # defaults keep the config.json of older runs readable.
+    # Appendix B.1.1's protocol (replicate.data.subsets, replicate.training.accumulation,
+    # replicate.training.ema); the defaults keep the config.json of older runs readable.
     micro_batch: int | None = None  # images per forward/backward pass; None: the whole batch
     val_fraction: float = 0.0  # held out of the training split as the dev split
     train_fraction: float = 1.0  # class-balanced share of the (remaining) training split
@@ -208,8 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--recipe",
         choices=list(RECIPES),
-        help="a training preset; `python -m replicate.recipes` describes each (the paper's "
-        "Appendix B and each baseline's own). Default: the model's own, " + default_recipes_help(),
+        help="a training preset; `python -m replicate.training.recipes` describes each (the "
+        "paper's Appendix B and each baseline's own). Default: the model's own, "
+        + default_recipes_help(),
     )
     add(
         "--batch-size",
@@ -534,8 +536,8 @@ def resolve_image_size(
 ) -> tuple[int, str]:
     """The training resolution, the first of its five sources: --image-size; BiT-HyperRule's
     crop for the training images (128 or 384); the recipe's for a pretrained ViT (finetune: 384,
-    Appendix B.1.1, rounded to a multiple of the patch size by `replicate.resolution`: 378 for
-    /14); the dataset's (e.g. 32 for digits); the model's default (224 for a ViT, 64 for
+    Appendix B.1.1, rounded to a multiple of the patch size by `replicate.training.resolution`:
+    378 for /14); the dataset's (e.g. 32 for digits); the model's default (224 for a ViT, 64 for
     TinyVGG)."""
     pretrained_vit = args.pretrained and entry.family == "vit" and recipe.image_size
     finetune_size = None

@@ -12,8 +12,9 @@ file name, WebDataset's convention) form one sample: the image (`.jpg`, `.jpeg`,
 Read with Python's `tarfile` rather than the `webdataset` package: the index of every shard (where
 each image's bytes start, and its label) is built once from the tar headers, then any sample is
 one seek and one read. So shards go through the same index-based path as image folders: the
-sharding over ranks, the shuffle by (seed, epoch) and the exact resume of `replicate.loader`, with
-no new dependency (timm's `wds` reader needs `webdataset` and streams, without random access).
+sharding over ranks, the shuffle by (seed, epoch) and the exact resume of
+`replicate.data.loader`, with no new dependency (timm's `wds` reader needs `webdataset` and
+streams, without random access).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import NamedTuple
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from replicate.data import Splits, decode_bytes, matching_splits, test_folder
+from replicate.data.images import Splits, decode_bytes, matching_splits, test_folder
 from replicate.errors import DataError
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset, TensorDataset
 
-from replicate.data import Splits
+from replicate.data.images import Splits
 
 SPLIT_SEED = 0
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from torch import Tensor
 
-from replicate.checkpoint import atomic_path, write_json
+from replicate.runs.files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -191,11 +191,3 @@ class RunLog:
     def close(self) -> None:
         if self.writer:
             self.writer.close()
-
-
-def read_json(path: Path) -> Any:
-    """A JSON file a run or a study wrote; a one-line error naming it when it is not JSON."""
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"cannot read {path}: {error}; delete it to redo what wrote it") from error
