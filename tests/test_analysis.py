@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from replicate import paper_numbers
+from replicate.figures import paper_numbers
 from replicate.figures.attention_distance import mean_attention_distance, patch_distances
 from replicate.figures.embeddings import filter_principal_components, position_similarity
 from replicate.figures.rollout import attention_rollout, output_token_maps, upsample_maps

@@ -383,7 +383,7 @@ SLOW_DECODE = """
 import sys, time
 from pathlib import Path
 from torch.utils.data import Dataset
-from replicate import loader
+from replicate.data import loader
 
 class Slow(Dataset):
     def __len__(self):
@@ -427,7 +427,7 @@ def test_both_decoders_read_the_same_images(
 ) -> None:
     """TorchCodec's decoder where installed, torchvision's otherwise: the same pixels for a
     JPEG and a grey PNG; a BMP (neither reads it) through PIL; a corrupt file named."""
-    from replicate import data
+    from replicate.data import images as data
 
     if decoder == "torchcodec":
         decodes = pytest.importorskip("torchcodec.decoders", reason="torchcodec is not installed")

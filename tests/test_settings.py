@@ -69,7 +69,7 @@ def test_every_option_of_train_is_in_a_group_of_help() -> None:
     }
     assert list(groups) == ["positional arguments", "options", "model", "data", "optimisation",
                             "schedule", "evaluation", "checkpoints", "hardware"]  # fmt: skip
-    assert groups["positional arguments"] == [] and groups["options"] == ["-h"]
+    assert groups["positional arguments"] == [] and groups["options"] == ["-h", "--config"]
     assert "--epochs" in groups["schedule"] and "--precision" in groups["hardware"]
 
 
