@@ -199,3 +199,30 @@ def test_the_gpu_scale_fits_8_minutes_of_an_h100_on_paper(capsys) -> None:
     assert 60 < seconds <= 8 * 60
     study_main(["all", "--scale", "gpu", "--plan"])
     assert f"gpu scale: {seconds / 60:.1f} min on paper in all" in capsys.readouterr().out
+
+
+def test_the_definitions_give_the_committed_runs_their_command_lines() -> None:
+    """Each committed cpu-scale run ran the command line its study's settings give today: the
+    results in results/studies are what the definitions describe."""
+    from replicate.study.scales import CPU
+
+    committed = sorted(
+        (Path(__file__).resolve().parents[1] / "results/studies").glob("*/study.json")
+    )
+    assert committed
+    for path in committed:
+        summary = json.loads(path.read_text())
+        specs = {spec.name: spec for spec in STUDIES[summary["study"]].runs(CPU)}
+        for run in summary["runs"]:
+            assert list(specs[run["run"]].args) == run["args"], (summary["study"], run["run"])
+
+
+def test_settings_become_the_tools_command_line() -> None:
+    from replicate.study.spec import command_line
+
+    settings = {"image_size": 32, "early_stopping": True, "model_arg": ["depth=1", "stem=small"],
+                "only": ("fig1", "fig7"), "lrs": [0.01, 0.03]}  # fmt: skip
+    assert command_line(settings) == (
+        "--image-size", "32", "--early-stopping", "--model-arg", "depth=1",
+        "--model-arg", "stem=small", "--only", "fig1", "fig7", "--lrs", "0.01", "0.03",
+    )  # fmt: skip

@@ -31,6 +31,7 @@ from replicate.data.datasets import image_folder_splits
 from replicate.runs.log import read_metrics
 from replicate.runtime import autocast, default_precision
 from replicate.study.scales import CPU
+from replicate.study.spec import command_line
 from replicate.training.config import parse_model_arg
 from vit import create_model
 
@@ -66,7 +67,7 @@ def plain_loop(data: Path, steps: int, seed: int = 0) -> float:
     splits = image_folder_splits(data)
     train_images, train_labels = images_in_memory(splits.train)
     test_images, test_labels = images_in_memory(splits.test)
-    overrides = dict(parse_model_arg(a) for a in CPU.vit[3::2])  # patch_size=4, depth=5
+    overrides = dict(parse_model_arg(a) for a in CPU.vit["model_arg"])  # patch_size=4, depth=5
     model = create_model("vit_ti16", num_classes=10, image_size=32, dropout=0.1, **overrides)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -107,9 +108,9 @@ def plain_loop(data: Path, steps: int, seed: int = 0) -> float:
 
 def trainer_run(data: Path, steps: int, out: Path) -> float:
     """`replicate.train` on the same model, data, batch and steps; its final test top-1."""
-    argv = [*CPU.vit, "--dataset", f"imagefolder:{data}", "--image-size", "32",
-            "--batch-size", str(BATCH), "--workers", "0", "--steps", str(steps),
-            "--crop-scale", str(CPU.crop_scale), "--out", str(out)]  # fmt: skip
+    settings = {**CPU.vit, "dataset": f"imagefolder:{data}", "image_size": 32, "batch_size": BATCH,
+                "workers": 0, "steps": steps, "crop_scale": CPU.crop_scale, "out": out}  # fmt: skip
+    argv = command_line(settings)
     subprocess.run([sys.executable, "-m", "replicate.train", *argv], check=True)
     return read_metrics(out / "metrics.jsonl")[-1]["test_acc"]
 

@@ -22,11 +22,8 @@ from dataclasses import replace
 
 from replicate.study.spec import Scale
 
-_CPU_VIT = (*("--variant", "vit_ti16", "--model-arg", "patch_size=4", "--model-arg", "depth=5"),)
-_SMALL_BIT = (
-    *("--variant", "bit_r50x1", "--model-arg", "stem=small"),
-    *("--model-arg", "layers=(1,1,1,1)", "--model-arg", "width=0.5"),
-)
+_CPU_VIT = {"variant": "vit_ti16", "model_arg": ("patch_size=4", "depth=5")}
+_SMALL_BIT = {"variant": "bit_r50x1", "model_arg": ("stem=small", "layers=(1,1,1,1)", "width=0.5")}
 CPU = Scale(
     name="cpu",
     upstream="imagefolder:.data/cifar10",
@@ -54,9 +51,9 @@ GPU = replace(
     CPU,
     name="gpu",
     # ViT-S (Table 1's width 384, 12 layers, 6 heads) with 4x4 patches: an 8x8 grid at 32x32.
-    vit=("--variant", "vit_s16", "--model-arg", "patch_size=4"),
+    vit={"variant": "vit_s16", "model_arg": ("patch_size=4",)},
     # BiT-R50x1 with a 3x3 stride-1 stem and no max-pool, so stage 1 sees 32x32.
-    bit=("--variant", "bit_r50x1", "--model-arg", "stem=small"),
+    bit={"variant": "bit_r50x1", "model_arg": ("stem=small",)},
     vit_name="ViT-S/4",
     bit_name="BiT-R50x1",
     batch_size=256,
@@ -68,14 +65,11 @@ GPU = replace(
     workers=8,
 )
 
-_TINY_VIT = (
-    *("--variant", "vit_ti16", "--model-arg", "patch_size=8", "--model-arg", "depth=1"),
-    *("--model-arg", "hidden_size=32", "--model-arg", "num_heads=2", "--model-arg", "mlp_size=64"),
-)
-_TINY_BIT = (
-    *("--variant", "bit_r50x1", "--model-arg", "stem=small"),
-    *("--model-arg", "layers=(1,1)", "--model-arg", "width=0.5"),
-)
+_TINY_VIT = {
+    "variant": "vit_ti16",
+    "model_arg": ("patch_size=8", "depth=1", "hidden_size=32", "num_heads=2", "mlp_size=64"),
+}
+_TINY_BIT = {"variant": "bit_r50x1", "model_arg": ("stem=small", "layers=(1,1)", "width=0.5")}
 SMOKE = Scale(
     name="smoke",
     upstream="digits",

@@ -1,6 +1,7 @@
-"""A study as data: the runs it needs (each a command line of a project tool), the scale it runs
-at, and the paper's claim it checks. `replicate.study.runner` executes it; the study's figure and
-table come from `replicate.figures.studies`.
+"""A study as data: the runs it needs (each a project tool's settings, named as its options are,
+as configs/ write them), the scale it runs at, and the paper's claim it checks.
+`replicate.study.runner` executes it; the study's figure and table come from
+`replicate.figures.studies`.
 
 Like big_vision's configs (one config per experiment, a `runlocal` switch that shrinks it), each
 study is one small module in `replicate/study/definitions/` whose `runs(scale)` lists its runs.
@@ -8,11 +9,31 @@ study is one small module in `replicate/study/definitions/` whose `runs(scale)` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Tool = Literal["train", "sweep", "fewshot", "figures"]
+Settings = Mapping[str, Any]  # a tool's options by name: {"image_size": 32, "model_arg": [...]}
+REPEATED = ("model_arg",)  # options given once per value (argparse's "append")
+
+
+def command_line(settings: Settings) -> tuple[str, ...]:
+    """Settings as the tool's command line: image_size=32 -> --image-size 32; True -> the flag;
+    a list -> the option and its values, or the option once per value for those in REPEATED."""
+    argv: list[str] = []
+    for name, value in settings.items():
+        option = "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(option)
+        elif isinstance(value, list | tuple):
+            values = [str(v) for v in value]
+            argv += (
+                [a for v in values for a in (option, v)] if name in REPEATED else [option, *values]
+            )
+        else:
+            argv += [option, str(value)]
+    return tuple(argv)
 
 
 @dataclass(frozen=True)
@@ -24,8 +45,8 @@ class Scale:
     name: str
     upstream: str  # the dataset models are trained on: CIFAR-10
     downstream: str  # the transfer target: the ants vs bees photos
-    vit: tuple[str, ...]  # replicate.train options that build the study's ViT
-    bit: tuple[str, ...]  # ... and its ResNet (BiT)
+    vit: Settings  # the replicate.train settings that build the study's ViT
+    bit: Settings  # ... and its ResNet (BiT)
     vit_name: str  # how tables and figures name them
     bit_name: str
     image_size: int  # upstream resolution
@@ -47,16 +68,24 @@ class Scale:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a study: `tool`'s command line, with `--out` added by the runner.
+    """One run of a study: `tool`'s settings, with `--out` added by the runner; a sweep's
+    `train` settings are those of the training runs it sweeps (after its `--`).
 
-    An argument `{weights:STUDY/RUN}` stands for the trained weights of another run (of this
+    A setting `{weights:STUDY/RUN}` stands for the trained weights of another run (of this
     study or another); the runner runs that one first when it has not finished.
     """
 
     name: str
     tool: Tool
-    args: tuple[str, ...]
+    settings: Settings
     label: str = ""  # how the figure and table name it; defaults to `name`
+    train: Settings | None = None
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """The tool's command line."""
+        args = command_line(self.settings)
+        return args if self.train is None else (*args, "--", *command_line(self.train))
 
     @property
     def needs(self) -> list[str]:

@@ -21,7 +21,7 @@ def runs(scale: Scale) -> list[RunSpec]:
         RunSpec(
             "vit-100",
             "figures",
-            ("--checkpoint", checkpoint, "--only", "fig1", "fig6", "fig7"),
+            {"checkpoint": checkpoint, "only": ("fig1", "fig6", "fig7")},
             label=f"{scale.vit_name} trained on all of CIFAR-10",
         )
     ]

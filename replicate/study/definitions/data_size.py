@@ -43,12 +43,12 @@ def runs(scale: Scale) -> list[RunSpec]:
         RunSpec(
             run_name(model, fraction),
             "train",
-            (
-                *options[model],
-                *upstream(scale),
-                *("--train-fraction", str(fraction)),
-                *("--steps", str(scale.steps)),
-            ),
+            {
+                **options[model],
+                **upstream(scale),
+                "train_fraction": fraction,
+                "steps": scale.steps,
+            },
             label=f"{model_name(scale, model)}, {percent(fraction)}% of the training set",
         )
         for fraction in run_order(scale.fractions)

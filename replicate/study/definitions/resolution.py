@@ -22,12 +22,12 @@ def runs(scale: Scale) -> list[RunSpec]:
         RunSpec(
             f"vit-{size}px",
             "train",
-            (
-                *scale.vit,
-                *upstream(scale, image_size=size),
-                *finetune(pretrained, scale.batch_size),
-                *budget(scale.finetune_steps),
-            ),
+            {
+                **scale.vit,
+                **upstream(scale, image_size=size),
+                **finetune(pretrained, scale.batch_size),
+                **budget(scale.finetune_steps),
+            },
             label=f"fine-tuned at {size}x{size}",
         )
         for size in (scale.image_size, *scale.finetune_sizes)

@@ -45,30 +45,23 @@ def runs(scale: Scale) -> list[RunSpec]:
         RunSpec(
             PRETRAIN,
             "train",
-            (
-                *scale.vit,
-                *upstream(scale),
-                "--recipe",
-                "masked-patch",
-                "--steps",
-                str(pretrain_steps),
-            ),
+            {**scale.vit, **upstream(scale), "recipe": "masked-patch", "steps": pretrain_steps},
             label="masked patch prediction, no labels",
         )
     ]
     for fraction in label_fractions(scale):
-        labels = ("--train-fraction", str(fraction), *budget(finetune_steps))
+        labels = {"train_fraction": fraction, **budget(finetune_steps)}
         for start, weights in (("masked", masked), ("supervised", supervised)):
             specs.append(
                 RunSpec(
                     f"vit-{start}-{percent(fraction)}",
                     "train",
-                    (
-                        *scale.vit,
-                        *upstream(scale),
-                        *finetune(weights, scale.batch_size),
-                        *labels,
-                    ),
+                    {
+                        **scale.vit,
+                        **upstream(scale),
+                        **finetune(weights, scale.batch_size),
+                        **labels,
+                    },
                     label=f"{LABELS[start]}, fine-tuned on {percent(fraction)}% of the labels",
                 )
             )

@@ -29,31 +29,28 @@ def runs(scale: Scale) -> list[RunSpec]:
             RunSpec(
                 f"{model}-finetune",
                 "sweep",
-                (
-                    *("--lrs", *map(str, scale.learning_rates)),
-                    *("--val-fraction", str(DEV_FRACTION)),
-                    *("--seeds", str(scale.finetune_seeds)),
-                    "--",
-                    *options[model],
-                    *downstream(scale),
-                    *finetune(pretrained, scale.finetune_batch_size),
-                ),
+                {
+                    "lrs": scale.learning_rates,
+                    "val_fraction": DEV_FRACTION,
+                    "seeds": scale.finetune_seeds,
+                },
                 label=f"{paper_name}, CIFAR-10 pre-trained, fine-tuned",
+                train={
+                    **options[model],
+                    **downstream(scale),
+                    **finetune(pretrained, scale.finetune_batch_size),
+                },
             ),
             RunSpec(
                 f"{model}-scratch",
                 "train",
-                (*options[model], *downstream(scale)),
+                {**options[model], **downstream(scale)},
                 label=f"{paper_name}, from scratch on the photos",
             ),
             RunSpec(
                 f"{model}-fewshot",
                 "fewshot",
-                (
-                    *("--checkpoint", pretrained),
-                    *("--dataset", scale.downstream),
-                    *("--shots", *map(str, scale.shots)),
-                ),
+                {"checkpoint": pretrained, "dataset": scale.downstream, "shots": scale.shots},
                 label=f"{paper_name}, CIFAR-10 pre-trained, frozen: few-shot linear",
             ),
         ]
