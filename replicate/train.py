@@ -250,7 +250,7 @@ class Trainer:
         """What this run uses where the configuration left the choice to the trainer."""
         recipe, config = self.recipe, self.config
         warmup = warmup_steps(recipe, self.total_steps)
-        warmup_rule = config.sources["warmup_steps"]
+        warmup_rule = config.sources.get("warmup_steps", f"recipe {recipe.name}")  # older runs: {}
         if warmup < recipe.warmup_steps:
             warmup_rule += (
                 f": {recipe.warmup_steps}, capped at {recipe.max_warmup_fraction:.0%} of the "
