@@ -397,7 +397,7 @@ def self_supervision_figure(summary: Summary, ax, folder: Path) -> None:
         ax.bar(positions, values, width, label=label)
     ax.set_xticks(range(len(cells)), [f"{fraction}% of the labels" for fraction in cells])
     ax.set_ylabel("CIFAR-10 test top-1 (%)")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="lower right")
 
 
 def self_supervision_notes(summary: Summary, folder: Path) -> str:
