@@ -50,13 +50,12 @@ def environment() -> dict[str, Any]:
 
 
 def shared_environment(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The environment fields all the runs share: where they ran, which a study summarised
-    later (`--summarise`, on another machine or commit) keeps."""
+    """Where the runs ran: each environment field all of them share, None for one they do not
+    (each run keeps its own), never the machine or commit that summarised them later."""
     first = summaries[0]
     return {
-        key: first[key]
+        key: first.get(key) if all(s.get(key) == first.get(key) for s in summaries) else None
         for key in ("device", "cores", "commit", "versions")
-        if key in first and all(s.get(key) == first[key] for s in summaries)
     }
 
 
