@@ -31,10 +31,12 @@ class Prediction:
 
 
 @torch.no_grad()
-def predict(source: Source, paths: Sequence[Path], top_k: int = 5) -> list[Prediction]:
+def predict(
+    source: Source, views: torch.Tensor, paths: Sequence[Path], top_k: int = 5
+) -> list[Prediction]:
+    """The top-k classes of each image of `paths`, given as the model sees them (`model_view`)."""
     device = next(source.model.parameters()).device
-    batch = model_view(source, paths).to(device)
-    inputs = Augmentation(source.mean, source.std).eval(batch)
+    inputs = Augmentation(source.mean, source.std).eval(views.to(device))
     probabilities = source.model(inputs).float().softmax(dim=-1)
     values, indices = probabilities.topk(min(top_k, len(source.classes)), dim=-1)
     return [
@@ -49,11 +51,10 @@ def model_view(source: Source, paths: Sequence[Path]) -> torch.Tensor:
     return torch.stack([images[i][0] for i in range(len(images))])
 
 
-def plot(source: Source, predictions: Sequence[Prediction], path: Path) -> Path:
+def plot(views: torch.Tensor, predictions: Sequence[Prediction], path: Path) -> Path:
     """Each image as the model saw it, titled with its top classes and their probabilities."""
     from replicate.figures.plots import draw_predictions
 
-    views = model_view(source, [Path(p.path) for p in predictions])
     titles = [
         f"{Path(p.path).name}\n" + "\n".join(f"{name} {prob:.2f}" for name, prob in p.top)
         for p in predictions
@@ -84,14 +85,15 @@ def main(argv: Sequence[str] | None = None) -> list[Prediction]:
     args = build_parser().parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     source = load_source(args.checkpoint, args.variant, args.image_size, device)
-    predictions = predict(source, args.images, args.top_k)
+    views = model_view(source, args.images)  # decoded once, for the model and for the plot
+    predictions = predict(source, views, args.images, args.top_k)
     width = max(len(name) for p in predictions for name, _ in p.top)
     for prediction in predictions:
         print(prediction.path)
         for name, probability in prediction.top:
             print(f"  {name:<{width}}  {probability:.3f}")
     if args.plot:
-        print(f"wrote {plot(source, predictions, args.plot)}")
+        print(f"wrote {plot(views, predictions, args.plot)}")
     return predictions
 
 

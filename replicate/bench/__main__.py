@@ -32,7 +32,7 @@ from replicate.bench.measure import BenchConfig, run_bench
 from replicate.bench.report import BenchReport, to_markdown, train_loop, write_report
 from replicate.bench.suites import SUITES, run_suite
 from replicate.cli_errors import ArgumentParser, positive_int, run_cli
-from replicate.runs.log import CONFIG
+from replicate.runs.log import CONFIG, CONFUSION_MATRIX
 from replicate.training.config import TrainConfig, parse_model_arg
 from vit.registry import list_models
 
@@ -147,7 +147,7 @@ def config_of_run(run: Path, config: BenchConfig) -> BenchConfig:
     if not path.is_file():
         raise FileNotFoundError(f"--train-run {run}: no {CONFIG}; is it a replicate.train run?")
     trained = TrainConfig.from_dict(json.loads(path.read_text()))
-    confusion = json.loads((run / "confusion_matrix.json").read_text())
+    confusion = json.loads((run / CONFUSION_MATRIX).read_text())
     return BenchConfig(
         variant=trained.variant,
         models=("ours",),

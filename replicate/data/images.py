@@ -113,8 +113,8 @@ def _check_links(class_folder: Path) -> None:
 
 
 def decode_file(path: str) -> Tensor:
-    """uint8 RGB (3, H, W): torchvision's decoder (libjpeg-turbo, libpng, libwebp) straight to a
-    tensor; PIL for the formats it does not read (BMP, TIFF, ...). Fails naming the file."""
+    """uint8 RGB (3, H, W): `image_decoder`'s decode straight to a tensor; PIL for the formats
+    it does not read (BMP, TIFF, ...). Fails naming the file."""
     return decode_bytes(_read(path), path)
 
 

@@ -21,7 +21,7 @@ from matplotlib.ticker import NullFormatter
 
 from replicate.figures.plots import save
 from replicate.runs.files import read_json
-from replicate.runs.log import PUBLISHED_WEIGHTS, STUDY_SUMMARY
+from replicate.runs.log import CONFUSION_MATRIX, PUBLISHED_WEIGHTS, STUDY_SUMMARY
 
 Summary = dict[str, Any]
 STUDIES_DIR = Path("results/studies")  # what `python -m replicate.study` commits
@@ -264,7 +264,7 @@ def transfer_table(summary: Summary, folder: Path | None = None) -> Table:
 def _test_images(run_folder: Path) -> int | None:
     """How many test images a run (or a sweep's final runs) was scored on: its confusion
     matrix's total."""
-    matrix = next(iter(sorted(run_folder.rglob("confusion_matrix.json"))), None)
+    matrix = next(iter(sorted(run_folder.rglob(CONFUSION_MATRIX))), None)
     return None if matrix is None else int(sum(map(sum, json.loads(matrix.read_text())["counts"])))
 
 

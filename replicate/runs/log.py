@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+CONFUSION_MATRIX = "confusion_matrix.json"  # {"classes", "counts"} of the final evaluation
 # A study's folder (`replicate.study`): each run's summary.json beside its files, the study's
 # study.json, and the bf16 weights a run publishes for the runs that start from it (committed).
 SUMMARY = "summary.json"
@@ -177,9 +178,7 @@ class RunLog:
             return
         from torchmetrics.classification import MulticlassConfusionMatrix
 
-        write_json(
-            self.out / "confusion_matrix.json", {"classes": classes, "counts": counts.tolist()}
-        )
+        write_json(self.out / CONFUSION_MATRIX, {"classes": classes, "counts": counts.tolist()})
         annotate = len(classes) <= MAX_ANNOTATED_CLASSES
         figure, _ = MulticlassConfusionMatrix(len(classes)).plot(
             counts, add_text=annotate, labels=classes if annotate else None
