@@ -12,16 +12,20 @@ the entire training set and evaluate on the respective test data."
 
 Everything after `--` is passed to `replicate.train` for every run; the sweep adds `--lr`,
 `--val-fraction` (candidates) or `--final-eval-only` and `--seed` (the final runs) and `--out`.
-The folder holds one run folder per candidate (`lr-0.001/`, ...), the final runs (`final-lr-0.01/`;
-with `--seeds 3`, `final-lr-0.01-seed-0/` to `-seed-2/`) and `sweep.json` / `sweep.md`: every
-candidate's dev accuracy, the choice and the test accuracy of each seed and their mean.
-Candidates are chosen on their last epoch's dev top-1 (ties: the first in the grid). A sweep
-that stops resumes where it stopped when run again with the same `--out`.
+`--weight-decays` and `--crop-scales` make the grid a product: every learning rate with every
+weight decay and every crop floor, the same search for whatever model is swept. `--final-steps`
+trains the final runs longer than the candidates: a short search, then one full-length run.
+The folder holds one run folder per candidate (`lr-0.001/`, `lr-0.001-wd-0.3-crop-0.25/`, ...),
+the final runs (`final-lr-0.01/`; with `--seeds 3`, `final-lr-0.01-seed-0/` to `-seed-2/`) and
+`sweep.json` / `sweep.md`: every candidate's dev accuracy, the choice and the test accuracy of
+each seed and their mean. Candidates are chosen on their last epoch's dev top-1 (ties: the first
+in the grid). A sweep that stops resumes where it stopped when run again with the same `--out`.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Sequence
@@ -47,6 +51,7 @@ DEV_FRACTIONS = {  # Appendix B.1.1
 DEFAULT_DEV_FRACTION = 0.1  # the small datasets' share, for datasets the paper does not name
 SWEEP = "sweep.json"
 CONTROLLED = ("lr", "val_fraction", "out", "resume", "final_eval_only", "seed")  # set by the sweep
+GRID = {"weight_decay": "wd", "crop_scale": "crop"}  # optional axes beside lr: option -> folder tag
 
 
 @dataclass
@@ -55,6 +60,39 @@ class Candidate:
     run: str  # folder, relative to the sweep's
     dev_acc: float  # top-1 on the dev split after the last epoch
     dev_loss: float
+    weight_decay: float | None = None  # None: not swept, the recipe's (or the train options')
+    crop_scale: float | None = None
+
+    @property
+    def point(self) -> tuple[float, float | None, float | None]:
+        return (self.lr, self.weight_decay, self.crop_scale)
+
+    @property
+    def options(self) -> list[str]:
+        """The replicate.train options that set this point of the grid."""
+        return _options(*self.point)
+
+    @property
+    def label(self) -> str:
+        """ "lr 0.001, weight decay 0.3, crop floor 0.25": the swept values only."""
+        names = ("lr", "weight decay", "crop floor")
+        return ", ".join(
+            f"{n} {v:g}" for n, v in zip(names, self.point, strict=True) if v is not None
+        )
+
+
+def _options(lr: float, weight_decay: float | None, crop_scale: float | None) -> list[str]:
+    values = {"lr": lr, "weight_decay": weight_decay, "crop_scale": crop_scale}
+    return [a for k, v in values.items() if v is not None for a in (_flag(k), str(v))]
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _folder(lr: float, weight_decay: float | None, crop_scale: float | None) -> str:
+    tags = zip(GRID.values(), (weight_decay, crop_scale), strict=True)
+    return f"lr-{lr:g}" + "".join(f"-{tag}-{v:g}" for tag, v in tags if v is not None)
 
 
 @dataclass
@@ -63,7 +101,10 @@ class SweepResult:
     val_fraction: float
     candidates: list[Candidate] = field(default_factory=list)
     seeds: int = 1  # final runs of the chosen rate, seeds 0 to seeds - 1
+    final_steps: int | None = None  # the final runs' length, where it is not the candidates'
     best_lr: float | None = None
+    best_weight_decay: float | None = None  # where weight decay was swept
+    best_crop_scale: float | None = None  # where the crop floor was swept
     final_runs: list[str] = field(default_factory=list)
     test_accs: list[float] = field(default_factory=list)  # each final run's one test evaluation
     test_losses: list[float] = field(default_factory=list)
@@ -82,31 +123,39 @@ def run_sweep(
     val_fraction: float,
     out: Path,
     seeds: int = 1,
+    weight_decays: Sequence[float] = (),
+    crop_scales: Sequence[float] = (),
+    final_steps: int | None = None,
 ) -> SweepResult:
-    """Every candidate on the dev split, then the best retrained with each seed and tested;
-    resumable."""
-    result = _read(out) or SweepResult(list(train_args), val_fraction, seeds=seeds)
-    recorded = (result.train_args, result.val_fraction, result.seeds)
-    if recorded != (list(train_args), val_fraction, seeds):
+    """Every candidate of the grid on the dev split, then the best retrained with each seed
+    (for `final_steps`, if given) and tested; resumable."""
+    result = _read(out) or SweepResult(
+        list(train_args), val_fraction, seeds=seeds, final_steps=final_steps
+    )
+    recorded = (result.train_args, result.val_fraction, result.seeds, result.final_steps)
+    if recorded != (list(train_args), val_fraction, seeds, final_steps):
         raise ValueError(
             f"{out / SWEEP} records another sweep ({result.train_args}, --val-fraction "
-            f"{result.val_fraction}, --seeds {result.seeds}); choose another --out"
+            f"{result.val_fraction}, --seeds {result.seeds}, --final-steps "
+            f"{result.final_steps}); choose another --out"
         )
-    done = {c.lr for c in result.candidates}
-    for lr in lrs:
-        if lr in done:
+    done = {c.point for c in result.candidates}
+    grid = itertools.product(lrs, weight_decays or [None], crop_scales or [None])
+    for point in grid:
+        if point in done:
             continue
-        folder = f"lr-{lr:g}"
-        last = _train(
-            out / folder, [*train_args, "--lr", str(lr), "--val-fraction", str(val_fraction)]
-        )
-        result.candidates.append(Candidate(lr, folder, last["dev_acc"], last["dev_loss"]))
+        folder = _folder(*point)
+        options = [*_options(*point), "--val-fraction", str(val_fraction)]
+        last = _train(out / folder, [*train_args, *options])
+        result.candidates.append(Candidate(point[0], folder, last["dev_acc"], last["dev_loss"],
+                                           *point[1:]))  # fmt: skip
         _write(out, result)
     best = max(result.candidates, key=lambda c: c.dev_acc)  # max keeps the first of a tie
-    result.best_lr = best.lr
+    result.best_lr, result.best_weight_decay, result.best_crop_scale = best.point
+    length = ["--steps", str(final_steps)] if final_steps else []
     for seed in range(len(result.test_accs), seeds):
-        run = f"final-lr-{best.lr:g}" + (f"-seed-{seed}" if seeds > 1 else "")
-        options = ["--lr", str(best.lr), "--final-eval-only", "--seed", str(seed)]
+        run = f"final-{best.run}" + (f"-seed-{seed}" if seeds > 1 else "")
+        options = [*best.options, *length, "--final-eval-only", "--seed", str(seed)]
         final = _train(out / run, [*train_args, *options])
         result.final_runs.append(run)
         result.test_accs.append(final["test_acc"])
@@ -141,27 +190,30 @@ def _write(out: Path, result: SweepResult) -> None:
 
 
 def sweep_markdown(result: SweepResult) -> str:
+    best = (result.best_lr, result.best_weight_decay, result.best_crop_scale)
+    chosen = next((c for c in result.candidates if c.point == best), None)
     lines = [
         "# Learning-rate sweep (Appendix B.1.1)",
         "",
         f"`replicate.train {' '.join(result.train_args)}`, dev split: "
         f"{100 * result.val_fraction:g}% of the training set, class-balanced.",
         "",
-        "| learning rate | dev top-1 (%) | dev loss | run |",
-        "| ---: | ---: | ---: | --- |",
+        "| candidate | dev top-1 (%) | dev loss | run |",
+        "| --- | ---: | ---: | --- |",
     ]
     for c in result.candidates:
-        chosen = " **(chosen)**" if c.lr == result.best_lr else ""
-        lines.append(f"| {c.lr:g}{chosen} | {100 * c.dev_acc:.2f} | {c.dev_loss:.4f} | `{c.run}` |")
-    if result.test_acc is not None:
+        mark = " **(chosen)**" if c is chosen else ""
+        lines.append(f"| {c.label}{mark} | {100 * c.dev_acc:.2f} | {c.dev_loss:.4f} | `{c.run}` |")
+    if result.test_acc is not None and chosen is not None:
         each = ", ".join(f"{seed}: {100 * acc:.2f}%" for seed, acc in enumerate(result.test_accs))
         runs = (
             f" (`{result.final_runs[0]}`)." if result.seeds == 1 else f", the mean of seeds {each}."
         )
+        length = f" for {result.final_steps} steps" if result.final_steps else ""
         lines += [
             "",
-            f"Final: learning rate {result.best_lr:g} retrained on the whole training set "
-            f"({result.train_images} images), evaluated once on the test split: "
+            f"Final: {chosen.label} retrained on the whole training set "
+            f"({result.train_images} images){length}, evaluated once on the test split: "
             f"**{100 * result.test_acc:.2f}%** top-1{runs}",
         ]
     return "\n".join(lines) + "\n"
@@ -182,6 +234,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=list(LEARNING_RATES),
         metavar="LR",
         help="candidate learning rates (default: Table 4's 0.001 0.003 0.01 0.03)",
+    )
+    parser.add_argument(
+        "--weight-decays",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="WD",
+        help="also sweep these weight decays, each with every learning rate (default: the "
+        "recipe's alone)",
+    )
+    parser.add_argument(
+        "--crop-scales",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="MIN",
+        help="also sweep these floors of the inception crop (replicate.train --crop-scale), "
+        "each with every other point of the grid (default: the run's alone)",
+    )
+    parser.add_argument(
+        "--final-steps",
+        type=int,
+        metavar="N",
+        help="train the final runs for N optimiser steps (default: as long as the candidates)",
     )
     parser.add_argument(
         "--val-fraction",
@@ -207,16 +283,23 @@ def main(argv: Sequence[str] | None = None) -> SweepResult:
     args = build_parser().parse_args(argv[:split])
     train_args = argv[split + 1 :]
     options = train_parser().parse_args(train_args)
-    controlled = [f"--{k.replace('_', '-')}" for k in CONTROLLED if getattr(options, k)]
+    swept = [k for k, values in (("weight_decay", args.weight_decays),
+                                 ("crop_scale", args.crop_scales)) if values]  # fmt: skip
+    controlled = [
+        _flag(k) for k in (*CONTROLLED, *swept) if getattr(options, k) not in (None, False)
+    ]
     if controlled:
         raise ValueError(f"the sweep sets {', '.join(controlled)} itself; drop them after --")
+    if args.final_steps is not None and args.final_steps < 1:
+        raise ValueError(f"--final-steps {args.final_steps}: give 1 or more steps")
     dataset = options.dataset or "digits"
     val_fraction = args.val_fraction or DEV_FRACTIONS.get(dataset, DEFAULT_DEV_FRACTION)
     name = dataset.replace("imagefolder:", "").strip("/").replace("/", "-")
     out = args.out or Path(f"runs/sweep-{name}-{datetime.now():%Y%m%d-%H%M%S}")
     if args.seeds < 1:
         raise ValueError(f"--seeds {args.seeds}: give 1 or more final runs")
-    result = run_sweep(train_args, args.lrs, val_fraction, out, args.seeds)
+    result = run_sweep(train_args, args.lrs, val_fraction, out, args.seeds,
+                       args.weight_decays, args.crop_scales, args.final_steps)  # fmt: skip
     print((out / "sweep.md").read_text())
     return result
 

@@ -1,9 +1,10 @@
 """`python -m replicate.study NAME`: the paper's findings, in miniature, on real data.
 
 replicate/study/spec.py         Study, RunSpec, Scale: a study as data
-replicate/study/scales.py       `full` (CIFAR-10 on a GPU, committed) and `smoke` (CI)
+replicate/study/scales.py       `cpu` (committed), `gpu` (one H100) and `smoke` (CI)
 replicate/study/definitions/    one module per study, in the order they run:
-    data_size.py          Figures 3-4: ViT vs BiT on 5%...100% of CIFAR-10
+    recipe.py             the recipe chosen on the dev split, the same search for both models
+    data_size.py          Figures 3-4: ViT vs BiT on 3%...100% of CIFAR-10
     transfer.py           Tables 2, 5: CIFAR-10 -> ants vs bees, fine-tuned, few-shot
     resolution.py         Section 3.2: fine-tuning at a higher resolution
     self_supervision.py   Section 4.6: masked patch prediction
@@ -12,12 +13,19 @@ replicate/study/runner.py       runs what has not finished, dependencies first
 replicate/figures/studies.py    each study's table and figure, from its study.json
 """
 
-from replicate.study.definitions import attention, data_size, resolution, self_supervision, transfer
+from replicate.study.definitions import (
+    attention,
+    data_size,
+    recipe,
+    resolution,
+    self_supervision,
+    transfer,
+)
 from replicate.study.spec import RunSpec, Scale, Study
 
 STUDIES: dict[str, Study] = {
     module.STUDY.name: module.STUDY
-    for module in (data_size, transfer, resolution, self_supervision, attention)
+    for module in (recipe, data_size, transfer, resolution, self_supervision, attention)
 }
 
 __all__ = ["STUDIES", "RunSpec", "Scale", "Study"]

@@ -62,20 +62,24 @@ def training_shape(spec: RunSpec) -> TrainingShape | None:
     if spec.tool not in ("train", "sweep"):
         return None
     args = list(spec.args)
-    runs = 1
+    sweep: list[str] = []
     if spec.tool == "sweep":
         split = args.index("--")
         sweep, args = args[:split], args[split + 1 :]
-        lrs = _values(sweep, "--lrs") or LEARNING_RATES
-        runs = len(lrs) + int(_option(sweep, "--seeds", "1"))
+    steps = total_steps = int(_option(args, "--steps", "0"))
+    if sweep:
+        grid = len(_values(sweep, "--lrs") or LEARNING_RATES)
+        for axis in ("--weight-decays", "--crop-scales"):
+            grid *= len(_values(sweep, axis)) or 1
+        final = int(_option(sweep, "--final-steps", str(steps)))
+        total_steps = grid * steps + int(_option(sweep, "--seeds", "1")) * final
     model_args = [args[i + 1] for i, a in enumerate(args) if a == "--model-arg"]
-    steps = int(_option(args, "--steps", "0"))
     batch = int(_option(args, "--batch-size", "0"))
     return TrainingShape(
         variant=str(_option(args, "--variant")),
         overrides=dict(parse_model_arg(a) for a in model_args),
         image_size=int(_option(args, "--image-size", "224")),
-        images=runs * steps * batch,
+        images=total_steps * batch,
     )
 
 

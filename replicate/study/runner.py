@@ -357,10 +357,14 @@ def summarise_sweep(folder: Path) -> dict[str, Any]:
 
     sweep = read_json(folder / SWEEP)
     return {
-        "dev_acc": {f"{c['lr']:g}": c["dev_acc"] for c in sweep["candidates"]},
+        "candidates": sweep["candidates"],  # lr (weight_decay, crop_scale), dev_acc, run
         "best_lr": sweep["best_lr"],
+        "best_weight_decay": sweep.get("best_weight_decay"),
+        "best_crop_scale": sweep.get("best_crop_scale"),
         "test_acc": sweep["test_acc"],  # the mean over the final runs' seeds
         "test_accs": sweep["test_accs"],
+        "final_runs": sweep["final_runs"],
+        "final_steps": sweep.get("final_steps"),
         "train_images": sweep["train_images"],
         "precision": read_json(folder / sweep["final_runs"][0] / CONFIG)["precision"],
     }

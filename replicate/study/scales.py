@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from replicate.study.spec import Scale
+from replicate.study.spec import Scale, Search
 
 _CPU_VIT = {"variant": "vit_ti16", "model_arg": ("patch_size=4", "depth=5")}
 _SMALL_BIT = {"variant": "bit_r50x1", "model_arg": ("stem=small", "layers=(1,1,1,1)", "width=0.5")}
@@ -46,6 +46,15 @@ CPU = Scale(
     eval_every=150,
     checkpoint_every=200,  # at most ~3 minutes of the slower model lost to a stop
     crop_scale=0.25,
+    # Both models train with Adam (Appendix D.1): one grid in absolute values for both. In
+    # PyTorch's AdamW the decay per step is lr x weight_decay: 5e-5 to 9e-4 across this grid.
+    search=Search(
+        lrs=(0.001, 0.003),
+        weight_decays=(0.05, 0.3),
+        crop_scales=(0.25, 0.5),
+        steps=300,  # ~0.8 epoch a candidate
+        final_steps={"vit": 4_000, "bit": 2_500},  # ~25 minutes each on the 2-core CPU
+    ),
 )
 GPU = replace(
     CPU,
@@ -62,6 +71,13 @@ GPU = replace(
     finetune_batch_size=256,
     eval_every=400,
     checkpoint_every=1_000,
+    search=Search(
+        lrs=(0.001, 0.003),
+        weight_decays=(0.05, 0.3),
+        crop_scales=(0.25, 0.5),
+        steps=100,
+        final_steps={"vit": 1_500, "bit": 1_500},
+    ),
     workers=8,
 )
 
@@ -91,6 +107,13 @@ SMOKE = Scale(
     eval_every=1,
     checkpoint_every=1,
     crop_scale=0.25,
+    search=Search(
+        lrs=(0.003,),
+        weight_decays=(0.05, 0.3),
+        crop_scales=(0.5,),
+        steps=2,
+        final_steps={"vit": 3, "bit": 3},
+    ),  # fmt: skip
     finetune_seeds=1,
 )
 SCALES = {scale.name: scale for scale in (CPU, GPU, SMOKE)}

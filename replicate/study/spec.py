@@ -37,6 +37,19 @@ def command_line(settings: Settings) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Search:
+    """The recipe study's search: every learning rate with every weight decay and crop floor,
+    each candidate trained `steps` on the dev split; the chosen one then trains `final_steps`
+    on the whole training set (the sanity run) and is tested once."""
+
+    lrs: tuple[float, ...]
+    weight_decays: tuple[float, ...]
+    crop_scales: tuple[float, ...]
+    steps: int
+    final_steps: Mapping[str, int]  # by model, "vit" and "bit": as long as the budget allows
+
+
+@dataclass(frozen=True)
 class Scale:
     """How big a study runs. `cpu` is what is committed (sized for the project's 2-core CPU),
     `gpu` the same larger for one H100; `smoke` runs the same plumbing end to end on a CPU in
@@ -62,6 +75,7 @@ class Scale:
     eval_every: int  # steps between dev evaluations of an upstream run
     checkpoint_every: int  # steps between checkpoints, so a stop loses little
     crop_scale: float  # the inception crop's area floor at 32x32
+    search: Search  # the recipe study's grid, the same for both models
     workers: int = 0  # DataLoader processes (images are kept on the device when they fit)
     finetune_seeds: int = 3  # final fine-tuning runs of a sweep: ~150 test photos are noisy
 
