@@ -226,3 +226,51 @@ def test_settings_become_the_tools_command_line() -> None:
         "--image-size", "32", "--early-stopping", "--model-arg", "depth=1",
         "--model-arg", "stem=small", "--only", "fig1", "fig7", "--lrs", "0.01", "0.03",
     )  # fmt: skip
+
+
+def _sweep_run(name: str, candidates: list[tuple[float, float, float, float]], **result) -> dict:
+    keys = ("lr", "weight_decay", "crop_scale", "dev_acc")
+    found = [dict(zip(keys, c, strict=True)) | {"run": f"c{i}"} for i, c in enumerate(candidates)]
+    return {"run": name, "tool": "sweep", "result": {"candidates": found, **result}}
+
+
+def test_the_recipe_takes_the_crop_best_over_both_models_and_checks_each_final_run(
+    tmp_path,
+) -> None:
+    """The crop floor is the one whose best candidates sum highest over the two models, even
+    where one model alone prefers the other; each model then takes its best at that floor."""
+    vit = _sweep_run("vit-search", [(1e-3, 0.05, 0.25, 0.50), (3e-3, 0.3, 0.25, 0.52),
+                                    (1e-3, 0.05, 0.5, 0.55), (3e-3, 0.3, 0.5, 0.54)],
+                     test_acc=0.66, best_lr=1e-3, best_weight_decay=0.05, best_crop_scale=0.5,
+                     final_runs=["final-c2"], final_steps=4000, train_images=50_000)  # fmt: skip
+    bit = _sweep_run("bit-search", [(1e-3, 0.3, 0.25, 0.70), (3e-3, 0.05, 0.25, 0.60),
+                                    (1e-3, 0.3, 0.5, 0.64), (3e-3, 0.05, 0.5, 0.66)],
+                     test_acc=0.80, best_lr=1e-3, best_weight_decay=0.3, best_crop_scale=0.25,
+                     final_runs=["final-c0"], final_steps=2500, train_images=50_000)  # fmt: skip
+    for run in ("vit-search/final-c2", "bit-search/final-c0"):
+        (tmp_path / run).mkdir(parents=True)
+        (tmp_path / run / "confusion_matrix.json").write_text(json.dumps({"counts": [[10_000]]}))
+    summary = {"runs": [vit, bit]}
+    floor, best = studies.recipe_choice(summary)
+    assert floor == 0.25  # 0.52 + 0.70 against 0.55 + 0.66
+    assert best["vit"]["lr"] == 3e-3 and best["bit"]["lr"] == 1e-3
+    notes = studies.recipe_notes(summary, tmp_path)
+    assert "a 0.25 area floor for both models" in notes
+    assert "target 65%: +1.0 points (± 0.9); **held**" in notes
+    assert "target 85%: -5.0 points (± 0.8); **not held**" in notes
+    rows = studies.recipe_table(summary, tmp_path).rows
+    assert [r[0].endswith("**(chosen)**") for r in rows] == [
+        False, True, False, False, True, False, False, False,
+    ]  # fmt: skip
+
+
+def test_a_sweeps_estimate_counts_its_grid_and_its_longer_final_runs() -> None:
+    from replicate.study.definitions import recipe
+    from replicate.study.estimate import training_shape
+
+    search = SMOKE.search
+    for spec in recipe.runs(SMOKE):
+        grid = len(search.lrs) * len(search.weight_decays) * len(search.crop_scales)
+        final = search.final_steps[spec.name.split("-")[0]]
+        steps = grid * search.steps + final
+        assert training_shape(spec).images == steps * SMOKE.batch_size

@@ -83,3 +83,34 @@ def test_seeds_retrain_the_chosen_rate_and_average_the_tests(tmp_path: Path) -> 
     recorded = json.loads((tmp_path / "sweep.json").read_text())
     assert recorded["test_acc"] == pytest.approx(sum(accs) / 2) == result.test_acc
     assert "the mean of seeds 0:" in (tmp_path / "sweep.md").read_text()
+
+
+def test_a_grid_of_weight_decays_and_crop_floors_then_a_longer_final_run(tmp_path: Path) -> None:
+    """Every learning rate with every weight decay and crop floor, each candidate trained with
+    exactly its point of the grid; the best then trains --final-steps on the whole split."""
+    argv = ["--lrs", "3e-3", "--weight-decays", "0.05", "0.3", "--crop-scales", "0.5", "1",
+            "--final-steps", "3", "--val-fraction", "0.1", "--out", str(tmp_path),
+            "--", *TINY_VIT, "--steps", "2", "--train-fraction", "0.2"]  # fmt: skip
+    result = main(argv)
+    points = [(c.lr, c.weight_decay, c.crop_scale) for c in result.candidates]
+    assert points == [(3e-3, 0.05, 0.5), (3e-3, 0.05, 1.0), (3e-3, 0.3, 0.5), (3e-3, 0.3, 1.0)]
+    for candidate in result.candidates:
+        recipe = json.loads((tmp_path / candidate.run / "config.json").read_text())["recipe"]
+        assert (recipe["lr"], recipe["weight_decay"], recipe["crop_scale"][0]) == candidate.point
+        assert metrics(tmp_path / candidate.run)[-1]["step"] == 2
+    best = max(result.candidates, key=lambda c: c.dev_acc)
+    assert (result.best_lr, result.best_weight_decay, result.best_crop_scale) == best.point
+    [final] = result.final_runs
+    assert final == f"final-{best.run}" and metrics(tmp_path / final)[-1]["step"] == 3
+    recipe = json.loads((tmp_path / final / "config.json").read_text())["recipe"]
+    assert (recipe["weight_decay"], recipe["crop_scale"][0]) == best.point[1:]
+    assert "for 3 steps" in (tmp_path / "sweep.md").read_text()
+
+
+def test_a_swept_option_given_to_every_run_is_refused(capsys) -> None:
+    from replicate.cli_errors import run_cli
+
+    capsys.readouterr()
+    argv = ["--weight-decays", "0.1", "0.3", "--", *TINY_VIT, "--weight-decay", "0.1"]
+    assert run_cli("replicate.sweep", main, argv) == 2
+    assert "the sweep sets --weight-decay itself" in capsys.readouterr().err
