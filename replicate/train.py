@@ -40,7 +40,7 @@ from replicate.evaluate import Evaluation, evaluate
 from replicate.flops import forward_flops
 from replicate.runs.files import write_json
 from replicate.runs.log import EpochRecord, PhaseTimer, RunLog, evaluation_fields
-from replicate.runtime import Runtime, float8_training, seed_everything
+from replicate.runtime import Runtime, float8_training, fused_optimizer, seed_everything
 from replicate.training.accumulation import accumulate_gradients, split_batch
 from replicate.training.checkpoint import (
     WEIGHTS,
@@ -204,7 +204,7 @@ class Trainer:
             model_config = replace(model_config, model_overrides=overrides)
         self.model = build_model(model_config, len(self.classes)).to(runtime.device)
         self.optimizer = build_optimizer(
-            self.model, self.recipe, fused=runtime.device.type == "cuda"
+            self.model, self.recipe, fused=fused_optimizer(runtime.device)
         )
         self.scheduler = build_scheduler(self.optimizer, self.recipe, self.total_steps)
         self.scaler = runtime.grad_scaler()
@@ -614,8 +614,8 @@ class Trainer:
         load_state(self.model, weights, str(checkpoint.weights))
         if self.ema is not None:
             restore(self.ema, state["ema"], state["ema_updates"])
-        fused = self.runtime.device.type == "cuda"
-        for group in state["optimizer"]["param_groups"]:  # saved on a GPU, resumed on the CPU
+        fused = fused_optimizer(self.runtime.device)
+        for group in state["optimizer"]["param_groups"]:  # saved on one device, resumed on another
             if "fused" in group:
                 group["fused"] = fused
         self.optimizer.load_state_dict(state["optimizer"])

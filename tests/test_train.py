@@ -140,6 +140,7 @@ def test_vit_run_writes_every_output_and_its_loss_falls(tmp_path: Path) -> None:
     assert (out / "confusion_matrix.png").stat().st_size > 0
     state = read_state(latest_checkpoint(out).state)  # weights_only=True
     assert (state["epoch"], state["step"]) == (3, 36)
+    assert all(group["fused"] for group in state["optimizer"]["param_groups"])  # on the CPU too
     # The weights are plain state_dict keys that vit.create_model loads as pretrained weights.
     loaded = vit.create_model("vit_ti16", num_classes=10, image_size=16,
                               pretrained=str(out / WEIGHTS), patch_size=8, depth=1,

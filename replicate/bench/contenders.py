@@ -32,7 +32,7 @@ from torch import nn
 
 from replicate.errors import Unavailable
 from replicate.models import create_model
-from replicate.runtime import autocast, float8_training
+from replicate.runtime import autocast, float8_training, fused_optimizer
 from vit.references import TIMM_NAMES, TORCHVISION_NAMES
 
 if TYPE_CHECKING:
@@ -160,8 +160,8 @@ def timm_arguments(overrides: dict) -> dict:
 
 
 class TorchContender(Contender):
-    """A PyTorch model under autocast, fused AdamW on CUDA, optionally torch.compile'd, float8
-    (torchao) or with gradient checkpointing."""
+    """A PyTorch model under autocast with the trainer's fused AdamW, optionally
+    torch.compile'd, float8 (torchao) or with gradient checkpointing."""
 
     def __init__(
         self,
@@ -187,7 +187,7 @@ class TorchContender(Contender):
         images, labels = self._batch(batch_size)
         self.model.train()
         optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=1e-4, fused=self.device.type == "cuda"
+            self.model.parameters(), lr=1e-4, fused=fused_optimizer(self.device)
         )
 
         def step() -> None:
