@@ -11,8 +11,10 @@ batch norm uses the statistics of the global batch, so a CNN trains as it would 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -65,6 +67,29 @@ def fused_optimizer(device: torch.device) -> bool:
     return device.type in ("cuda", "cpu")
 
 
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_MAX = 32 << 20  # the largest glibc accepts on 64-bit machines
+
+
+def keep_freed_memory() -> None:
+    """Keep the memory a training step frees for the next step, instead of glibc's returning
+    it to the kernel. Each step frees and reallocates the same activations; returned, every
+    page of them is faulted in again next step, which made the elementwise ops of a CPU step
+    (dropout, GELU) several times slower than on warm memory: a ViT-Ti/4 training step at
+    32x32 measured 12% faster with the memory kept. A process's memory then stays at its peak.
+    Nothing to do where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # no glibc (musl, say)
+        return
+    mallopt(M_TRIM_THRESHOLD, 1 << 30)  # keep up to 1 GB free at the top of the heap
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)  # blocks up to 32 MB from the heap, kept
+
+
 def cpu_has_amx() -> bool:
     """Whether this CPU has AMX tiles and oneDNN is allowed to use them."""
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
@@ -89,7 +114,9 @@ class Runtime:
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         device = torch.device("cpu")
-        if torch.cuda.is_available():
+        if not torch.cuda.is_available():
+            keep_freed_memory()
+        else:
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
             torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores

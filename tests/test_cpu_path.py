@@ -4,6 +4,9 @@ told not to use it), attention and dropout that suit bf16 on a CPU. Speed itself
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -94,3 +97,31 @@ def test_a_run_trains_in_bf16_on_the_cpu_with_fp32_weights(tmp_path) -> None:
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: fp32 weights
     records = [line for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if line]
     assert '"precision": "bf16"' in (tmp_path / "config.json").read_text() and records
+
+
+KEPT_MEMORY = """
+import sys, torch
+from replicate.runtime import keep_freed_memory
+def resident_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+if sys.argv[1] == "keep":
+    keep_freed_memory()
+block = torch.ones(4 << 20)  # 16 MB, every page touched
+before = resident_mb()
+del block
+print(before - resident_mb())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_a_cpu_run_keeps_the_memory_a_step_frees_for_the_next() -> None:
+    """glibc hands a freed 16 MB block back to the kernel (the next step faults its pages in
+    again); after keep_freed_memory it stays with the process."""
+
+    def released_mb(mode: str) -> float:
+        run = subprocess.run([sys.executable, "-c", KEPT_MEMORY, mode], capture_output=True,
+                             text=True, check=True)  # fmt: skip
+        return float(run.stdout)
+
+    assert released_mb("default") > 12
+    assert released_mb("keep") < 1

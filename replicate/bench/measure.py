@@ -23,7 +23,7 @@ from replicate.bench.contenders import CONTENDERS, Step, build_contender, label
 from replicate.bench.report import BenchReport, GraphBreaks, describe_device, library_versions
 from replicate.errors import Unavailable
 from replicate.flops import TRAIN_FLOPS_PER_FORWARD, forward_flops
-from replicate.runtime import COMPUTE_DTYPES, default_precision
+from replicate.runtime import COMPUTE_DTYPES, default_precision, keep_freed_memory
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ class ModelResult:
 
 def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> BenchReport:
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cpu":
+        keep_freed_memory()  # as the trainer does
     precision = config.precision or default_precision()[0]
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # for the patch-embedding conv; same for all models
