@@ -17,8 +17,6 @@ from replicate.study.definitions import data_size
 from replicate.study.spec import RunSpec, Scale, Study
 
 NAME = "recipe"
-# What a sound run reaches on all of CIFAR-10 from scratch within the cpu budget.
-SANITY_TARGETS = {"vit": 0.65, "bit": 0.85}
 
 
 def run_name(model: str) -> str:
@@ -60,9 +58,8 @@ STUDY = Study(
     claim=(
         "Appendix B.1.1: hyper-parameters are chosen on a small dev split held out of the "
         "training set. The same grid for both models (learning rate x weight decay x crop "
-        "floor); the chosen candidate trained on all of CIFAR-10 should reach at least "
-        + " and ".join(f"{100 * t:.0f}% ({m})" for m, t in SANITY_TARGETS.items())
-        + " test top-1 within the cpu budget."
+        "floor). Sanity: the chosen candidate, trained on all of CIFAR-10 from scratch within "
+        "the cpu budget, reaches what a sound run of its model reaches there."
     ),
     runs=runs,
 )
