@@ -102,3 +102,6 @@ def test_options_given_override_the_experiment_file(tmp_path: Path, capsys) -> N
     bad.write_text("def get_config():\n    return {'imge_size': 32}\n")
     with pytest.raises(ValueError, match="bad.py sets imge_size, which .* has no option"):
         resolve_config(parse(["--config", str(bad)]))
+    bad.write_text("config = {'image_size': 32}\n")  # no get_config(): refused, not ignored
+    with pytest.raises(ValueError, match="bad.py defines no get_config"):
+        resolve_config(parse(["--config", str(bad)]))

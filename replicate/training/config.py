@@ -398,7 +398,11 @@ def apply_experiment(args: argparse.Namespace) -> set[str]:
     path = args.config
     if not path.is_file():
         raise FileNotFoundError(f"no experiment file {path}")
-    settings = runpy.run_path(str(path)).get("get_config", dict)()
+    get_config = runpy.run_path(str(path)).get("get_config")
+    if not callable(get_config):
+        raise ValueError(f"{path} defines no get_config(); it should return the settings, "
+                         "e.g. def get_config(): return dict(image_size=32)")  # fmt: skip
+    settings = get_config()
     options = set(vars(args)) - {"config", "resume"}
     unknown = sorted(set(settings) - options)
     if unknown:
