@@ -148,6 +148,7 @@ def test_training_loop_against_the_bench(tmp_path: Path) -> None:
     assert loop.images_per_s == logged[1] and loop.epochs_images_per_s == tuple(logged)
     assert loop.ratio == loop.images_per_s / ours.train.images_per_s
     assert set(loop.phase_s) == {"data", "step", "log", "eval"}
+    assert loop.run == "run"  # outside the working directory: its name, no machine path
     table = next((tmp_path / "bench").glob("vit_ti16-16-cpu-fp32-eager-trainloop-run.md"))
     assert f"**{loop.ratio:.0%}**" in table.read_text()
 

@@ -100,6 +100,15 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+def _shown(folder: Path) -> str:
+    """A run folder as a report names it: relative to the working directory when inside it,
+    else by its name, so that a committed report holds no path of the machine it ran on."""
+    try:
+        return str(folder.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return folder.name
+
+
 def train_loop(run: Path, bench_images_per_s: float) -> TrainLoop:
     """The throughput `replicate.train` logged in `run`/metrics.jsonl against the bench's."""
     last_epoch(run)  # a one-line error when the run logged none
@@ -108,7 +117,7 @@ def train_loop(run: Path, bench_images_per_s: float) -> TrainLoop:
     images_per_s = statistics.median(r["images_per_s"] for r in steady)
     phases = sorted({phase for r in steady for phase in r.get("phase_s", {})})
     return TrainLoop(
-        run=str(run),
+        run=_shown(run),
         dataset=json.loads((run / "config.json").read_text())["dataset"],
         images_per_s=images_per_s,
         epochs_images_per_s=tuple(r["images_per_s"] for r in records),
