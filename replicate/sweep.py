@@ -193,7 +193,7 @@ def sweep_markdown(result: SweepResult) -> str:
     best = (result.best_lr, result.best_weight_decay, result.best_crop_scale)
     chosen = next((c for c in result.candidates if c.point == best), None)
     lines = [
-        "# Learning-rate sweep (Appendix B.1.1)",
+        "# Sweep on the dev split (Appendix B.1.1)",
         "",
         f"`replicate.train {' '.join(result.train_args)}`, dev split: "
         f"{100 * result.val_fraction:g}% of the training set, class-balanced.",

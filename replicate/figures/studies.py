@@ -518,12 +518,12 @@ def recipe_notes(summary: Summary, folder: Path) -> str:
                      f"{each}.\n\n")  # fmt: skip
     runs = runs_by_name(summary)
     for model, target in SANITY_TARGETS.items():
-        run = runs.get(f"{model}-search")
-        images = _test_images(folder / f"{model}-search" / run["result"]["final_runs"][0]) if (
-            run and run["result"].get("final_runs")) else None  # fmt: skip
-        if run is None or run["result"].get("test_acc") is None or images is None:
+        result = runs.get(f"{model}-search", {}).get("result", {})
+        if result.get("test_acc") is None:  # the search's final run has not finished
             continue
-        result = run["result"]
+        images = _test_images(folder / f"{model}-search" / result["final_runs"][0])
+        if images is None:
+            continue
         measured = difference_verdict([(1, result["test_acc"], images)])
         verdict = Verdict(measured.effect - target, measured.half_width)
         lines.append(
