@@ -2,7 +2,7 @@
 machine: what the default (bf16 on a CPU with AMX) gains over `--precision fp32` in wall time,
 and the final test accuracy of each (the same seed, data and steps).
 
-    python -m replicate.bench.main_command                     # ViT-B/16 on digits, ~10 min
+    python -m replicate.bench.main_command                     # ViT-B/16 on digits, ~7 min
     python -m replicate.bench.main_command -- --epochs 1       # options after -- go to train
 
 Writes results/bench/main-command-<device>.json and .md.
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     args = parser.parse_args(argv[:split])
     options = argv[split + 1 :]
-    device = describe_device(torch.device("cpu"))
+    device = describe_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     with tempfile.TemporaryDirectory() as folder:
         runs = {p: timed_run(p, options, Path(folder) / p) for p in PRECISIONS}
     result = {
