@@ -114,13 +114,13 @@ class Runtime:
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         device = torch.device("cpu")
-        if not torch.cuda.is_available():
-            keep_freed_memory()
-        else:
+        if torch.cuda.is_available():
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
             torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls on tensor cores
             torch.backends.cudnn.allow_tf32 = True
+        else:
+            keep_freed_memory()
         if world_size == 1:
             return cls(device, 0, 1, precision)
         if device.type == "cuda":

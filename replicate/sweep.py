@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from replicate.cli_errors import ArgumentParser, run_cli
+from replicate.cli_errors import ArgumentParser, positive_int, run_cli
 from replicate.runs.files import atomic_path, write_json
 from replicate.runs.log import last_epoch
 from replicate.train import main as train_main
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--final-steps",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="train the final runs for N optimiser steps (default: as long as the candidates)",
     )
@@ -290,8 +290,6 @@ def main(argv: Sequence[str] | None = None) -> SweepResult:
     ]
     if controlled:
         raise ValueError(f"the sweep sets {', '.join(controlled)} itself; drop them after --")
-    if args.final_steps is not None and args.final_steps < 1:
-        raise ValueError(f"--final-steps {args.final_steps}: give 1 or more steps")
     dataset = options.dataset or "digits"
     val_fraction = args.val_fraction or DEV_FRACTIONS.get(dataset, DEFAULT_DEV_FRACTION)
     name = dataset.replace("imagefolder:", "").strip("/").replace("/", "-")

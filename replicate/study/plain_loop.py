@@ -5,7 +5,7 @@ fault; if both end alike, what limits the studies' accuracy is the budget and th
 the code.
 
     python -m replicate.study.plain_loop --steps 300                 # both, then their test top-1
-    python -m replicate.study.plain_loop --model bit --steps 600     # the ResNet
+    python -m replicate.study.plain_loop --model bit --steps 500     # the ResNet
 
 The plain loop: the whole training split decoded into memory once; per image a random crop of
 the 4-pixel-padded image and a horizontal flip (the CIFAR literature's augmentation); AdamW
@@ -38,7 +38,6 @@ from replicate.study.spec import command_line
 from replicate.training.config import parse_model_arg
 
 BATCH = CPU.batch_size
-MODELS = {"vit": CPU.vit, "bit": CPU.bit}
 # The ViT is built for 32x32 inputs, with its recipes' dropout; the ResNet takes any size.
 BUILD = {"vit": {"image_size": 32, "dropout": 0.1}, "bit": {}}
 # The trainer's own recipe, but for the ResNet's rate: Table 3's, scaled to batch 128, is 1.8e-4,
@@ -76,7 +75,7 @@ def plain_loop(data: Path, steps: int, model_name: str = "vit", seed: int = 0) -
     splits = image_folder_splits(data)
     train_images, train_labels = images_in_memory(splits.train)
     test_images, test_labels = images_in_memory(splits.test)
-    settings = MODELS[model_name]
+    settings = CPU.models[model_name]
     overrides = dict(parse_model_arg(a) for a in settings["model_arg"])  # e.g. patch_size=4
     model = create_model(settings["variant"], num_classes=10, **overrides, **BUILD[model_name])
     decay = [p for p in model.parameters() if p.ndim > 1]
@@ -118,7 +117,7 @@ def plain_loop(data: Path, steps: int, model_name: str = "vit", seed: int = 0) -
 
 def trainer_run(data: Path, steps: int, out: Path, model_name: str = "vit") -> float:
     """`replicate.train` on the same model, data, batch and steps; its final test top-1."""
-    settings = {**MODELS[model_name], **TRAINER[model_name], "dataset": f"imagefolder:{data}",
+    settings = {**CPU.models[model_name], **TRAINER[model_name], "dataset": f"imagefolder:{data}",
                 "image_size": 32, "batch_size": BATCH, "workers": 0, "steps": steps,
                 "crop_scale": CPU.crop_scale, "out": out}  # fmt: skip
     argv = command_line(settings)
@@ -130,7 +129,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m replicate.study.plain_loop", description=__doc__)
     parser.add_argument("--data", type=Path, default=Path(".data/cifar10"), help="CIFAR-10")
     parser.add_argument("--steps", type=positive_int, default=300, help="optimiser steps (300)")
-    parser.add_argument("--model", choices=MODELS, default="vit",
+    parser.add_argument("--model", choices=CPU.models, default="vit",
                         help="the cpu scale's ViT (default) or its ResNet")  # fmt: skip
     return parser
 

@@ -73,13 +73,7 @@ GPU = replace(
     finetune_batch_size=256,
     eval_every=400,
     checkpoint_every=1_000,
-    search=Search(
-        lrs=(0.001, 0.003),
-        weight_decays=(0.05, 0.3),
-        crop_scales=(0.25, 0.5),
-        steps=100,
-        final_steps={"vit": 1_500, "bit": 1_500},
-    ),
+    search=replace(CPU.search, steps=100, final_steps={"vit": 1_500, "bit": 1_500}),
     workers=8,
 )
 

@@ -79,6 +79,11 @@ class Scale:
     workers: int = 0  # DataLoader processes (images are kept on the device when they fit)
     finetune_seeds: int = 3  # final fine-tuning runs of a sweep: ~150 test photos are noisy
 
+    @property
+    def models(self) -> dict[str, Settings]:
+        """The settings that build each model, by the name its runs carry: "vit", "bit"."""
+        return {"vit": self.vit, "bit": self.bit}
+
 
 @dataclass(frozen=True)
 class RunSpec:

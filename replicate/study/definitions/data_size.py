@@ -38,13 +38,12 @@ def run_order(fractions: tuple[float, ...]) -> list[float]:
 
 
 def runs(scale: Scale) -> list[RunSpec]:
-    options = {"vit": scale.vit, "bit": scale.bit}
     return [
         RunSpec(
             run_name(model, fraction),
             "train",
             {
-                **options[model],
+                **scale.models[model],
                 **upstream(scale),
                 "train_fraction": fraction,
                 "steps": scale.steps,

@@ -24,7 +24,6 @@ def run_name(model: str) -> str:
 
 
 def runs(scale: Scale) -> list[RunSpec]:
-    options = {"vit": scale.vit, "bit": scale.bit}
     search = scale.search
     return [
         RunSpec(
@@ -39,7 +38,7 @@ def runs(scale: Scale) -> list[RunSpec]:
             },
             label=data_size.model_name(scale, model),
             train={
-                **options[model],
+                **scale.models[model],
                 "dataset": scale.upstream,
                 "image_size": scale.image_size,
                 "batch_size": scale.batch_size,

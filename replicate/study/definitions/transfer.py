@@ -20,7 +20,6 @@ DEV_FRACTION = 0.1  # Appendix B.1.1: 10% for the small datasets (Pets, Flowers)
 
 
 def runs(scale: Scale) -> list[RunSpec]:
-    options = {"vit": scale.vit, "bit": scale.bit}
     specs = []
     for model in data_size.MODELS:
         paper_name = data_size.model_name(scale, model)
@@ -36,7 +35,7 @@ def runs(scale: Scale) -> list[RunSpec]:
                 },
                 label=f"{paper_name}, CIFAR-10 pre-trained, fine-tuned",
                 train={
-                    **options[model],
+                    **scale.models[model],
                     **downstream(scale),
                     **finetune(pretrained, scale.finetune_batch_size),
                 },
@@ -44,7 +43,7 @@ def runs(scale: Scale) -> list[RunSpec]:
             RunSpec(
                 f"{model}-scratch",
                 "train",
-                {**options[model], **downstream(scale)},
+                {**scale.models[model], **downstream(scale)},
                 label=f"{paper_name}, from scratch on the photos",
             ),
             RunSpec(
