@@ -49,7 +49,7 @@ def _assert_png(path: Path) -> None:
         lambda s, i, out: make.figure_1(s, i, out),
         lambda s, i, out: make.figure_7_filters(s, out),
         lambda s, i, out: make.figure_7_position_similarity(s, out),
-        lambda s, i, out: make.figure_7_attention_distance(s, i, out, batch_size=2),
+        lambda s, i, out: make.figure_7_attention_distance(s, i, out, batch_size=2)[0],
         lambda s, i, out: make.figure_6_rollout(s, i, out),
     ],
     ids=["fig1", "fig7-left", "fig7-centre", "fig7-right", "fig6"],
@@ -165,12 +165,16 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
             make.FIGURE_7_LEFT,
             make.FIGURE_7_CENTRE,
             make.FIGURE_7_RIGHT,
+            make.FIGURE_7_RIGHT_NUMBERS,
             make.TRAINING_CURVES,
             "results.md",
         ]
     )
     for png in out.glob("*.png"):
         _assert_png(png)
+    distances = json.loads((out / make.FIGURE_7_RIGHT_NUMBERS).read_text())
+    layers = len(distances["by_layer_px"])
+    assert [len(image) for image in distances["per_image_px"]] == [layers] * 4  # 4 images
     results = (out / "results.md").read_text()
     assert (
         "| ti16-digits | ViT-Ti/16 | `scratch` | digits | 2 | 80.00 | no paper number |" in results

@@ -77,6 +77,9 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch, caplo
         "fig7_centre_position_similarity.png",
     }
     assert summary["complete"] and summary["commit"] and summary["cores"] >= 1
+    attention = json.loads((out / "attention" / STUDY_SUMMARY).read_text())["runs"][0]["result"]
+    assert len(attention["attention_distance"]["by_layer_px"]) == 1  # the smoke ViT's one layer
+    assert "attention distance grows with depth" in (out / "study_attention.md").read_text()
     disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     assert disk < 50e6, f"the smoke studies wrote {disk / 1e6:.0f} MB"
 
@@ -141,6 +144,18 @@ def test_a_verdict_is_held_not_held_or_within_noise_by_its_interval() -> None:
         "within noise"
     )
     assert studies.difference_verdict([(1, 0.60, 150), (-1, 0.50, 150)]).word == "within noise"
+
+
+def test_attention_distance_grows_with_depth_by_a_paired_interval_over_images() -> None:
+    def numbers(first: list[float], last: list[float]) -> dict:
+        return {"per_image_px": [[a, (a + b) / 2, b] for a, b in zip(first, last, strict=True)]}
+
+    grows = studies.depth_growth(numbers([8.0, 9.0, 10.0, 9.0], [14.0, 15.0, 15.0, 16.0]))
+    assert grows.word == "held" and grows.effect == pytest.approx(6.0)
+    assert studies.depth_growth(numbers([14.0, 15.0, 16.0], [9.0, 8.0, 10.0])).word == "not held"
+    assert studies.depth_growth(numbers([10.0, 12.0, 9.0], [12.0, 10.0, 9.5])).word == (
+        "within noise"
+    )
 
 
 def test_resolution_compares_the_highest_resolution_with_the_pre_training_one() -> None:

@@ -51,10 +51,11 @@ def mean_attention_distance(
     return (patches * distances).sum(dim=-1).mean(dim=-1)
 
 
-def attention_distance_by_layer(
+def attention_distances(
     model: VisionTransformer, batches: Iterable[torch.Tensor], num_images: int | None = None
 ) -> torch.Tensor:
-    """(L, heads): each head's mean attention distance in pixels, averaged over all images.
+    """(images, L, heads): each head's mean attention distance in pixels, for every image.
+    Figure 11 draws its mean over the images; the spread across images gives its intervals.
 
     batches: normalised images (B, C, H, W); num_images sizes the progress bar.
     """
@@ -67,4 +68,4 @@ def attention_distance_by_layer(
             distances = [mean_attention_distance(a, pixels, class_token=tokens) for a in maps]
             per_image.append(torch.stack(distances, dim=1))
             progress.update(len(images))
-    return torch.cat(per_image).mean(dim=0).float()
+    return torch.cat(per_image).float()

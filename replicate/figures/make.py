@@ -9,17 +9,19 @@ import torch
 from einops import rearrange
 
 from replicate.figures import plots
-from replicate.figures.attention_distance import attention_distance_by_layer, patch_distances
+from replicate.figures.attention_distance import attention_distances, patch_distances
 from replicate.figures.embeddings import filter_principal_components, position_similarity
 from replicate.figures.images import ImageSet
 from replicate.figures.rollout import attention_rollout, output_token_maps, upsample_maps
 from replicate.figures.sources import Subject
+from replicate.runs.files import write_json
 from replicate.runs.read import Run
 
 FIGURE_1 = "fig1_patch_embedding.png"
 FIGURE_7_LEFT = "fig7_left_embedding_filters.png"
 FIGURE_7_CENTRE = "fig7_centre_position_similarity.png"
 FIGURE_7_RIGHT = "fig7_right_attention_distance.png"
+FIGURE_7_RIGHT_NUMBERS = "fig7_right_attention_distance.json"  # what the figure draws, and more
 FIGURE_6 = "fig6_attention_rollout.png"
 TRAINING_CURVES = "training_curves.png"
 
@@ -78,18 +80,31 @@ def figure_7_position_similarity(subject: Subject, out: Path) -> Path:
 
 def figure_7_attention_distance(
     subject: Subject, images: ImageSet, out: Path, batch_size: int = 8
-) -> Path:
-    """Figure 7 right (and Figure 11): mean attention distance of every head by depth."""
+) -> list[Path]:
+    """Figure 7 right (and Figure 11): mean attention distance of every head by depth; beside
+    the PNG, its numbers and each image's mean over the heads by depth (for intervals)."""
     config = subject.model.config
-    distances = attention_distance_by_layer(
+    per_image = attention_distances(
         subject.model, images.batches(subject.mean, subject.std, batch_size), len(images.images)
     )
+    distances = per_image.mean(dim=0)  # (L, heads)
     uniform = patch_distances(config.grid_size, config.downsampling).mean().item()
+    numbers = out / FIGURE_7_RIGHT_NUMBERS
+    write_json(
+        numbers,
+        {
+            "uniform_px": uniform,
+            "by_layer_px": distances.tolist(),  # (L, heads), averaged over the images
+            "per_image_px": per_image.mean(dim=-1).tolist(),  # (images, L), averaged over heads
+            "images": images.label,
+        },
+    )
     title = (
         f"Mean attention distance by head and depth ({config.image_size}x{config.image_size} "
         f"input)\n{subject.label}; {images.label}"
     )
-    return plots.draw_attention_distance(distances.numpy(), out / FIGURE_7_RIGHT, title, uniform)
+    figure = plots.draw_attention_distance(distances.numpy(), out / FIGURE_7_RIGHT, title, uniform)
+    return [figure, numbers]
 
 
 @torch.no_grad()

@@ -430,29 +430,74 @@ ATTENTION_FIGURES = (
 )
 
 
+def depth_growth(distance: Summary) -> Verdict:
+    """The last layer's mean attention distance minus the first's, in pixels, paired by image:
+    the mean of the per-image differences and its 95% half-width (normal, across images)."""
+    differences = [layers[-1] - layers[0] for layers in distance["per_image_px"]]
+    n = len(differences)
+    mean = sum(differences) / n
+    spread = math.sqrt(sum((d - mean) ** 2 for d in differences) / max(n - 1, 1))
+    return Verdict(mean, Z95 * spread / math.sqrt(n))
+
+
+def _heads_range(heads: list[float]) -> str:
+    return f"{sum(heads) / len(heads):.1f} ({min(heads):.1f}-{max(heads):.1f})"
+
+
 def attention_table(summary: Summary, folder: Path | None = None) -> Table:
     rows = []
     for run in summary["runs"]:
         result = run["result"]
-        rows.append([run["label"], f"{result.get('position_structure', float('nan')):.3f}"])
-    return Table(["model", "position structure (neighbours minus distant, cosine)"], rows)
+        row = [run["label"], f"{result.get('position_structure', float('nan')):.3f}"]
+        distance = result.get("attention_distance")
+        if distance:
+            by_layer = distance["by_layer_px"]
+            growth = depth_growth(distance)
+            row += [
+                _heads_range(by_layer[0]),
+                _heads_range(by_layer[-1]),
+                f"{distance['uniform_px']:.1f}",
+                f"{growth.effect:+.1f} ± {growth.half_width:.1f}",
+            ]
+        rows.append(row + ["-"] * (6 - len(row)))
+    return Table(
+        [
+            "model",
+            "position structure (neighbours minus distant, cosine)",
+            "attention distance, first layer (px; heads' mean, min-max)",
+            "last layer",
+            "uniform attention",
+            "last minus first (95%, over images)",
+        ],
+        rows,
+    )
 
 
 POSITION_STRUCTURE_HELD = 0.1  # noise gives ~0 (tests/test_study.py), a sine-cosine grid > 0.3
 
 
 def attention_notes(summary: Summary, folder: Path) -> str:
-    values = [run["result"].get("position_structure") for run in summary["runs"]]
-    values = [v for v in values if v is not None]
+    results = [run["result"] for run in summary["runs"]]
+    values = [r["position_structure"] for r in results if r.get("position_structure") is not None]
     if not values:
         return ""
     held = all(v > POSITION_STRUCTURE_HELD for v in values)
-    return (
+    notes = (
         f"Rule: E_pos has learned the 2-D grid when its position structure exceeds "
         f"{POSITION_STRUCTURE_HELD} (random embeddings give about 0); **"
         + ("held" if held else "not held")
         + "**.\n"
     )
+    for result in results:
+        if result.get("attention_distance"):
+            growth = depth_growth(result["attention_distance"])
+            notes += (
+                "\nRule: attention distance grows with depth when the last layer's mean "
+                "distance exceeds the first layer's, paired by image, with a 95% interval. "
+                f"Measured: {growth.effect:+.1f} px (± {growth.half_width:.1f}); "
+                f"**{growth.word}**.\n"
+            )
+    return notes
 
 
 # recipe: the search on the dev split and the sanity runs

@@ -320,7 +320,7 @@ def summarise(tool: str, folder: Path, args: Sequence[str]) -> dict[str, Any]:
         return summarise_sweep(folder)
     if tool == "fewshot":
         return {"shots": read_json(folder / "fewshot.json")["accuracy"]}
-    return summarise_figures(Path(args[args.index("--checkpoint") + 1]))
+    return summarise_figures(Path(args[args.index("--checkpoint") + 1]), folder)
 
 
 def summarise_training(folder: Path) -> dict[str, Any]:
@@ -370,13 +370,20 @@ def summarise_sweep(folder: Path) -> dict[str, Any]:
     }
 
 
-def summarise_figures(checkpoint: Path) -> dict[str, Any]:
-    """How much 2-D structure the model's position embeddings learned (Figure 7 centre)."""
+def summarise_figures(checkpoint: Path, folder: Path) -> dict[str, Any]:
+    """How much 2-D structure the model's position embeddings learned (Figure 7 centre), and
+    the attention distances of Figure 7 right as the figures command measured them."""
     from replicate.figures.embeddings import position_similarity, position_structure
+    from replicate.figures.make import FIGURE_7_RIGHT_NUMBERS
     from replicate.training.checkpoint import load_model
 
     model, info = load_model(checkpoint)
     similarity = position_similarity(
         model.embedding.position_embedding, class_token=model.config.has_class_token
     )
-    return {"position_structure": position_structure(similarity), "step": info.step}
+    distances = folder / FIGURE_7_RIGHT_NUMBERS
+    return {
+        "position_structure": position_structure(similarity),
+        "attention_distance": read_json(distances) if distances.is_file() else None,
+        "step": info.step,
+    }

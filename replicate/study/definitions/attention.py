@@ -5,6 +5,8 @@ Figure 7 centre should show the 2-D structure of the image in the position embed
 4.5: "closer patches tend to have more similar position embeddings ... row-column structure");
 the summary records a number for it, `position_structure`: the mean cosine similarity of
 neighbouring patches' embeddings minus that of distant ones (`replicate.figures.embeddings`).
+Figure 7 right's distances go in it too: each head's by depth, and each image's mean over the
+heads, from which the last layer's lead over the first gets its interval.
 """
 
 from __future__ import annotations
