@@ -25,15 +25,17 @@ def test_class_token_is_at_index_zero(tiny_config: ViTConfig) -> None:
     torch.testing.assert_close(z0[:, 0], expected.expand(2, -1))
 
 
-def test_convolution_equals_flatten_then_linear(tiny_config: ViTConfig) -> None:
-    """The stride-P convolution is the paper's linear projection E of flattened patches."""
+def test_flatten_then_linear_equals_the_stored_convolution(tiny_config: ViTConfig) -> None:
+    """E of flattened patches (what the model computes) is the stride-P convolution that
+    holds its weights, as the reference implementations store and apply them."""
     embedding = PatchEmbedding(tiny_config)
+    torch.nn.init.normal_(embedding.class_token)
     images = torch.randn(2, 3, 32, 32)
-    p = tiny_config.patch_size
-    x_p = rearrange(images, "b c (gh p1) (gw p2) -> b (gh gw) (c p1 p2)", p1=p, p2=p)
-    E = rearrange(embedding.projection.weight, "d c p1 p2 -> (c p1 p2) d")  # (P^2 C, D)
-    patch_embeddings = x_p @ E + embedding.projection.bias
-    expected = torch.cat([embedding.class_token.expand(2, -1, -1), patch_embeddings], dim=1)
+    grid = embedding.projection(images)  # (B, D, grid, grid)
+    expected = torch.cat(
+        [embedding.class_token.expand(2, -1, -1), rearrange(grid, "b d gh gw -> b (gh gw) d")],
+        dim=1,
+    )
     expected = expected + embedding.position_embedding
     torch.testing.assert_close(embedding(images), expected, atol=1e-5, rtol=1e-5)
 
