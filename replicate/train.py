@@ -211,6 +211,7 @@ class Trainer:
         self.ema = averaged_model(self.model, config.ema) if config.ema else None
         self.epoch = self.step = 0
         self.saved_step: int | None = None  # of the last checkpoint written
+        self.saved_at = time.monotonic()  # when it was written, or when the run started
         self.best = BestDev()  # --early-stopping: the best dev accuracy so far, and its step
         self.evaluated_step = 0  # of the last evaluation (--eval-every)
         mean, std = self._load_checkpoint() if resume else input_normalisation(self.model)
@@ -332,7 +333,8 @@ class Trainer:
                     phase_s=dict(timer.seconds),
                 )
                 self.log.epoch(record)  # before the checkpoint: a resumed run drops what follows
-                self.save_checkpoint()
+                if self.epoch == self.epochs or self._checkpoint_due():
+                    self.save_checkpoint()
                 if self.runtime.is_main:
                     progress.write(_summary(record))
         if self.config.early_stopping:
@@ -545,6 +547,12 @@ class Trainer:
             step=self.step,
         )
 
+    def _checkpoint_due(self) -> bool:
+        """Whether the last checkpoint (or the run's start) is --checkpoint-minutes old, by the
+        main process's clock: every rank takes part in a save, so all must agree."""
+        due = time.monotonic() - self.saved_at >= 60 * self.config.checkpoint_minutes
+        return self.runtime.gather(due)[0]
+
     def save_checkpoint(self) -> None:
         """The weights and the state of this step as one checkpoint
         (`replicate.training.checkpoint`), every rank's RNG included; never weights that hold a
@@ -571,7 +579,7 @@ class Trainer:
             save_checkpoint(self.out, self.model, self.checkpoint_info(), state)
             if self.ema is not None:  # and beside the weights, for evaluate and --pretrained
                 save_weights(self.out / EMA_WEIGHTS, self.ema.module, self.checkpoint_info())
-        self.saved_step = self.step
+        self.saved_step, self.saved_at = self.step, time.monotonic()
 
     def diverged(self, what: str) -> DivergedError:
         """The error that stops a run whose numbers stopped being finite, before it saves."""

@@ -56,6 +56,25 @@ def test_layout_publishes_one_step_and_keeps_model_safetensors(tmp_path: Path) -
     assert resolve_weights(tmp_path) == latest.weights
 
 
+def test_an_epoch_end_saves_only_once_the_last_checkpoint_is_checkpoint_minutes_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three epochs of seconds: with the default minute, only the last epoch is saved; with
+    --checkpoint-minutes 0, every epoch."""
+    saved = []
+    save = train_module.Trainer.save_checkpoint
+
+    def record_save(trainer) -> None:
+        saved.append(trainer.epoch)
+        save(trainer)
+
+    monkeypatch.setattr(train_module.Trainer, "save_checkpoint", record_save)
+    run(tmp_path / "default", "--epochs", "3", "--checkpoint-minutes", "1")
+    run(tmp_path / "every", "--epochs", "3", "--checkpoint-minutes", "0")
+    assert saved == [3, 1, 2, 3]
+    assert read_state(latest_checkpoint(tmp_path / "default").state)["step"] == 36
+
+
 def test_a_save_cut_off_keeps_the_previous_checkpoint_and_resumes_exactly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 # fp32: the tests compare runs to the last bit; bf16, the CPU default with AMX, in test_cpu_path.
 TINY_VIT = [
     "--variant", "vit_ti16", "--image-size", "16", "--batch-size", "128", "--workers", "0",
-    "--precision", "fp32",
+    "--precision", "fp32", "--checkpoint-minutes", "0",  # every epoch: what resumes start from
     *("--model-arg", "patch_size=8", "--model-arg", "depth=1"),
     *("--model-arg", "hidden_size=32", "--model-arg", "num_heads=2", "--model-arg", "mlp_size=64"),
 ]  # fmt: skip

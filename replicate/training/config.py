@@ -89,6 +89,7 @@ class TrainConfig:
     verify_images: bool = False  # check every image file before training
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     checkpoint_every: int | None = None  # steps between checkpoints within an epoch
+    checkpoint_minutes: float = 1.0  # an epoch's end saves when the last save is this old
     eval_every: int | None = None  # evaluate at the first epoch end this many steps on
     early_stopping: bool = False  # keep the best dev weights, test them once (Section 4.3)
     grad_checkpointing: bool = False  # recompute activations in the backward (ViTs)
@@ -113,6 +114,7 @@ RESUMABLE_OPTIONS = (
     "verify_images",
     "micro_batch",
     "checkpoint_every",
+    "checkpoint_minutes",
     "grad_checkpointing",
 )
 
@@ -316,13 +318,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="continue the run in --out (wherever it is now) from its last checkpoint, with "
         "its config.json; only --data-dir, --workers, --data-placement, --log-every, "
-        "--verify-images, --checkpoint-every and --grad-checkpointing may be given again",
+        "--verify-images, --checkpoint-every, --checkpoint-minutes and --grad-checkpointing "
+        "may be given again",
     )
     add(
         "--checkpoint-every",
         type=positive_int,
         metavar="N",
-        help="also checkpoint every N steps within an epoch (default: at each epoch's end only)",
+        help="also checkpoint every N steps within an epoch (default: at epochs' ends only)",
+    )
+    add(
+        "--checkpoint-minutes",
+        type=non_negative_float,
+        metavar="M",
+        help="checkpoint at the end of an epoch when the last checkpoint is at least M minutes "
+        "old, and always after the last one (default 1; 0: after every epoch). A large model's "
+        "checkpoint takes seconds to write: with short epochs, saving each one would slow the "
+        "run by a third",
     )
     add(
         "--log-every",
@@ -493,6 +505,7 @@ def _resolve(args: argparse.Namespace) -> TrainConfig:
         verify_images=bool(args.verify_images),
         sources=sources,
         checkpoint_every=args.checkpoint_every,
+        checkpoint_minutes=args.checkpoint_minutes if args.checkpoint_minutes is not None else 1.0,
         micro_batch=args.micro_batch or default_micro_batch(recipe),
         val_fraction=args.val_fraction or 0.0,
         train_fraction=args.train_fraction if args.train_fraction is not None else 1.0,
