@@ -289,3 +289,14 @@ def test_a_sweeps_estimate_counts_its_grid_and_its_longer_final_runs() -> None:
         final = search.final_steps[spec.name.split("-")[0]]
         steps = grid * search.steps + final
         assert training_shape(spec).images == steps * SMOKE.batch_size
+
+
+def test_the_cpu_scale_trains_from_scratch_with_what_the_recipe_study_chose() -> None:
+    """The committed recipe study's choice, read by its own rule, is what the studies train with."""
+    from replicate.study.scales import CPU
+
+    path = Path(__file__).resolve().parents[1] / "results/studies/recipe/study.json"
+    floor, best = studies.recipe_choice(json.loads(path.read_text()))
+    assert CPU.crop_scale == floor
+    chosen = {m: {"lr": c["lr"], "weight_decay": c["weight_decay"]} for m, c in best.items()}
+    assert chosen == CPU.scratch

@@ -6,9 +6,10 @@ cpu     what `results/studies/` holds: CIFAR-10 upstream (`.data/cifar10`, unpac
         768, 4x4 patches: an 8x8 grid; 2.3M parameters, 0.31 GFLOPs a forward pass) and a
         BiT ResNet shrunk to one bottleneck block per stage at half width, BiT-R14x0.5 (small
         stem; 2.0M parameters, 0.22 GFLOPs). A fixed budget of optimiser steps per run, a 2%
-        dev split (Appendix B.1.1's for CIFAR) with early stopping on it (Section 4.3), both
-        models with the inception crop at a 25% area floor. Sized for this project's 2-core
-        CPU (bf16 on AMX): each run at most about 30 minutes, the whole set about 5 hours.
+        dev split (Appendix B.1.1's for CIFAR) with early stopping on it (Section 4.3); each
+        model's learning rate and weight decay, and the inception crop's area floor for both,
+        as the `recipe` study chose them on that split. Sized for this project's 2-core CPU
+        (bf16 on AMX): each run at most about 30 minutes, the whole set about 5 hours.
 gpu     the same studies larger (ViT-S/4 and BiT-R50x1 with the small stem, 3,000 steps of
         256), for one H100/H200 beside the GPU checks: 6.3 minutes on paper at the measured
         H100 rate (`python -m replicate.study all --scale gpu --plan`); smoke-tested here.
@@ -45,7 +46,7 @@ CPU = Scale(
     dev_fraction=0.02,  # Appendix B.1.1: 2% of CIFAR's training set
     eval_every=150,
     checkpoint_every=200,  # at most ~3 minutes of the slower model lost to a stop
-    crop_scale=0.25,
+    crop_scale=0.5,  # the recipe study's choice (results/studies/recipe), as `scratch` below
     # Both models train with Adam (Appendix D.1): one grid for both. The weight decays are the
     # paper's coefficients, which its Adam multiplied by the model's reference rate (Table 3):
     # each step shrinks a weight by wd x 3e-3 (ViT) or wd x 1e-3 (ResNet) x the schedule,
@@ -57,6 +58,10 @@ CPU = Scale(
         steps=300,  # ~0.8 epoch a candidate
         final_steps={"vit": 4_000, "bit": 2_500},  # ~25 minutes each on the 2-core CPU
     ),
+    scratch={
+        "vit": {"lr": 0.001, "weight_decay": 0.3},
+        "bit": {"lr": 0.003, "weight_decay": 0.3},
+    },
 )
 GPU = replace(
     CPU,
@@ -73,6 +78,7 @@ GPU = replace(
     finetune_batch_size=256,
     eval_every=400,
     checkpoint_every=1_000,
+    scratch={},  # the recipes' own until the recipe study has run at this scale on a GPU
     search=replace(CPU.search, steps=100, final_steps={"vit": 1_500, "bit": 1_500}),
     workers=8,
 )

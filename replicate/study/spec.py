@@ -10,7 +10,7 @@ study is one small module in `replicate/study/definitions/` whose `runs(scale)` 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Tool = Literal["train", "sweep", "fewshot", "figures"]
@@ -76,6 +76,9 @@ class Scale:
     checkpoint_every: int  # steps between checkpoints, so a stop loses little
     crop_scale: float  # the inception crop's area floor at 32x32
     search: Search  # the recipe study's grid, the same for both models
+    # Each model's settings from scratch by model ("vit", "bit"), as the recipe study chose them
+    # on the dev split; none: the recipe's own (Table 3).
+    scratch: Mapping[str, Settings] = field(default_factory=dict)
     workers: int = 0  # DataLoader processes (images are kept on the device when they fit)
     finetune_seeds: int = 3  # final fine-tuning runs of a sweep: ~150 test photos are noisy
 

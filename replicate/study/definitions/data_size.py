@@ -1,8 +1,9 @@
 """Study 1, `data-size`: Figures 3 and 4 of the paper in miniature.
 
 The scale's ViT (4x4 patches) and BiT ResNet (small-input stem) trained from scratch at 32x32 on
-class-balanced subsets of CIFAR-10's training set with the paper's recipes (Table 3: Adam for
-both, "including ResNets", Appendix D.1) and the same budget of optimiser steps on every subset.
+class-balanced subsets of CIFAR-10's training set with Adam for both ("including ResNets",
+Appendix D.1), each with the learning rate, weight decay and crop the recipe study chose on the
+dev split (`Scale.scratch`), and the same budget of optimiser steps on every subset.
 As the paper does (Section 4.3: "we use early-stopping, and report the best validation
 accuracy"), each run evaluates on a dev split held out of the training set and its best dev
 checkpoint is tested once; test top-1 on the full CIFAR-10 test set is plotted against the
@@ -44,6 +45,7 @@ def runs(scale: Scale) -> list[RunSpec]:
             "train",
             {
                 **scale.models[model],
+                **scale.scratch.get(model, {}),
                 **upstream(scale),
                 "train_fraction": fraction,
                 "steps": scale.steps,
