@@ -11,6 +11,7 @@ import pytest
 import torch
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "paper_walkthrough.ipynb"
+ATTENTION_SUMMARY = "results/studies/attention/study.json"
 
 
 def code_cells(path: Path) -> list[str]:
@@ -35,5 +36,7 @@ def test_the_notebook_runs_top_to_bottom(
     assert "x_p: (1, 64, 48) = (B, N = (32/4)^2, P^2 C)" in printed
     assert "z_0: (1, 65, 192)" in printed and "logits: (1, 10)" in printed
     assert namespace["similarity"].shape == (8, 8, 8, 8)  # the CIFAR-10 ViT's 8x8 grid
-    assert "position structure: 0.4" in printed  # the committed model's (attention study)
+    attention = json.loads((NOTEBOOK.parents[1] / ATTENTION_SUMMARY).read_text())["runs"][0]
+    committed = round(attention["result"]["position_structure"], 3)  # the same weights' number
+    assert f"position structure: {committed}" in printed
     assert (namespace["out"] / "model.safetensors").is_file()
