@@ -51,7 +51,9 @@ def figure_1(subject: Subject, images: ImageSet, out: Path) -> Path:
     """Figure 1 in pictures, on the first image: patches, sequence, patch embedding."""
     _require_pixel_patches(subject, "Figure 1")
     image = images.normalised(subject.mean, subject.std)[:1]
-    embedding = subject.model.embedding.projection(image)[0]  # x_p E on the grid, (D, g, g)
+    grid = subject.model.config.grid_size
+    x_p_E = subject.model.embedding.embed_patches(image)[0]  # Eq. 1's x_p E, (N, D)
+    embedding = rearrange(x_p_E, "(gh gw) d -> d gh gw", gh=grid)  # on the patch grid
     return plots.draw_patch_embedding(
         _as_hwc(images.images[0]),
         subject.model.config.patch_size,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -434,14 +435,22 @@ def depth_growth(distance: Summary) -> Verdict:
     """The last layer's mean attention distance minus the first's, in pixels, paired by image:
     the mean of the per-image differences and its 95% half-width (normal, across images)."""
     differences = [layers[-1] - layers[0] for layers in distance["per_image_px"]]
-    n = len(differences)
-    mean = sum(differences) / n
-    spread = math.sqrt(sum((d - mean) ** 2 for d in differences) / max(n - 1, 1))
-    return Verdict(mean, Z95 * spread / math.sqrt(n))
+    spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
+    return Verdict(statistics.fmean(differences), Z95 * spread / math.sqrt(len(differences)))
 
 
 def _heads_range(heads: list[float]) -> str:
     return f"{sum(heads) / len(heads):.1f} ({min(heads):.1f}-{max(heads):.1f})"
+
+
+ATTENTION_COLUMNS = [
+    "model",
+    "position structure (neighbours minus distant, cosine)",
+    "attention distance, first layer (px; heads' mean, min-max)",
+    "last layer",
+    "uniform attention",
+    "last minus first (95%, over images)",
+]
 
 
 def attention_table(summary: Summary, folder: Path | None = None) -> Table:
@@ -459,18 +468,8 @@ def attention_table(summary: Summary, folder: Path | None = None) -> Table:
                 f"{distance['uniform_px']:.1f}",
                 f"{growth.effect:+.1f} ± {growth.half_width:.1f}",
             ]
-        rows.append(row + ["-"] * (6 - len(row)))
-    return Table(
-        [
-            "model",
-            "position structure (neighbours minus distant, cosine)",
-            "attention distance, first layer (px; heads' mean, min-max)",
-            "last layer",
-            "uniform attention",
-            "last minus first (95%, over images)",
-        ],
-        rows,
-    )
+        rows.append(row + ["-"] * (len(ATTENTION_COLUMNS) - len(row)))
+    return Table(ATTENTION_COLUMNS, rows)
 
 
 POSITION_STRUCTURE_HELD = 0.1  # noise gives ~0 (tests/test_study.py), a sine-cosine grid > 0.3
