@@ -31,7 +31,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from replicate import models
 from replicate.cli_errors import run_cli
-from replicate.data.augment import Augmentation, InceptionCrop, crop_seeds
+from replicate.data.augment import Augmentation, InceptionCrop, crop_seeds, pad_crop
 from replicate.data.datasets import get_dataset_spec, load_splits
 from replicate.data.loader import Crops, ResidentImages, epoch_indices, place
 from replicate.data.subsets import eval_split_name, protocol_splits
@@ -181,12 +181,12 @@ class Trainer:
             )
         # BiT-HyperRule's or --crop-scale's, else the dataset's
         crop_scale = config.recipe.crop_scale or spec.crop_scale
+        # The padded crop is cut on the device from whole images (`pad_crop`)
+        padded = self.recipe.crop == "pad"
+        inception = None if padded else InceptionCrop(crop_scale, spec.flip)
         self.train_images, self.test_images = (
             place(split, config.image_size, runtime, config.data_placement, config.workers, crop)
-            for split, crop in (
-                (splits.train, InceptionCrop(crop_scale, spec.flip)),
-                (splits.test, None),
-            )
+            for split, crop in ((splits.train, inception), (splits.test, None))
         )
         self.steps_per_epoch = math.ceil(
             math.ceil(len(self.train_images) / runtime.world_size) / self.local_batch
@@ -419,6 +419,7 @@ class Trainer:
         start = time.perf_counter()
         for step, (images, labels) in enumerate(timer.iterate(batches), start=1):
             with timer("step"):
+                images = self.pad_crop(images)
                 images, labels = self.mix(self.augmentation.normalise(images), labels)
                 logits, targets, losses = self.train_step(images, labels)
             with timer("log"):
@@ -453,8 +454,18 @@ class Trainer:
         seeds = seeds[self.runtime.rank :: self.runtime.world_size]
         steps = min(self.steps_per_epoch - done, self.total_steps - self.step)
         window = slice(done * self.local_batch, (done + steps) * self.local_batch)
-        crops = Crops(self.augmentation.crop, seeds[window])
+        padded = self.recipe.crop == "pad"  # cut from the whole images by `pad_crop`
+        crops = None if padded else Crops(self.augmentation.crop, seeds[window])
         return self.train_images.batches(indices[window], self.local_batch, crops), steps
+
+    def pad_crop(self, images: torch.Tensor) -> torch.Tensor:
+        """The padded crop and flip (`--crop pad`; a no-op for the inception crop, which the
+        loader cut), drawn from (seed, step, rank): a resumed run cuts the same windows."""
+        if self.recipe.crop != "pad":
+            return images
+        seed = np.random.SeedSequence([self.config.seed, self.step, self.runtime.rank])
+        generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
+        return pad_crop(images, generator, flip=self.augmentation.flip)
 
     def mix(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """BiT-HyperRule's MixUp (a no-op for the other recipes): one λ per optimiser step,
@@ -481,7 +492,9 @@ class Trainer:
             with self.runtime.autocast():
                 logits, targets = self.objective(self.network, x, y)
                 logits = logits.float()
-                return logits, targets, F.cross_entropy(logits, targets, reduction="none")
+                smoothing = self.recipe.label_smoothing
+                loss = F.cross_entropy(logits, targets, reduction="none", label_smoothing=smoothing)
+                return logits, targets, loss
 
         logits, targets, losses = accumulate_gradients(
             self.network,

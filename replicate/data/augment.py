@@ -9,6 +9,10 @@ depends on (seed, epoch, rank, position) only and a resumed run sees the same on
 cut where the images are: from the original in the loader's workers (`crop_resize`), or, for
 images kept on the device, from the stored copy in batches (`crop_resize_batch`). Then
 (x / 255 - mean) / std, with the mean and std the weights expect, on the device.
+
+For small images trained briefly, the CIFAR literature's crop (He et al. 2016) is the other
+policy: the S x S image zero-padded by 4 pixels, an S x S window of it, mirrored half the time
+(`pad_crop`), cut on the device from a batch of whole images.
 """
 
 from __future__ import annotations
@@ -126,6 +130,22 @@ def crop_resize_batch(images: Tensor, crops: Sequence[Crop], sizes: Tensor, size
         images.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
     )
     return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def pad_crop(images: Tensor, generator: torch.Generator, pad: int = 4, flip: bool = True) -> Tensor:
+    """uint8 (B, 3, S, S) -> (B, 3, S, S): each image zero-padded by `pad` pixels a side, an
+    S x S window at a uniform offset cut from it, mirrored with probability 1/2; the offsets
+    and mirrors drawn from `generator` (on the CPU), so a resumed run cuts the same windows."""
+    n, _, size, _ = images.shape
+    offsets = torch.randint(0, 2 * pad + 1, (2, n, 1), generator=generator).to(images.device)
+    mirror = (torch.rand(n, generator=generator) < 0.5) & flip
+    span = torch.arange(size, device=images.device)
+    columns = torch.where(mirror.to(images.device)[:, None], span.flip(0), span)
+    rows, columns = offsets[0] + span, offsets[1] + columns  # (B, S) each, in padded pixels
+    padded = F.pad(images, (pad, pad, pad, pad))
+    batch = torch.arange(n, device=images.device)[:, None, None]
+    windows = padded[batch, :, rows[:, :, None], columns[:, None, :]]  # (B, S, S, 3)
+    return windows.permute(0, 3, 1, 2)
 
 
 def crop_seeds(generator: torch.Generator, count: int) -> list[int]:

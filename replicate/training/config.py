@@ -198,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         "is held out); fixed seed, nested: 0.05 lies inside 0.1 (default 1)",
     )
     add(
+        "--crop",
+        choices=["inception", "pad"],
+        help="the training crop: inception (the reference's: a random area and aspect, resized) "
+        "or pad (a crop of the 4-pixel zero-padded image, CIFAR's); both flip (default: the "
+        "recipe's)",
+    )
+    add(
         "--crop-scale",
         type=float,
         metavar="MIN",
@@ -243,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="clip gradients at this global norm (0: no clipping)",
     )
     add("--dropout", type=probability, help="ViT dropout rate (default: the recipe's)")
+    add(
+        "--label-smoothing",
+        type=probability,
+        metavar="EPS",
+        help="label smoothing of the training loss (default: the recipe's)",
+    )
     add(
         "--ema",
         type=float,
@@ -443,7 +456,6 @@ def _resolve(args: argparse.Namespace) -> TrainConfig:
         else (defaults.scratch, f"model {entry.name}"),
     )
     recipe = RECIPES[recipe_name]
-    recipe = replace(recipe, base_lr=recipe.lr)  # the rate its weight decay pairs with
     rule = bit_hyperrule(*training_set_shape(spec, data_dir)) if recipe.by_dataset_size else None
     if rule:
         recipe = rule.apply(recipe)
@@ -531,7 +543,16 @@ def default_micro_batch(recipe: Recipe) -> int | None:
 
 
 DEFAULT = "default"
-RECIPE_OPTIONS = ("lr", "weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout")
+RECIPE_OPTIONS = (
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "schedule",
+    "grad_clip",
+    "dropout",
+    "crop",
+    "label_smoothing",
+)
 
 
 def first_given(*candidates: tuple[Any, str]) -> tuple[Any, str]:
