@@ -14,7 +14,7 @@ from replicate import models
 from replicate import train as train_module
 from replicate.training.config import TrainConfig, build_parser, resolve_config
 from replicate.training.mixup import mixup
-from replicate.training.recipes import RECIPES, bit_hyperrule, lr_factor
+from replicate.training.recipes import RECIPES, bit_hyperrule, lr_factor, warmup_steps
 
 
 def resolve(*argv: str) -> TrainConfig:
@@ -102,6 +102,46 @@ def test_bit_hyperrule_on_digits_from_the_command_line() -> None:
     given = resolve("--variant", "bit_r50x1", "--recipe", "bit-hyperrule", "--steps", "7",
                     "--image-size", "32", "--batch-size", "16")  # fmt: skip
     assert (given.steps, given.image_size, given.batch_size) == (7, 32, 16)
+
+
+def test_scratch_small_resolves_to_the_short_cifar_recipe() -> None:
+    """What `--recipe scratch-small` trains with, for the ViT and the ResNet alike."""
+    for model in (("--variant", "vit_ti16"), ("--variant", "bit_r50x1")):
+        config = resolve(*model, "--recipe", "scratch-small", "--batch-size", "128",
+                         "--steps", "3910", "--dataset", "imagefolder:x")  # fmt: skip
+        recipe = config.recipe
+        assert (recipe.optimizer, recipe.lr, recipe.weight_decay) == ("adamw", 1e-3, 0.05)
+        assert (recipe.schedule, recipe.grad_clip, recipe.dropout) == ("cosine", 1.0, 0.0)
+        assert (recipe.crop, recipe.label_smoothing, recipe.pre_logits) == ("pad", 0.0, False)
+        assert config.sources["lr"] == "recipe scratch-small: 0.001 at batch 128 x sqrt(128/128)"
+        assert warmup_steps(recipe, config.steps) == 391  # a tenth of the run
+    at_512 = resolve("--recipe", "scratch-small", "--batch-size", "512").recipe
+    assert at_512.lr == pytest.approx(2e-3)  # the square-root rule
+    vit = train_module.build_model(resolve("--variant", "vit_ti16", "--recipe", "scratch-small",
+                                           "--model-arg", "depth=1"), 10)  # fmt: skip
+    assert vit.config.dropout == 0 and vit.config.representation_size is None
+
+
+def test_label_smoothing_reaches_the_training_loss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = resolve("--variant", "tinyvgg", "--image-size", "16", "--steps", "1", "--workers",
+                     "0", "--model-arg", "hidden_units=4", "--out", str(tmp_path),
+                     "--label-smoothing", "0.2", "--crop", "pad")  # fmt: skip
+    seen = []
+    step = train_module.Trainer.train_step
+
+    def record(trainer, images, labels):
+        logits, targets, losses = step(trainer, images, labels)
+        seen.append((logits, targets, losses))
+        return logits, targets, losses
+
+    monkeypatch.setattr(train_module.Trainer, "train_step", record)
+    train_module.train(config)
+    logits, targets, losses = seen[0]
+    expected = F.cross_entropy(logits, targets, reduction="none", label_smoothing=0.2)
+    torch.testing.assert_close(losses, expected)
+    assert not torch.allclose(losses, F.cross_entropy(logits, targets, reduction="none"))
 
 
 def test_step_schedule_drops_tenfold_as_the_reference() -> None:

@@ -1,6 +1,6 @@
 """The CPU's fast path: bf16 where the CPU has AMX or AVX512-BF16 and fp32 where it has neither
-(or where oneDNN is told not to use them), attention and dropout that suit bf16 on a CPU. Speed itself is measured by
-`python -m replicate.bench`, never here."""
+(or where oneDNN is told not to use them), attention and dropout that suit bf16 on a CPU. Speed
+itself is measured by `python -m replicate.bench`, never here."""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ from replicate.data.augment import (
     crop_resize,
     crop_resize_batch,
     crop_seeds,
+    pad_crop,
 )
 from replicate.data.datasets import (
     digits_splits,
@@ -222,6 +223,25 @@ def test_crop_seeds_depend_on_the_generator_only() -> None:
     torch.manual_seed(123)  # the global generator plays no part
     assert first == crop_seeds(torch.Generator().manual_seed(3), 8)
     assert first != crop_seeds(torch.Generator().manual_seed(4), 8)
+
+
+def test_pad_crop_cuts_windows_of_the_zero_padded_images_mirrored_half_the_time() -> None:
+    """Against the plain reading of He et al.'s crop: pad by 4, slice a 32x32 window, flip."""
+    images = torch.randint(1, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    out = pad_crop(images, torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(images, (4, 4, 4, 4))
+    windows = padded.unfold(2, 32, 1).unfold(3, 32, 1)  # (B, 3, 9, 9, 32, 32): every offset
+    mirrored = 0
+    for image, window in zip(out, windows.permute(0, 2, 3, 1, 4, 5).flatten(1, 2), strict=True):
+        plain = (window == image).flatten(1).all(1)
+        flipped = (window.flip(-1) == image).flatten(1).all(1)
+        assert plain.any() or flipped.any()
+        mirrored += bool(flipped.any() and not plain.any())
+    assert 16 < mirrored < 48  # about half of 64
+    again = pad_crop(images, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again) and not torch.equal(out, pad_crop(images, torch.Generator()))
+    unflipped = pad_crop(images, torch.Generator().manual_seed(0), flip=False)
+    assert (unflipped == 0).sum() > 0 and out.shape == images.shape
 
 
 def test_normalisation() -> None:

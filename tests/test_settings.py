@@ -38,8 +38,15 @@ def test_every_setting_records_its_source() -> None:
         "recipe": "model vit_b16, --pretrained",
         "lr": "--lr",
         **dict.fromkeys(
-            ["weight_decay", "warmup_steps", "schedule", "grad_clip", "dropout", "crop",
-             "label_smoothing"],
+            [
+                "weight_decay",
+                "warmup_steps",
+                "schedule",
+                "grad_clip",
+                "dropout",
+                "crop",
+                "label_smoothing",
+            ],
             "recipe finetune",
         ),  # fmt: skip
         "image_size": "recipe finetune, pretrained ViT",

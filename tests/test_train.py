@@ -162,12 +162,20 @@ def interrupt_after_the_first_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(train_module.Trainer, "save_checkpoint", save_then_interrupt)
 
 
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        # Dropout 0.1: the RNG state must be restored. Streamed, the crops are cut in the
+        # workers (none here, then one): they depend on the seeds alone, not on the worker count.
+        ["--data-placement", "stream"],
+        # The padded crop is cut on the device, from (seed, step): resident images.
+        ["--recipe", "scratch-small", "--label-smoothing", "0.1", "--data-placement", "device"],
+    ],
+)
 def test_resumed_run_ends_with_the_same_weights(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recipe: list[str]
 ) -> None:
-    # Dropout 0.1: the RNG state must be restored. Streamed, the crops are cut in the workers
-    # (none here, then one): they depend on the seeds alone, not on the worker count.
-    options = ["--epochs", "3", "--lr", "3e-3", "--data-placement", "stream"]
+    options = ["--epochs", "3", "--lr", "3e-3", *recipe]
     uninterrupted = run(tmp_path / "a", *options)
     interrupt_after_the_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
