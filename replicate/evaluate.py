@@ -40,6 +40,8 @@ class Evaluation:
     top1: float
     top5: float  # top-min(5, K): every class is in the top 5 of a 5-class problem
     confusion: Tensor  # (K, K) counts, rows the true class, columns the predicted one
+    true: Tensor  # (N,) each image's class, in the order of `indices` (this rank's share)
+    predicted: Tensor  # (N,) the top-1 class the model gave it: runs compare image by image
 
 
 @torch.no_grad()
@@ -63,10 +65,13 @@ def evaluate(
     confusion = MulticlassConfusionMatrix(num_classes).to(device)
     was_training = model.training
     model.eval()
+    true, predicted = [], []
     for batch, labels in images.batches(indices, batch_size):
         with autocast():
             logits, targets = objective(model, augmentation.eval(batch), labels)
             logits = logits.float()
+        true.append(targets.flatten().cpu())
+        predicted.append(logits.argmax(-1).flatten().cpu())
         metrics["loss"].update(F.cross_entropy(logits, targets, reduction="none"))
         metrics["top1"].update(logits, targets)
         top5.update(logits, targets)
@@ -78,6 +83,8 @@ def evaluate(
         top1=results["top1"].item(),
         top5=top5.compute().item(),
         confusion=confusion.compute().cpu(),
+        true=torch.cat(true) if true else torch.empty(0, dtype=torch.long),
+        predicted=torch.cat(predicted) if predicted else torch.empty(0, dtype=torch.long),
     )
 
 

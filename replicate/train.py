@@ -343,6 +343,9 @@ class Trainer:
             test = self.evaluate(self.model)
         if self.recipe.objective == "classification":
             self.log.confusion_matrix(test.confusion, self.classes)
+            if not self.runtime.distributed:  # each rank holds its shard's only
+                split = "test" if self.config.early_stopping else self.eval_split
+                self.log.predictions(split, test.true, test.predicted)
         self.log.close()
         if self.runtime.is_main:
             print(self.closing_summary(test, time.perf_counter() - start))

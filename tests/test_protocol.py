@@ -159,6 +159,8 @@ def test_val_fraction_evaluates_on_the_dev_split_and_labels_it(tmp_path: Path) -
     assert '"val_fraction": 0.1' in config and '"train_fraction": 0.5' in config
     confusion = json.loads((out / "confusion_matrix.json").read_text())["counts"]
     assert sum(map(sum, confusion)) == len(expected.dev)
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert predictions["split"] == "dev" and len(predictions["predicted"]) == len(expected.dev)
 
 
 def _digits_train_indices() -> np.ndarray:

@@ -138,6 +138,11 @@ def test_vit_run_writes_every_output_and_its_loss_falls(tmp_path: Path) -> None:
     confusion = json.loads((out / "confusion_matrix.json").read_text())
     assert sum(map(sum, confusion["counts"])) == 360 and confusion["classes"][3] == "3"
     assert (out / "confusion_matrix.png").stat().st_size > 0
+    predictions = json.loads((out / "predictions.json").read_text())
+    true, predicted = np.array(predictions["true"]), np.array(predictions["predicted"])
+    assert predictions["split"] == "test" and len(true) == 360
+    assert np.mean(true == predicted) == pytest.approx(lines[-1]["test_acc"])
+    assert np.bincount(true, minlength=10).tolist() == list(map(sum, confusion["counts"]))
     state = read_state(latest_checkpoint(out).state)  # weights_only=True
     assert (state["epoch"], state["step"]) == (3, 36)
     assert all(group["fused"] for group in state["optimizer"]["param_groups"])  # on the CPU too
