@@ -1,0 +1,65 @@
+"""The recipe ablation's statistics and rule (`replicate.study.ablation`), on arms written by
+hand: the runs themselves are `replicate.train`'s, tested end to end elsewhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from replicate.study import ablation
+
+
+def write_arm(folder: Path, correct: list[int], split: str = "dev") -> None:
+    folder.mkdir(parents=True)
+    true = [0] * len(correct)
+    predicted = [0 if c else 1 for c in correct]
+    record = {"split": split, "true": true, "predicted": predicted}
+    (folder / "predictions.json").write_text(json.dumps(record))
+    epoch = {"epoch": 2, "step": 766, "train_loss": 1.5, "wall_time_s": 600.0}
+    (folder / "metrics.jsonl").write_text(json.dumps(epoch) + "\n")
+
+
+def test_the_paired_interval_is_the_per_image_differences() -> None:
+    base, arm = [1, 0, 1, 0] * 250, [1, 1, 1, 0] * 250  # the arm also gets every 2nd of 4
+    difference, half_width = ablation.paired_difference(arm, base)
+    assert difference == pytest.approx(0.25)
+    # differences are 0, 1, 0, 0: sd sqrt(0.25 * 0.75 * 1000/999), over sqrt(1000)
+    assert half_width == pytest.approx(1.96 * (0.1875 * 1000 / 999) ** 0.5 / 1000**0.5)
+    assert ablation.verdict(difference, half_width) == "adopted"
+    assert ablation.verdict(-0.05, 0.02) == "rejected"
+    assert ablation.verdict(0.01, 0.02) == "within noise"
+
+
+def test_summary_scores_every_arm_against_the_baseline_on_the_same_images(tmp_path: Path) -> None:
+    for arm in ablation.arms("bit"):
+        better = arm == "lr-0.002"
+        write_arm(tmp_path / arm, [1] * 600 + [1 if better else 0] * 400)
+    summary = ablation.summarise("bit", tmp_path)
+    rows = {row["arm"]: row for row in summary["arms"]}
+    assert "dropout-0.1" not in rows  # no dropout in the ResNet
+    assert rows["scratch-small"]["verdict"] == "baseline"
+    assert rows["lr-0.002"]["verdict"] == "adopted"
+    assert rows["lr-0.002"]["dev_acc"] == 1.0 and rows["wd-0.3"]["dev_acc"] == 0.6
+    assert rows["wd-0.3"]["difference"] == 0 and summary["dev_images"] == 1000
+    table = ablation.markdown(summary)
+    assert "| lr-0.002 | lr 0.002 | 100.0% | +40.0 ± 3.0 | adopted |" in table
+    ablation.figure(summary, tmp_path / "bit.png")
+    assert (tmp_path / "bit.png").stat().st_size > 0
+
+
+def test_an_arm_scored_on_the_test_split_is_refused(tmp_path: Path) -> None:
+    write_arm(tmp_path / "scratch-small", [1, 0], split="test")
+    with pytest.raises(ValueError, match="scores the test split, not dev"):
+        ablation.correct(tmp_path / "scratch-small")
+
+
+def test_every_arm_is_one_change_to_the_baseline_command() -> None:
+    out = Path("runs/ablation/vit")
+    base = ablation.arm_settings("vit", "scratch-small", out)
+    assert base["recipe"] == "scratch-small" and base["val_fraction"] == 0.02
+    for arm in ablation.arms("vit")[2:]:  # past the baseline and the control
+        settings = ablation.arm_settings("vit", arm, out)
+        changed = {k for k in settings if settings[k] != base.get(k)} - {"out"}
+        assert changed == set(ablation.ARMS[arm]["vit"]), arm
