@@ -19,6 +19,8 @@ def write_arm(folder: Path, correct: list[int], split: str = "dev") -> None:
     (folder / "predictions.json").write_text(json.dumps(record))
     epoch = {"epoch": 2, "step": 766, "train_loss": 1.5, "wall_time_s": 600.0}
     (folder / "metrics.jsonl").write_text(json.dumps(epoch) + "\n")
+    where = {"device": "cpu", "cores": 2, "commit": "abc", "versions": {}}
+    (folder / "environment.json").write_text(json.dumps(where))
 
 
 def test_the_paired_interval_is_the_per_image_differences() -> None:
@@ -43,6 +45,7 @@ def test_summary_scores_every_arm_against_the_baseline_on_the_same_images(tmp_pa
     assert rows["lr-0.002"]["verdict"] == "adopted"
     assert rows["lr-0.002"]["dev_acc"] == 1.0 and rows["wd-0.3"]["dev_acc"] == 0.6
     assert rows["wd-0.3"]["difference"] == 0 and summary["dev_images"] == 1000
+    assert summary["commit"] == "abc"
     table = ablation.markdown(summary)
     assert "| lr-0.002 | lr 0.002 | 100.0% | +40.0 ± 3.0 | adopted |" in table
     ablation.figure(summary, tmp_path / "bit.png")

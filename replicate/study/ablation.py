@@ -26,11 +26,13 @@ from pathlib import Path
 
 from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.runs.log import PREDICTIONS, read_metrics
+from replicate.study.runner import environment, shared_environment
 from replicate.study.scales import CPU
 from replicate.study.spec import command_line
 from replicate.training.checkpoint import latest_checkpoint
 
 BASELINE = "scratch-small"
+ENVIRONMENT = "environment.json"  # where an arm ran: device, cores, commit, versions
 EPOCHS = 2
 Z95 = 1.96
 # Each arm's options beside the baseline's; None: the arm does not apply to the model.
@@ -81,6 +83,8 @@ def run_arms(model: str, out: Path) -> None:
         folder = out / arm
         if (folder / PREDICTIONS).is_file():
             continue
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ENVIRONMENT).write_text(json.dumps(environment(), indent=2) + "\n")
         if latest_checkpoint(folder) is not None:
             train_main(["--resume", "--out", str(folder)])
         else:
@@ -127,7 +131,9 @@ def summarise(model: str, out: Path) -> dict:
             "train_loss": last["train_loss"],
             "wall_time_s": last["wall_time_s"],
         })  # fmt: skip
-    return {"model": model, "epochs": EPOCHS, "dev_images": len(base), "arms": rows}
+    environments = [json.loads((out / arm / ENVIRONMENT).read_text()) for arm in arms(model)]
+    return {"model": model, "epochs": EPOCHS, "dev_images": len(base), "arms": rows,
+            **shared_environment(environments)}  # fmt: skip
 
 
 def markdown(summary: dict) -> str:
