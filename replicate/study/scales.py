@@ -47,10 +47,9 @@ CPU = Scale(
     eval_every=150,
     checkpoint_every=200,  # at most ~3 minutes of the slower model lost to a stop
     crop_scale=0.5,  # the recipe study's choice (results/studies/recipe), as `scratch` below
-    # Both models train with Adam (Appendix D.1): one grid for both. The weight decays are the
-    # paper's coefficients, which its Adam multiplied by the model's reference rate (Table 3):
-    # each step shrinks a weight by wd x 3e-3 (ViT) or wd x 1e-3 (ResNet) x the schedule,
-    # whatever lr is searched (`replicate.training.recipes`): 1.5e-4 to 9e-4 and 5e-5 to 3e-4.
+    # Both models train with Adam (Appendix D.1): one grid for both. The weight decays are
+    # AdamW's coefficients: each step shrinks a weight by wd x the searched lr x the schedule
+    # (`replicate.training.recipes`).
     search=Search(
         lrs=(0.001, 0.003),
         weight_decays=(0.05, 0.3),
