@@ -13,23 +13,22 @@ from replicate.fewshot import read_results as read_fewshot_results
 from replicate.fewshot import results_markdown as fewshot_markdown
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
 from replicate.figures.sources import Subject, from_checkpoint, from_pretrained, untrained
+from replicate.runs.log import PUBLISHED_WEIGHTS
 from replicate.runs.read import load_runs
 from vit.variants import VARIANTS
 
 log = logging.getLogger("replicate.figures")
 
-PARTS = ("table1", "fig1", "fig6", "fig7", "curves", "results", "studies")
+PARTS = ("table1", "fig1", "fig6", "fig7", "curves", "results", "studies", "from-scratch")
 TABLE_1 = "table1_variants.md"
 RESULTS = "results.md"
 UNTRAINED = "untrained"  # sub-folder for Figures 1, 6 and 7 of an untrained model
-# The default model of Figures 1, 6 and 7: the ViT the studies trained on all of CIFAR-10
-# (committed, 4.6 MB); an untrained one where a checkout lacks it or --variant asks for another.
-STUDIES_VIT = (
-    Path(__file__)
-    .resolve()
-    .parents[2]
-    .joinpath("results", "studies", "data-size", "vit-100", "model-bf16.safetensors")
-)
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "results"
+# The default model of Figures 1, 6 and 7: the CIFAR-10 ViT trained from scratch by
+# configs/cifar10_vit_ti4.py (committed in bf16, 4.5 MB); an untrained one where a checkout lacks
+# it or --variant asks for another. Beside it, the plain loop at the same budget.
+CIFAR10_VIT = RESULTS_DIR / "cifar10-vit_ti4"
+PLAIN_LOOP = RESULTS_DIR / "plain-loop" / "vit.json"
 # Your own runs (where runs/ holds any) first, else the runs committed with the project
 # (metrics and configs only).
 DEFAULT_RUNS = (Path("runs"), Path("results/runs"))
@@ -40,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m replicate.figures",
         description="Regenerate the paper's Table 1, Figures 1, 6 and 7, training curves and a "
         "results table. Without --checkpoint or --pretrained, Figures 1, 6 and 7 show the "
-        "studies' CIFAR-10 ViT (results/studies/data-size/vit-100/); with --variant alone, an "
+        "CIFAR-10 ViT trained from scratch (results/cifar10-vit_ti4/); with --variant alone, an "
         "untrained (randomly initialised) model, whose titles say so, in OUT/untrained/, never "
         "over a trained model's.",
     )
@@ -88,11 +87,10 @@ def load_subject(args: argparse.Namespace) -> Subject:
         return from_checkpoint(args.checkpoint)
     if args.pretrained:
         return from_pretrained(args.pretrained, args.variant, args.image_size, args.num_classes)
-    if args.variant is None and args.image_size is None and STUDIES_VIT.is_file():
-        log.info(
-            "no --checkpoint or --pretrained: drawing the studies' CIFAR-10 ViT, %s", STUDIES_VIT
-        )
-        return from_checkpoint(STUDIES_VIT)
+    weights = CIFAR10_VIT / PUBLISHED_WEIGHTS
+    if args.variant is None and args.image_size is None and weights.is_file():
+        log.info("no --checkpoint or --pretrained: drawing the CIFAR-10 ViT, %s", weights)
+        return from_checkpoint(weights)
     log.info("no --checkpoint or --pretrained: drawing an untrained model")
     return untrained(args.variant or "vit_b16", args.image_size)
 
@@ -110,7 +108,8 @@ def load_images(args: argparse.Namespace, subject: Subject) -> ImageSet:
 def run(args: argparse.Namespace) -> list[Path]:
     """Write the requested parts; return the files written. Inputs are all read before
     anything is computed, so that a bad path fails at once."""
-    from replicate.figures import make  # matplotlib and the models: after --help has answered
+    # matplotlib and the models: after --help has answered
+    from replicate.figures import from_scratch, make
     from replicate.figures.studies import STUDIES_DIR, redraw_studies
     from replicate.figures.tables import results_markdown, table1_markdown
 
@@ -146,6 +145,8 @@ def run(args: argparse.Namespace) -> list[Path]:
         written[-1].write_text(results_markdown(runs) + fewshot)
     if "studies" in parts:
         written += redraw_studies(STUDIES_DIR, out)
+    if "from-scratch" in parts and CIFAR10_VIT.is_dir():
+        written.append(from_scratch.draw(CIFAR10_VIT, PLAIN_LOOP, out / from_scratch.FIGURE))
     if subject is None:
         return written
     if not subject.trained:  # never over the figures of a trained model

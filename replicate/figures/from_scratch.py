@@ -1,0 +1,60 @@
+"""A ViT trained from scratch on CIFAR-10 on this project's CPU: its test accuracy after each
+epoch beside public ViT recipes' at equal epochs, and the plain PyTorch loop's at the same budget.
+
+    python -m replicate.figures --only from-scratch      # figures/cifar10_from_scratch.png
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from replicate.figures.plots import save
+from replicate.runs.log import read_metrics
+
+FIGURE = "cifar10_from_scratch.png"
+# kentaroy47/vision-transformers-cifar10, log/log_vit_patch4.txt, its first run: test top-1 (%)
+# by epoch of a ViT of 6 layers, D 512, 4x4 patches (about 9.5M parameters), Adam 1e-4, batch
+# 512, the padded crop and flip (epoch 9 is missing from the log).
+KENTAROY47 = {
+    1: 45.81, 2: 52.83, 3: 57.07, 4: 59.59, 5: 60.96, 6: 62.86, 7: 63.98, 8: 65.40, 10: 67.90,
+    11: 68.80, 12: 69.83, 13: 70.81, 14: 71.04, 15: 70.56, 16: 72.95, 17: 73.32, 18: 73.51,
+    19: 74.17, 20: 74.06, 25: 75.00, 30: 76.84, 35: 77.84, 40: 78.62, 45: 79.02, 50: 80.91,
+}  # fmt: skip
+# omihub777/ViT-CIFAR's README: 7 layers, D 384 (6.3M), AutoAugment, label smoothing, 200 epochs.
+OMIHUB777 = (200, 90.92)
+
+
+def draw(run: Path, plain_loop: Path | None, path: Path) -> Path:
+    """Our run's test top-1 by epoch, the anchors, and the plain loop's final point."""
+    records = [r for r in read_metrics(run / "metrics.jsonl") if "test_acc" in r]
+    epochs = [r["epoch"] for r in records]
+    ours = [100 * r["test_acc"] for r in records]
+    config = json.loads((run / "config.json").read_text())
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    ax = fig.subplots()
+    shown = [e for e in KENTAROY47 if e <= max(2 * epochs[-1], 10)]
+    ax.plot(shown, [KENTAROY47[e] for e in shown], "s--", ms=3, color="grey",
+            label="kentaroy47 ViT (6 layers, D 512, ~9.5M), Adam 1e-4")  # fmt: skip
+    model = " ".join(
+        [config["variant"], *(f"{k}={v}" for k, v in config["model_overrides"].items())]
+    )
+    label = f"ours: {model}, --recipe {config['recipe']['name']}"
+    ax.plot(epochs, ours, "o-", ms=4, color="C0", label=label)
+    if plain_loop and plain_loop.is_file():
+        result = json.loads(plain_loop.read_text())
+        final = 100 * result["test_top1"]["plain loop"]
+        ax.plot([epochs[-1]], [final], "D", color="C3", ms=7,
+                label=f"plain PyTorch loop, same recipe and budget: {final:.1f}%")  # fmt: skip
+    ax.axhline(OMIHUB777[1], color="C2", ls=":", lw=1)
+    ax.text(ax.get_xlim()[0], OMIHUB777[1] - 2.5, f"omihub777 ViT at {OMIHUB777[0]} epochs: "
+            f"{OMIHUB777[1]:.1f}%", color="C2", fontsize=8)  # fmt: skip
+    title = f"A ViT from scratch on CIFAR-10: {ours[-1]:.1f}% after {epochs[-1]} epochs"
+    ax.set(xlabel="epoch", ylabel="CIFAR-10 test top-1 (%)", ylim=(0, 100), title=title)
+    ax.set_xticks(np.arange(0, max(shown) + 1, 2 if max(shown) <= 20 else 5))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return save(fig, path)
