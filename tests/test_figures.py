@@ -60,6 +60,24 @@ def test_each_figure_writes_a_png(
     _assert_png(figure(subject, images, tmp_path))
 
 
+def test_figure_6_spreads_its_images_and_names_true_and_predicted_classes(
+    subject: Subject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = digit_images(num=8, image_size=32)
+    assert len(images.classes) == 8 and all(c in "0123456789" for c in images.classes)
+    drawn = {}
+
+    def draw_rollout(shown, maps, path, title, captions):
+        drawn.update(shown=shown, captions=captions)
+        return path
+
+    monkeypatch.setattr(make.plots, "draw_rollout", draw_rollout)
+    make.figure_6_rollout(subject, images, tmp_path)
+    spread = [images.classes[i] for i in (0, 2, 5, 7)]  # first to last, not the first four
+    assert [c.splitlines()[0] for c in drawn["captions"]] == [f"true: {c}" for c in spread]
+    assert all(c.splitlines()[1].startswith("predicted: ") for c in drawn["captions"])
+
+
 def test_training_curves_write_a_png_with_missing_metrics(tmp_path: Path) -> None:
     full = Run("a", {"variant": "vit_b16"}, ({"epoch": 1, "train_loss": 1.0, "test_acc": 0.5},))
     sparse = Run("b", {}, ({"epoch": 1}, {"epoch": 2, "test_loss": 0.3}))
@@ -82,6 +100,7 @@ def test_images_from_a_folder_cover_every_class(tmp_path: Path) -> None:
     chosen = folder_images(tmp_path, num=2, image_size=16)
     assert chosen.images.shape == (2, 3, 16, 16)
     assert chosen.images[0, 0].mean() == 1 and chosen.images[1, 2].mean() == 1  # ants, bees
+    assert chosen.classes == ("ants", "bees")  # the true classes, from the folders
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         folder_images(tmp_path / "empty", num=1, image_size=16)
@@ -130,15 +149,16 @@ def test_checkpoint_loads_with_its_metadata(tmp_path: Path) -> None:
     assert subject.dataset == "digits" and "ViT-Ti/16" in subject.label
 
 
-def test_the_default_model_is_the_studies_cifar10_vit_named_in_the_titles() -> None:
-    """Without --checkpoint: the committed CIFAR-10 ViT, its real patch size and depth and its
-    data in the label; --variant alone asks for an untrained model, kept apart."""
+def test_the_default_model_is_the_cifar10_vit_named_in_the_titles() -> None:
+    """Without --checkpoint: the committed CIFAR-10 ViT trained from scratch, its real patch
+    size and depth and its data in the label; --variant alone asks for an untrained model."""
     from replicate.figures.__main__ import load_subject, parse_args
 
     subject = load_subject(parse_args([]))
     assert subject.trained and subject.model.config.patch_size == 4
     assert subject.label == (
-        "ViT-Ti/4 (5 layers) trained on imagefolder:.data/cifar10, vit-100/model-bf16.safetensors"
+        "ViT-Ti/4 (5 layers) trained on imagefolder:.data/cifar10, "
+        "cifar10-vit_ti4/model-bf16.safetensors"
     )
     untrained = load_subject(parse_args(["--variant", "vit_ti16", "--image-size", "32"]))
     assert not untrained.trained and "untrained" in untrained.label

@@ -25,6 +25,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 class ImageSet:
     images: torch.Tensor  # (n, 3, S, S) in [0, 1], not normalised: what is shown
     label: str  # for titles: "8 images from val/", "8 scikit-learn digits (8x8 -> 224x224)"
+    classes: tuple[str, ...] = ()  # each image's true class: its folder's name, or the digit
 
     def normalised(self, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
         """The model's input: (image - mean) / std per channel."""
@@ -53,9 +54,10 @@ def folder_images(folder: str | Path, num: int, image_size: int) -> ImageSet:
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
-    chosen = [(load_image(str(paths[i])), 0) for i in _spread(len(paths), num)]
-    images = as_shown_to_the_model(chosen, image_size)
-    return ImageSet(images, f"{len(images)} images from {folder.name}/")
+    spread = [paths[i] for i in _spread(len(paths), num)]
+    images = as_shown_to_the_model([(load_image(str(path)), 0) for path in spread], image_size)
+    classes = tuple(path.parent.name for path in spread)  # an ImageFolder's class folders
+    return ImageSet(images, f"{len(images)} images from {folder.name}/", classes)
 
 
 def run_dataset_folder(dataset: str | None) -> Path | None:
@@ -70,9 +72,10 @@ def run_dataset_folder(dataset: str | None) -> Path | None:
 def digit_images(num: int, image_size: int) -> ImageSet:
     """`num` of scikit-learn's 8x8 test digits as RGB, scaled up to the model's size."""
     test = digits_splits(Path()).test
-    images = as_shown_to_the_model(Subset(test, _spread(len(test), num).tolist()), image_size)
+    chosen = Subset(test, _spread(len(test), num).tolist())
+    images = as_shown_to_the_model(chosen, image_size)
     label = f"{len(images)} scikit-learn digits (8x8 -> {image_size}x{image_size})"
-    return ImageSet(images, label)
+    return ImageSet(images, label, tuple(str(int(chosen[i][1])) for i in range(len(chosen))))
 
 
 def as_shown_to_the_model(images: Dataset, image_size: int) -> torch.Tensor:

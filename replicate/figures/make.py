@@ -111,29 +111,33 @@ def figure_7_attention_distance(
 
 @torch.no_grad()
 def figure_6_rollout(subject: Subject, images: ImageSet, out: Path, num_images: int = 4) -> Path:
-    """Figure 6: attention from the output token to the input space, by attention rollout."""
-    shown = images.images[:num_images]
-    inputs = images.normalised(subject.mean, subject.std)[:num_images]
+    """Figure 6: attention from the output token to the input space, by attention rollout, on
+    `num_images` spread over the set (over its classes, for a sorted image folder)."""
+    chosen = np.unique(np.linspace(0, len(images.images) - 1, num_images).round().astype(int))
+    shown = images.images[chosen]
+    inputs = images.normalised(subject.mean, subject.std)[chosen]
+    true = [images.classes[i] for i in chosen] if images.classes else None
     rollout = attention_rollout(subject.model.attention_maps(inputs))
     config = subject.model.config
     maps = output_token_maps(rollout, class_token=config.has_class_token)
     maps = upsample_maps(maps, config.image_size)
     title = f"Figure 6, attention rollout (Abnar & Zuidema 2020)\n{subject.label}; {images.label}"
     return plots.draw_rollout(
-        _as_hwc(shown), maps.numpy(), out / FIGURE_6, title, _predictions(subject, inputs)
+        _as_hwc(shown), maps.numpy(), out / FIGURE_6, title, _captions(subject, inputs, true)
     )
 
 
-def _predictions(subject: Subject, inputs: torch.Tensor) -> list[str] | None:
-    """ "predicted: bees (87%)" per image, when the checkpoint names its classes."""
-    if not subject.class_names:
-        return None
-    probabilities = subject.model(inputs).softmax(dim=-1)
-    best, index = probabilities.max(dim=-1)
-    return [
-        f"predicted: {subject.class_names[i]} ({100 * p:.0f}%)"
-        for p, i in zip(best.tolist(), index.tolist(), strict=True)
-    ]
+def _captions(subject: Subject, inputs: torch.Tensor, true: list[str] | None) -> list[str] | None:
+    """ "true: bees\npredicted: bees (87%)" per image, as far as the classes are known."""
+    predicted = None
+    if subject.class_names:
+        best, index = subject.model(inputs).softmax(dim=-1).max(dim=-1)
+        predicted = [f"predicted: {subject.class_names[i]} ({100 * p:.0f}%)"
+                     for p, i in zip(best.tolist(), index.tolist(), strict=True)]  # fmt: skip
+    if true is None:
+        return predicted
+    true = [f"true: {name}" for name in true]
+    return [f"{t}\n{p}" for t, p in zip(true, predicted, strict=True)] if predicted else true
 
 
 def training_curves(runs: list[Run], out: Path, source: str) -> Path:
