@@ -368,7 +368,9 @@ class Trainer:
             "predictions.png",
         ]
         if self.config.variant in VARIANTS:  # Figures 1, 6 and 7 are of a ViT
-            lines.append(f"  python -m replicate.figures --checkpoint {weights}")
+            lines.append(
+                f"  python -m replicate.figures --checkpoint {weights} --out {self.out / 'figures'}"
+            )
         return "\n".join(lines)
 
     def _evaluates_now(self) -> bool:

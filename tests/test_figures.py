@@ -164,6 +164,14 @@ def test_the_default_model_is_the_cifar10_vit_named_in_the_titles() -> None:
     assert not untrained.trained and "untrained" in untrained.label
 
 
+def test_figures_of_a_named_model_never_overwrite_the_projects(tmp_path: Path) -> None:
+    from replicate.figures.__main__ import parse_args
+
+    assert parse_args([]).out == Path("figures")  # the project's own: regenerated on purpose
+    assert parse_args(["--checkpoint", "run/model.safetensors"]).out == Path("runs/figures")
+    assert parse_args(["--pretrained", "timm:x", "--out", "f"]).out == Path("f")
+
+
 def test_pretrained_spec_of_a_local_file(tmp_path: Path) -> None:
     path = _write_checkpoint(tmp_path)
     subject = from_pretrained(str(path), "vit_ti16", image_size=32, num_classes=3, depth=2)

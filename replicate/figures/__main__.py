@@ -29,6 +29,7 @@ RESULTS_DIR = Path(__file__).resolve().parents[2] / "results"
 # it or --variant asks for another. Beside it, the plain loop at the same budget.
 CIFAR10_VIT = RESULTS_DIR / "cifar10-vit_ti4"
 PLAIN_LOOP = RESULTS_DIR / "plain-loop" / "vit.json"
+USER_FIGURES = Path("runs/figures")  # the figures of a model you name: beside your runs
 # Your own runs (where runs/ holds any) first, else the runs committed with the project
 # (metrics and configs only).
 DEFAULT_RUNS = (Path("runs"), Path("results/runs"))
@@ -77,9 +78,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=32,
         help="images averaged for the attention distance (default 32; the paper used 128)",
     )
-    parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="output folder (default: figures/, the project's own, for its own models; "
+        f"{USER_FIGURES}/ for --checkpoint or --pretrained, so yours never overwrite them)",
+    )
     parser.add_argument("--only", nargs="+", choices=PARTS, help="write only these parts")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = USER_FIGURES if args.checkpoint or args.pretrained else Path("figures")
+    return args
 
 
 def load_subject(args: argparse.Namespace) -> Subject:
