@@ -111,6 +111,16 @@ def test_options_given_override_the_experiment_file(tmp_path: Path, capsys) -> N
     bad.write_text("def get_config():\n    return {'imge_size': 32}\n")
     with pytest.raises(ValueError, match="bad.py sets imge_size, which .* has no option"):
         resolve_config(parse(["--config", str(bad)]))
+    for setting, problem in [
+        ("'steps': -5", "steps=-5: must be at least 1"),
+        ("'lr': float('nan')", "lr=nan: must be at least 0"),
+        ("'batch_size': 0", "batch_size=0: must be at least 1"),
+        ("'recipe': 'fast'", "recipe='fast': must be one of scratch, "),
+        ("'compile': 'yes'", "compile='yes': must be True or False"),
+    ]:
+        bad.write_text(f"def get_config():\n    return {{{setting}}}\n")  # the options' checks
+        with pytest.raises(ValueError, match=re.escape(f"bad.py sets {problem}")):
+            resolve_config(parse(["--config", str(bad)]))
     bad.write_text("config = {'image_size': 32}\n")  # no get_config(): refused, not ignored
     with pytest.raises(ValueError, match="bad.py defines no get_config"):
         resolve_config(parse(["--config", str(bad)]))

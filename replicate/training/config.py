@@ -436,9 +436,28 @@ def apply_experiment(args: argparse.Namespace) -> set[str]:
             "for; name settings as the options are, with underscores (image_size, model_arg)"
         )
     from_file = {name for name, value in settings.items() if getattr(args, name) is None}
+    actions = {action.dest: action for action in build_parser()._actions}
     for name in from_file:
-        setattr(args, name, settings[name])
+        setattr(args, name, checked(actions[name], settings[name], path))
     return from_file
+
+
+def checked(action: argparse.Action, value: Any, path: Path) -> Any:
+    """An experiment file's value, held to its option's checks as if typed on the command line
+    (`--steps -5` fails there, so `steps=-5` fails here)."""
+    problem = None
+    if isinstance(action, argparse._StoreTrueAction):
+        problem = None if isinstance(value, bool) else "must be True or False"
+    elif action.type is not None and value is not None and not isinstance(value, list | tuple):
+        try:
+            value = action.type(str(value))
+        except (argparse.ArgumentTypeError, ValueError) as error:
+            problem = str(error)
+    if problem is None and action.choices is not None and value not in action.choices:
+        problem = f"must be one of {', '.join(map(str, action.choices))}"
+    if problem:
+        raise ValueError(f"{path} sets {action.dest}={value!r}: {problem}")
+    return value
 
 
 def _resolve(args: argparse.Namespace) -> TrainConfig:
