@@ -12,6 +12,7 @@ normalised).
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,7 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument(
         "--plot",
-        type=Path,
+        type=plot_path,
         metavar="OUT.png",
         help="also save the images in a grid, each titled with its top-k classes",
     )
@@ -95,6 +96,20 @@ def main(argv: Sequence[str] | None = None) -> list[Prediction]:
     if args.plot:
         print(f"wrote {plot(views, predictions, args.plot)}")
     return predictions
+
+
+def plot_path(text: str) -> Path:
+    """--plot's file: OUT.png as given, OUT alone as OUT.png; a format matplotlib cannot write is
+    refused before any work."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(text)
+    path = path if path.suffix else path.with_suffix(".png")
+    if path.suffix[1:].lower() not in FigureCanvasBase.get_supported_filetypes():
+        raise argparse.ArgumentTypeError(
+            f"cannot draw a {path.suffix} file; use .png, .pdf, .svg or .jpg"
+        )
+    return path
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -125,6 +127,38 @@ def test_predict_plots_each_image_titled_with_its_classes(
                                       f"{second} {p2:.2f}"]  # fmt: skip
     with Image.open(out) as png:  # a grid of 4 columns and 2 rows
         assert png.width > png.height > 0.4 * png.width
+
+
+def test_predict_plot_says_the_file_it_wrote_and_refuses_what_it_cannot_write(
+    vit_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    paths, _ = digit_pngs(tmp_path, 1)
+    argv = ["--checkpoint", str(vit_run / WEIGHTS), str(paths[0]), "--plot"]
+    assert run_cli("replicate.predict", predict.main, [*argv, str(tmp_path / "grid")]) == 0
+    assert f"wrote {tmp_path / 'grid.png'}\n" in capsys.readouterr().out
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit) as exit_:  # refused by the parser, before any work
+        predict.main([*argv, str(tmp_path / "grid.txt")])
+    assert exit_.value.code == 2 and "cannot draw a .txt file" in capsys.readouterr().err
+
+
+def test_a_full_disk_while_plotting_is_one_line_and_leaves_no_file(
+    vit_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    def full_disk(self, path, **kwargs):
+        Path(path).write_bytes(b"\x89PNG")  # a partial write, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    paths, _ = digit_pngs(tmp_path, 1)
+    out = tmp_path / "plots"
+    argv = ["--checkpoint", str(vit_run / WEIGHTS), str(paths[0]), "--plot", str(out / "p.png")]
+    assert run_cli("replicate.predict", predict.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write" in err and "No space left" in err
+    assert not list(out.iterdir())  # neither the file nor its temporary
 
 
 def test_a_run_checkpoint_refuses_another_variant_or_size(vit_run: Path, capsys) -> None:

@@ -15,6 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.ticker import MaxNLocator
 
+from replicate.runs.files import atomic_path
 from replicate.runs.read import Run
 
 DPI = 150
@@ -22,8 +23,14 @@ PATCH_GAP = 0.5  # mid-grey between patches: visible on white and on black backg
 
 
 def save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    """Atomically, in the format of the path's suffix: a full disk leaves no half-written file,
+    and the error names the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format=path.suffix[1:])
+    except OSError as error:
+        raise ValueError(f"cannot write {path}: {error.strerror or error}") from error
     return path
 
 
