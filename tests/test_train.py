@@ -205,6 +205,19 @@ def test_feature_extraction_from_a_checkpoint_trains_the_head_only(tmp_path: Pat
     assert "head.classifier.weight" in changed
 
 
+def test_a_run_checkpoint_fine_tunes_with_its_own_variant_and_shape(tmp_path: Path) -> None:
+    """--pretrained alone: the checkpoint's variant and model arguments, as it was trained."""
+    run(tmp_path / "base", "--steps", "2")
+    argv = ["--pretrained", str(tmp_path / "base"), "--image-size", "16", "--steps", "1",
+            "--workers", "0", "--batch-size", "32", "--out", str(tmp_path / "ft")]  # fmt: skip
+    config = resolve(*argv)
+    assert (config.variant, config.sources["variant"]) == ("vit_ti16", "--pretrained")
+    assert config.model_overrides["depth"] == 1 and config.model_overrides["hidden_size"] == 32
+    assert resolve(*argv, "--model-arg", "depth=2").model_overrides["depth"] == 2  # yours win
+    model = main(argv)
+    assert model.config.patch_size == 8 and model.config.hidden_size == 32
+
+
 def test_finetune_replaces_the_head_and_trains_everything(tmp_path: Path) -> None:
     run(tmp_path / "base", "--steps", "3")
     config = resolve(*TINY_VIT, "--pretrained", str(tmp_path / "base" / WEIGHTS), "--steps", "1",

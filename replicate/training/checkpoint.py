@@ -251,6 +251,22 @@ def save_weights(path: Path, model: nn.Module, info: CheckpointInfo) -> None:
         save_file(state, tmp, metadata=info.to_metadata())
 
 
+def run_checkpoint_info(spec: str) -> CheckpointInfo | None:
+    """The metadata of the `replicate.train` checkpoint a --pretrained spec names (its file or
+    its run folder), without reading the tensors; None for any other weights."""
+    from safetensors import safe_open
+
+    path = Path(spec).expanduser()
+    if not path.exists():
+        return None
+    path = resolve_weights(path)
+    if path.suffix != ".safetensors":
+        return None
+    with safe_open(path, framework="pt") as file:
+        metadata = file.metadata() or {}
+    return CheckpointInfo.from_metadata(metadata, path) if "variant" in metadata else None
+
+
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointInfo]:
     """The tensors and metadata of a weights file of this trainer, or of a run folder's latest."""
     path = resolve_weights(path)

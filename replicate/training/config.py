@@ -53,6 +53,7 @@ from replicate.data.loader import Placement, default_workers
 from replicate.runs.log import CONFIG
 from replicate.runtime import Precision, default_precision
 from replicate.training.accumulation import FINETUNE_MICRO_BATCH
+from replicate.training.checkpoint import run_checkpoint_info
 from replicate.training.ema import check_decay
 from replicate.training.recipes import RECIPES, HyperRule, Recipe, bit_hyperrule
 from replicate.training.resolution import check_resolution, nearest_multiple, patch_size
@@ -462,7 +463,13 @@ def checked(action: argparse.Action, value: Any, path: Path) -> Any:
 
 def _resolve(args: argparse.Namespace) -> TrainConfig:
     sources: dict[str, str] = {}
-    variant, sources["variant"] = first_given((args.variant, "--variant"), ("vit_b16", DEFAULT))
+    # A checkpoint of this trainer knows its model: --pretrained alone fine-tunes it.
+    own = run_checkpoint_info(args.pretrained) if args.pretrained else None
+    variant, sources["variant"] = first_given(
+        (args.variant, "--variant"),
+        (own.variant if own else None, "--pretrained"),
+        ("vit_b16", DEFAULT),
+    )
     entry = models.get_model_entry(variant)  # fails early on an unknown name
     name, sources["dataset"] = first_given((args.dataset, "--dataset"), ("digits", DEFAULT))
     spec = get_dataset_spec(name)
@@ -487,6 +494,8 @@ def _resolve(args: argparse.Namespace) -> TrainConfig:
     for option in RECIPE_OPTIONS:
         sources[option] = option_name(option) if option in changes else f"recipe {recipe.name}"
     model_overrides = dict(parse_model_arg(a) for a in args.model_arg or ())
+    if own and own.variant == variant:  # its shape (depth, patch size) unless --model-arg says
+        model_overrides = {**own.model_overrides, **model_overrides}
     patch = patch_size(variant, model_overrides)
     image_size, sources["image_size"] = resolve_image_size(args, entry, spec, recipe, patch, rule)
     batch_size, sources["batch_size"] = first_given(
