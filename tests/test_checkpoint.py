@@ -136,6 +136,20 @@ def test_resume_continues_the_run_where_it_is_now(
     assert config["out"] == "copy"
 
 
+def test_resume_says_when_a_changed_option_costs_exactness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    interrupt_after_save(monkeypatch, at_step=12)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "run", "--epochs", "2")
+    monkeypatch.undo()
+    capsys.readouterr()
+    train.main(["--resume", "--out", str(tmp_path / "run"), "--micro-batch", "64",
+                "--log-every", "5"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "note: --micro-batch changed on resume" in err and "--log-every" not in err
+
+
 def test_a_gpu_checkpoint_resumes_on_the_cpu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

@@ -205,6 +205,14 @@ def test_feature_extraction_from_a_checkpoint_trains_the_head_only(tmp_path: Pat
     assert "head.classifier.weight" in changed
 
 
+@pytest.mark.parametrize("inside", ["train/zero/run", "run", "."])
+def test_an_out_inside_the_data_set_is_refused(tmp_path: Path, inside: str) -> None:
+    data = write_image_folder(tmp_path / "photos")
+    with pytest.raises(ValueError, match="lies inside the data set .* choose an --out outside"):
+        resolve("--dataset", f"imagefolder:{data}", "--out", str(data / inside))
+    resolve("--dataset", f"imagefolder:{data}", "--out", str(tmp_path / "photos-run"))  # beside
+
+
 def test_a_run_checkpoint_fine_tunes_with_its_own_variant_and_shape(tmp_path: Path) -> None:
     """--pretrained alone: the checkpoint's variant and model arguments, as it was trained."""
     run(tmp_path / "base", "--steps", "2")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import sys
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ from replicate.data.datasets import (
     DATASETS,
     DEFAULT_DATA_DIR,
     IMAGEFOLDER,
+    WDS,
     DatasetSpec,
     get_dataset_spec,
     load_splits,
@@ -118,6 +120,10 @@ RESUMABLE_OPTIONS = (
     "checkpoint_minutes",
     "grad_checkpointing",
 )
+
+# Of those, the ones that change the arithmetic: accumulation's sums, and the crops' pixels
+# (resident crops are resampled from a stored copy, streamed ones from the original).
+INEXACT_ON_RESUME = ("micro_batch", "data_placement")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -524,6 +530,8 @@ def _resolve(args: argparse.Namespace) -> TrainConfig:
         (args.precision, "--precision"), default_precision()
     )
     dataset = spec.name.replace(IMAGEFOLDER, "imagefolder-").rstrip("/").replace("/", "-")
+    out = args.out or f"runs/{variant}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+    refuse_out_inside_data(Path(out), spec.name)
     return TrainConfig(
         variant=variant,
         dataset=spec.name,
@@ -538,7 +546,7 @@ def _resolve(args: argparse.Namespace) -> TrainConfig:
         precision=precision,
         compile=bool(args.compile),
         seed=args.seed if args.seed is not None else 0,
-        out=args.out or f"runs/{variant}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}",
+        out=out,
         data_placement=args.data_placement or "auto",
         workers=args.workers if args.workers is not None else default_workers(),
         log_every=args.log_every or 10,
@@ -555,6 +563,19 @@ def _resolve(args: argparse.Namespace) -> TrainConfig:
         eval_every=args.eval_every,
         early_stopping=early_stopping(args),
     )
+
+
+def refuse_out_inside_data(out: Path, dataset: str) -> None:
+    """A run folder inside an image-folder data set would be read back as images (a confusion
+    matrix in a class folder) or as a class of its own."""
+    root = next(
+        (dataset.removeprefix(p) for p in (IMAGEFOLDER, WDS) if dataset.startswith(p)), None
+    )
+    if root and out.expanduser().resolve().is_relative_to(Path(root).expanduser().resolve()):
+        raise ValueError(
+            f"--out {out} lies inside the data set {root}, whose folders are read as classes; "
+            "choose an --out outside it"
+        )
 
 
 def early_stopping(args: argparse.Namespace) -> bool:
@@ -659,6 +680,13 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
             f"(to change them, start a new run)"
         )
     changes = {k: v for k in RESUMABLE_OPTIONS if (v := getattr(args, k)) is not None}
+    inexact = [k for k in INEXACT_ON_RESUME if k in changes and changes[k] != getattr(config, k)]
+    if inexact:
+        print(
+            f"replicate.train: note: {', '.join(map(option_name, inexact))} changed on resume: "
+            "the run continues, but its numbers will differ slightly from an uninterrupted run's",
+            file=sys.stderr,
+        )
     return replace(config, **changes, out=args.out)  # the run is where it is now
 
 
