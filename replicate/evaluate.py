@@ -77,6 +77,11 @@ def evaluate(
         top5.update(logits, targets)
         confusion.update(logits, targets)
     model.train(was_training)
+    if not len(images) or (len(indices) and not sum(map(len, true))):  # resident; streamed
+        raise DataError(
+            f"none of the evaluation images could be read ({len(images.skipped)} skipped; the "
+            f"first: {min(images.skipped, default='?')}); check the files"
+        )
     results = metrics.compute()  # sums over ranks under torchrun
     return Evaluation(
         loss=results["loss"].item(),

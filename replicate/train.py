@@ -188,6 +188,8 @@ class Trainer:
             place(split, config.image_size, runtime, config.data_placement, config.workers, crop)
             for split, crop in ((splits.train, inception), (splits.test, None))
         )
+        if not len(self.train_images):  # resident: decoded once, every image unreadable
+            raise self.unreadable("none of the training images")
         self.steps_per_epoch = math.ceil(
             math.ceil(len(self.train_images) / runtime.world_size) / self.local_batch
         )
@@ -439,6 +441,8 @@ class Trainer:
             if checkpoint:  # the epoch's last step is saved by fit(), with the epoch counted
                 with timer("checkpoint"):
                     self.save_checkpoint()
+        if steps and not metrics["loss"].update_count:  # streamed: decoded as met, none read
+            raise self.unreadable("not one training image of an epoch")
         with timer("log"):
             results = self._report(metrics, progress)  # syncs the device: the timing is right
         images = steps * self.local_batch * self.runtime.world_size
@@ -598,6 +602,15 @@ class Trainer:
             if self.ema is not None:  # and beside the weights, for evaluate and --pretrained
                 save_weights(self.out / EMA_WEIGHTS, self.ema.module, self.checkpoint_info())
         self.saved_step, self.saved_at = self.step, time.monotonic()
+
+    def unreadable(self, what: str) -> DataError:
+        """Images that could not be decoded, too many to train on: said, not trained as NaNs."""
+        skipped = sorted(self.train_images.skipped | self.test_images.skipped)
+        first = f"; the first: {skipped[0]}" if skipped else ""
+        return DataError(
+            f"{what} of {self.config.dataset} could be read ({len(skipped)} skipped{first}); "
+            "check the files, e.g. with --verify-images"
+        )
 
     def diverged(self, what: str) -> DivergedError:
         """The error that stops a run whose numbers stopped being finite, before it saves."""

@@ -205,6 +205,23 @@ def test_feature_extraction_from_a_checkpoint_trains_the_head_only(tmp_path: Pat
     assert "head.classifier.weight" in changed
 
 
+@pytest.mark.parametrize("placement", ["device", "stream"])
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_split_of_unreadable_images_is_one_line_not_a_nan(
+    tmp_path: Path, capsys: pytest.CaptureFixture, placement: str, split: str
+) -> None:
+    data = write_image_folder(tmp_path / "photos")
+    for image in (data / split).rglob("*.png"):
+        image.write_bytes(b"not a png")
+    argv = ["--variant", "tinyvgg", "--model-arg", "hidden_units=4", "--dataset",
+            f"imagefolder:{data}", "--image-size", "16", "--steps", "2", "--workers", "0",
+            "--data-placement", placement, "--out", str(tmp_path / "run")]  # fmt: skip
+    assert run_cli("replicate.train", main, argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("replicate.train: error: ") and "could be read" in err, err
+    assert "no decoder knows it" in err and "nan" not in err
+
+
 @pytest.mark.parametrize("inside", ["train/zero/run", "run", "."])
 def test_an_out_inside_the_data_set_is_refused(tmp_path: Path, inside: str) -> None:
     data = write_image_folder(tmp_path / "photos")
