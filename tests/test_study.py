@@ -300,3 +300,16 @@ def test_the_cpu_scale_trains_from_scratch_with_what_the_recipe_study_chose() ->
     assert CPU.crop_scale == floor
     chosen = {m: {"lr": c["lr"], "weight_decay": c["weight_decay"]} for m, c in best.items()}
     assert chosen == CPU.scratch
+
+
+def test_a_second_runner_on_the_same_out_is_refused(tmp_path, capsys) -> None:
+    """It would remove the first runner's live run folders (those without a checkpoint yet)."""
+    from replicate.cli_errors import run_cli
+    from replicate.study.__main__ import main
+    from replicate.training.checkpoint import run_folder_lock
+
+    with run_folder_lock(tmp_path / "studies"):  # the first runner, still running
+        argv = ["data-size", "--scale", "smoke", "--out", str(tmp_path / "studies")]
+        assert run_cli("replicate.study", main, argv) == 2
+    assert "is in use by process" in capsys.readouterr().err
+    assert not (tmp_path / "studies" / "data-size").exists()  # nothing touched

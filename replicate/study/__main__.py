@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 from replicate.cli_errors import ArgumentParser, run_cli
@@ -20,6 +21,7 @@ from replicate.study.estimate import h100_training_flops_per_s, training_flops
 from replicate.study.runner import Runner
 from replicate.study.scales import SCALES
 from replicate.study.spec import Scale
+from replicate.training.checkpoint import run_folder_lock
 
 RESULTS = Path("results/studies")
 FIGURES = Path("figures")
@@ -78,12 +80,14 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
         return print_plan(names, scale)
     runner = Runner(STUDIES, scale, out)
     written = []
-    for name in names:
-        summary = runner.summarise_finished(STUDIES[name]) if args.summarise else None
-        if not args.summarise:
-            summary = runner.run(STUDIES[name])
-        if summary is not None:
-            written += draw_study(summary, out / name, figures)
+    # One runner per --out: a second would remove the first's runs that have no checkpoint yet.
+    with nullcontext() if args.summarise else run_folder_lock(out):
+        for name in names:
+            summary = runner.summarise_finished(STUDIES[name]) if args.summarise else None
+            if not args.summarise:
+                summary = runner.run(STUDIES[name])
+            if summary is not None:
+                written += draw_study(summary, out / name, figures)
     for path in written:
         print(f"wrote {path}")
     return written
