@@ -154,6 +154,18 @@ def minutes(seconds: float | None) -> str:
     return "done" if seconds == 0 else f"{max(1, round(seconds / 60))} min"
 
 
+def _estimated(seconds: float | None) -> str:
+    """ " (estimated 12 min)", or nothing where no estimate or the run had finished before."""
+    return f" (estimated {minutes(seconds)})" if seconds else ""
+
+
+def _left(estimates: Sequence[float | None]) -> str:
+    """ ", about 40 min left" when every run left has an estimate; nothing when none is left."""
+    if not any(estimates) or None in estimates:
+        return ""
+    return f", about {minutes(sum(estimates))} left"  # type: ignore[arg-type]
+
+
 def _can_resume(folder: Path) -> bool:
     return (folder / CONFIG).is_file() and latest_checkpoint(folder) is not None
 
@@ -242,16 +254,15 @@ class Runner:
         for index, spec in enumerate(specs):
             summaries.append(self.ensure(study.name, spec))
             self.write_summary(study, summaries, complete=index + 1 == len(specs))
-            left = [estimates[s.name] for s in specs[index + 1 :]]
             log.info(
-                "%s/%s: %.1f min (estimated %s); %d of %d runs done, %s left",
+                "%s/%s: %.1f min%s; %d of %d runs done%s",
                 study.name,
                 spec.name,
                 summaries[-1]["wall_time_s"] / 60,
-                minutes(estimates[spec.name]),
+                _estimated(estimates[spec.name]),
                 index + 1,
                 len(specs),
-                minutes(None if None in left else sum(left)),  # type: ignore[arg-type]
+                _left([estimates[s.name] for s in specs[index + 1 :]]),
             )
         return read_json(self.out / study.name / STUDY_SUMMARY)
 
