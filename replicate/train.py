@@ -645,6 +645,12 @@ class Trainer:
             )
         state = read_state(checkpoint.state)
         weights, info = read_weights(checkpoint.weights)
+        missing = sorted(set(STATE_KEYS) - set(state))
+        if missing:
+            raise ValueError(
+                f"{checkpoint.state} lacks {', '.join(missing)}: not a state this trainer wrote "
+                "(edited by hand?); resume from an earlier checkpoint or start the run again"
+            )
         if (info.step, state.get("total_steps")) != (state["step"], self.total_steps):
             raise ValueError(
                 f"{checkpoint.state} is not the state of {checkpoint.weights} for this run's "
@@ -685,6 +691,7 @@ class Trainer:
             print(f"replicate.train: note: {message}", file=sys.stderr)
 
 
+STATE_KEYS = ("optimizer", "scheduler", "scaler", "epoch", "step", "rng")  # what a resume reads
 BEST_WEIGHTS = "best.safetensors"  # --early-stopping: the weights of the best dev accuracy
 TEST_RESULT = "test.json"  # ... and their one evaluation on the test split
 

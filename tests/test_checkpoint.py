@@ -150,6 +150,18 @@ def test_resume_says_when_a_changed_option_costs_exactness(
     assert "note: --micro-batch changed on resume" in err and "--log-every" not in err
 
 
+def test_a_state_edited_by_hand_is_one_line_naming_the_file(tmp_path: Path, capsys) -> None:
+    run(tmp_path / "run", "--epochs", "1")
+    path = latest_checkpoint(tmp_path / "run").state
+    state = read_state(path)
+    del state["optimizer"]
+    torch.save(state, path)
+    capsys.readouterr()
+    assert run_cli("replicate.train", train.main, ["--resume", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path} lacks optimizer" in err
+
+
 def test_a_gpu_checkpoint_resumes_on_the_cpu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
