@@ -45,3 +45,23 @@ def test_the_plain_loop_trains_either_model_and_scores_the_test_split(
     torch.set_num_threads(1)
     accuracy = plain_loop(write_cifar_like(tmp_path), steps=2, model_name=model)
     assert accuracy in {i / 8 for i in range(9)}  # 8 test images
+
+
+def test_the_check_compares_with_a_finished_run_of_the_same_budget(tmp_path: Path) -> None:
+    import json
+
+    from replicate.study.plain_loop import main
+
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    run.mkdir()
+    finished = {"epoch": 1, "step": 2, "test_acc": 0.625, "wall_time_s": 9.0}
+    (run / "metrics.jsonl").write_text(json.dumps(finished) + "\n")
+    data, out = write_cifar_like(tmp_path / "data"), tmp_path / "vit.json"
+    results = main(["--data", str(data), "--steps", "2", "--compare", str(run), "--out", str(out)])
+    record = json.loads(out.read_text())
+    assert record["test_top1"] == results and results["replicate.train"] == 0.625
+    assert record["steps"] == 2 and record["wall_time_s"]["replicate.train"] == 9.0
+    assert "commit" in record and record["device"]
+    with pytest.raises(ValueError, match="ran 2 steps, not 3: compare equal budgets"):
+        main(["--data", str(data), "--steps", "3", "--compare", str(run)])

@@ -36,6 +36,7 @@ from replicate.data.datasets import image_folder_splits
 from replicate.models import create_model
 from replicate.runs.log import read_metrics
 from replicate.runtime import autocast, default_precision
+from replicate.study.runner import environment
 from replicate.study.scales import CPU
 from replicate.study.spec import command_line
 from replicate.training.config import parse_model_arg
@@ -154,14 +155,14 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     args = build_parser().parse_args(argv)
+    finished = finished_run(args.compare, args.steps) if args.compare else None  # check first
     results, seconds = {}, {}
     start = time.perf_counter()
     results["plain loop"] = plain_loop(args.data, args.steps, args.model)
     seconds["plain loop"] = time.perf_counter() - start
     print(f"plain loop: test top-1 {results['plain loop']:.2%} ({seconds['plain loop']:.0f} s)")
-    if args.compare:
-        trainer = finished_run(args.compare, args.steps)
-        results["replicate.train"], seconds["replicate.train"] = trainer
+    if finished:
+        results["replicate.train"], seconds["replicate.train"] = finished
     else:
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
@@ -173,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         print(f"{name}: {args.steps} steps of {BATCH}, test top-1 {accuracy:.2%}")
     if args.out:
         record = {"model": args.model, "steps": args.steps, "batch_size": BATCH,
-                  "test_top1": results, "wall_time_s": seconds}  # fmt: skip
+                  "test_top1": results, "wall_time_s": seconds, **environment()}  # fmt: skip
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")
     return results
