@@ -5,6 +5,10 @@ epoch. A ViT-Ti/4 of 5 layers (D 192, 3 heads, 4x4 patches: an 8x8 grid; 2.25M p
 the paper's design: Eq. 1's linear patch embedding, a class token, learned 1-D E_pos. Needs
 CIFAR-10 in .data/cifar10 (README, Results).
 
+Should reach: 62.6% test top-1 after 10 epochs (results/cifar10-vit_ti4), in about 35 minutes on
+a 2-core AMD EPYC with AVX512-BF16 (bf16); a plain PyTorch loop of the same recipe and budget
+gets as far (python -m replicate.study.plain_loop).
+
     python -m replicate.train --config configs/cifar10_vit_ti4.py
 """
 
