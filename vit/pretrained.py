@@ -262,7 +262,7 @@ def fetch_torchvision(builder: str, tag: str) -> tuple[dict[str, Tensor], Weight
 
 
 def _torchvision_fetch_error(weights: WeightsEnum, error: Exception) -> str:
-    """What failed, why, and the way out (GUIDE item 9: stale hashes in some versions)."""
+    """What failed, why, and the way out (some torchvision versions list stale hashes)."""
     filename = weights.url.rsplit("/", 1)[-1]
     if "hash" in str(error):
         way_out = (

@@ -49,7 +49,7 @@ class TrainLoop:
     images_per_s: float  # the median epoch after the first (which compiles and warms up)
     epochs_images_per_s: tuple[float, ...]
     bench_images_per_s: float
-    ratio: float  # images_per_s / bench_images_per_s; project issue 13 asks for at least 0.9
+    ratio: float  # images_per_s / bench_images_per_s: the trainer's share of the bare step
     phase_s: dict[str, float]  # the loop's host seconds per phase, summed over those epochs
 
 
