@@ -21,6 +21,7 @@ from PIL.JpegImagePlugin import JpegImageFile
 from torch.utils.data import TensorDataset
 from torchvision.transforms.v2 import functional as TF
 
+from replicate.data import images as images_module
 from replicate.data.augment import (
     Augmentation,
     Crop,
@@ -36,7 +37,13 @@ from replicate.data.datasets import (
     image_folder_splits,
     load_splits,
 )
-from replicate.data.images import SquareImages, decode_crop, decode_file, load_image
+from replicate.data.images import (
+    SquareImages,
+    decode_crop,
+    decode_file,
+    load_image,
+    verify_files,
+)
 from replicate.data.loader import (
     Crops,
     ResidentImages,
@@ -216,6 +223,42 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_when_the_crop_allows(
     assert len(drafts) == 3  # 1/4 or 1/2 scale, never below 64 pixels a side of the box
     assert decode_crop(data, "large.jpg", policy, 0, 300).shape == (3, 300, 300)
     assert len(drafts) == 3  # a box under 600 pixels a side: decoded whole
+
+
+def test_every_decode_path_turns_an_image_as_its_exif_orientation_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A phone photo held upright (orientation 6): TorchCodec, torchvision, PIL's `load_image`
+    and the reduced-scale crop of a large JPEG all see the same upright pixels."""
+    pixels = torch.randint(0, 256, (600, 800, 3), dtype=torch.uint8).numpy()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(pixels).save(path, quality=95, exif=exif)
+    data = path.read_bytes()
+    upright = decode_file(str(path))
+    assert upright.shape == (3, 800, 600)  # turned: taller than wide
+    torch.testing.assert_close(images_module._torchvision_decode(data), upright, atol=2, rtol=0)
+    assert load_image(str(path)).size == (600, 800)
+    policy = InceptionCrop(area=(0.9, 1.0), flip=False)
+    crop = decode_crop(data, "phone.jpg", policy, seed=0, size=64)  # a 1/4-scale decode if not
+    exact = crop_resize(upright, policy.sample(800, 600, 0), 64)
+    assert (crop.int() - exact.int()).abs().float().mean() < 1
+
+
+def test_one_pixel_limit_on_every_decode_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PIL's decompression-bomb limit, which load_image and --verify-images apply, holds for
+    TorchCodec's and torchvision's decodes too: a huge PNG in a class folder is refused, named."""
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (40, 30)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 1,200 pixels > 2 x 500
+    for read in (decode_file, load_image):
+        with pytest.raises(DataError, match="cannot read image .*huge.png.*exceeds limit"):
+            read(str(path))
+    with pytest.raises(DataError, match="huge.png"):
+        verify_files([str(path)])
 
 
 def test_crop_seeds_depend_on_the_generator_only() -> None:

@@ -16,7 +16,7 @@ from functools import cache, partial
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
@@ -24,6 +24,7 @@ from replicate.data.augment import Crop, InceptionCrop, crop_resize, resize
 from replicate.errors import DataError
 
 DRAFT_BITS_PER_PIXEL = 0.5  # below it, a file is too small to be worth a reduced decode
+EXIF_ORIENTATION = 0x0112  # the EXIF tag of how the camera was held
 
 
 @dataclass(frozen=True)
@@ -131,16 +132,34 @@ def decode_bytes(data: bytes, name: str) -> Tensor:
 
     if not data:
         raise DataError(f"cannot read image {name}: the file is empty")
+    refuse_decompression_bomb(data, name)
     try:
         return to_dtype(image_decoder()(data), torch.uint8, scale=True)
     except (RuntimeError, ValueError):  # not a format the decoder reads, or corrupt: PIL decides
         try:
             with Image.open(io.BytesIO(data)) as image:
-                return pil_to_tensor(rgb(image))
+                return pil_to_tensor(rgb(upright(image)))
         except UnidentifiedImageError as error:  # its message names a BytesIO at some address
             raise DataError(f"cannot read image {name}: no decoder knows it") from error
         except (OSError, Image.DecompressionBombError) as error:
             raise DataError(f"cannot read image {name}: {error}") from error
+
+
+def refuse_decompression_bomb(data: bytes, name: str) -> None:
+    """PIL's decompression-bomb limit (2 x `Image.MAX_IMAGE_PIXELS`, from the header) for every
+    decoder, as `load_image` and `--verify-images` have it: one limit on every path."""
+    try:
+        with Image.open(io.BytesIO(data)):
+            pass
+    except Image.DecompressionBombError as error:
+        raise DataError(f"cannot read image {name}: {error}") from error
+    except (UnidentifiedImageError, OSError):
+        pass  # not a format PIL opens: the decoder decides
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """`image` turned as its EXIF orientation says, as TorchCodec and torchvision decode it."""
+    return ImageOps.exif_transpose(image)
 
 
 @cache
@@ -160,7 +179,8 @@ def _torchvision_decode(data: bytes) -> Tensor:
     encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     with warnings.catch_warnings():  # deprecated from 0.29 for TorchCodec, used where it is not
         warnings.simplefilter("ignore", DeprecationWarning)
-        return decode_image(encoded, mode=ImageReadMode.RGB)  # uint16 for a 16-bit PNG
+        # uint16 for a 16-bit PNG; turned upright by its EXIF orientation, as TorchCodec does
+        return decode_image(encoded, mode=ImageReadMode.RGB, apply_exif_orientation=True)
 
 
 def pil_to_tensor(image: Image.Image) -> Tensor:
@@ -192,7 +212,8 @@ def decode_crop(data: bytes, name: str, policy: InceptionCrop, seed: int, size: 
             with Image.open(io.BytesIO(data)) as image:
                 crop = policy.sample(image.height, image.width, seed)
                 factor = min(crop.height, crop.width) // size
-                if image.format == "JPEG" and factor >= 2:
+                turned = image.getexif().get(EXIF_ORIENTATION, 1) != 1  # decoded whole, upright
+                if image.format == "JPEG" and factor >= 2 and not turned:
                     height, width = image.height, image.width
                     image.draft("RGB", (-(-width // factor), -(-height // factor)))
                     return _crop_scaled(pil_to_tensor(image.convert("RGB")), crop, height, size)
@@ -226,7 +247,7 @@ def load_image(path: str) -> Image.Image:
     or when the image is larger than PIL's decompression-bomb limit."""
     try:
         with Image.open(path) as image:
-            return rgb(image)
+            return rgb(upright(image))
     except (OSError, Image.DecompressionBombError) as error:
         raise DataError(f"cannot read image {path}: {error}") from error
 
