@@ -35,7 +35,7 @@ from replicate.data.augment import Augmentation, InceptionCrop, crop_seeds, pad_
 from replicate.data.datasets import get_dataset_spec, load_splits
 from replicate.data.loader import Crops, ResidentImages, epoch_indices, place
 from replicate.data.subsets import eval_split_name, protocol_splits
-from replicate.errors import DataError, DivergedError
+from replicate.errors import DataError, DivergedError, NoSpaceError
 from replicate.evaluate import Evaluation, evaluate
 from replicate.flops import forward_flops
 from replicate.runs.files import write_json
@@ -48,7 +48,9 @@ from replicate.training.checkpoint import (
     check_writable,
     latest_checkpoint,
     load_state,
+    no_space_left,
     non_finite_weights,
+    out_of_space,
     read_state,
     read_weights,
     resolve_weights,
@@ -147,6 +149,10 @@ def train(config: TrainConfig, resume: bool = False) -> nn.Module:
                 return trainer.fit()
             except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (replicate.cli_errors)
                 raise type(error)(trainer.interrupted()) from None
+    except Exception as error:
+        if isinstance(error, NoSpaceError) or not out_of_space(error):
+            raise
+        raise no_space_left(Path(config.out), error) from error
     finally:
         runtime.close()
 

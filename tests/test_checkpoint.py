@@ -4,6 +4,7 @@ one line."""
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -444,3 +445,33 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(
     )
     assert read_state(latest_checkpoint(out).state)["step"] == 12
     assert not list((out / "checkpoints").glob(".*"))  # the half-written one is gone
+
+
+@pytest.mark.parametrize("at", ["config", "epoch"])
+def test_a_full_disk_at_any_other_write_is_one_line_that_says_what_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, at: str
+) -> None:
+    """config.json at the start (no checkpoint yet: start again), metrics.jsonl after the first
+    epoch's checkpoint (--resume from it); never an empty config.json."""
+    from replicate.runs.log import RunLog
+
+    out = tmp_path / "run"
+    original = getattr(RunLog, at)
+    calls = []
+
+    def full(self, *args) -> None:
+        calls.append(at)
+        if at == "config" or len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        original(self, *args)
+
+    monkeypatch.setattr(RunLog, at, full)
+    argv = [*TINY_VIT, "--epochs", "2", "--out", str(out)]
+    assert run_cli("replicate.train", train.main, argv) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and f"no space left on the disk of {out}" in errors[0], errors
+    if at == "config":
+        assert "start the run again (it wrote no checkpoint)" in errors[0]
+        assert not (out / "config.json").exists()
+    else:
+        assert "then --resume (the last checkpoint, step 12, is kept)" in errors[0]

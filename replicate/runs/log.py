@@ -153,7 +153,7 @@ class RunLog:
 
     def config(self, config: dict[str, Any]) -> None:
         if self.writer:
-            (self.out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+            write_json(self.out / CONFIG, config)  # atomically: a full disk leaves no empty file
             self.writer.add_text("config", f"```\n{json.dumps(config, indent=2)}\n```")
 
     def step(self, step: int, loss: float, accuracy: float, lr: float) -> None:

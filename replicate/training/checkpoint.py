@@ -177,19 +177,34 @@ def save_checkpoint(
     try:
         return _save_checkpoint(run, model, info, state)
     except Exception as error:  # OSError; torch.save's RuntimeError; safetensors' own error
-        if not _out_of_space(error):
+        if not out_of_space(error):
             raise
         previous = latest_checkpoint(run)
         needed = _folder_bytes(previous.state.parent) if previous else _checkpoint_bytes(model)
-        kept = f"step {previous.step}" if previous else "none yet"
         raise NoSpaceError(
             f"no space left on the disk of {run} for the checkpoint of step {info.step}: it "
             f"needs about {needed / 1e6:.1f} MB, {shutil.disk_usage(run).free / 1e6:.0f} MB are "
-            f"free; free some space, then --resume (the last checkpoint, {kept}, is kept)"
+            f"free; free some space, {then_what(previous)}"
         ) from error
 
 
-def _out_of_space(error: BaseException | None) -> bool:
+def no_space_left(run: Path, error: BaseException) -> NoSpaceError:
+    """A full disk met by any other write of a run (its lock, config.json, metrics.jsonl,
+    TensorBoard's events): one line that says what to do next, from what the folder holds."""
+    return NoSpaceError(
+        f"no space left on the disk of {run} ({error}); free some space, "
+        f"{then_what(latest_checkpoint(run))}"
+    )
+
+
+def then_what(checkpoint: Checkpoint | None) -> str:
+    """How a run stopped by a full disk goes on: from its last checkpoint, or from the start."""
+    if checkpoint is None:
+        return "then start the run again (it wrote no checkpoint)"
+    return f"then --resume (the last checkpoint, step {checkpoint.step}, is kept)"
+
+
+def out_of_space(error: BaseException | None) -> bool:
     """Whether `error`, or one it was raised from, is a write that found the disk full."""
     while error is not None:
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
