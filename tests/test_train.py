@@ -491,3 +491,20 @@ def test_a_run_prints_what_it_uses_and_ends_with_its_results_and_next_commands(
     assert evaluate.split()[-1] == str(out / "model.safetensors")
     assert "replicate.figures --checkpoint" in printed
     train_module.main(["--resume", "--out", str(out)])  # config.json's record is not an input
+
+
+@pytest.mark.parametrize(
+    ("model_arg", "message"),
+    [
+        ("patch_size=0", "patch_size must be a whole number >= 1, not 0"),
+        ("depth=-1", "depth must be a whole number >= 1, not -1"),
+        ("hidden_size=2.5", "hidden_size must be a whole number >= 1, not 2.5"),
+        ("dropout=1", "dropout must be in [0, 1), not 1"),
+    ],
+)
+def test_a_model_arg_out_of_range_is_one_line(tmp_path: Path, capsys, model_arg, message) -> None:
+    argv = ["--variant", "vit_ti16", "--model-arg", model_arg, "--steps", "1", "--out",
+            str(tmp_path / "run")]  # fmt: skip
+    assert run_cli("replicate.train", main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
+SIZES = ("image_size", "patch_size", "in_channels", "hidden_size", "depth", "num_heads", "mlp_size")
+
 
 @dataclass(frozen=True)
 class ViTConfig:
@@ -43,6 +45,13 @@ class ViTConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resnet_layers", tuple(self.resnet_layers))  # JSON gives lists
+        least = dict.fromkeys(SIZES, 1) | {"num_classes": 0}  # 0: no head, the features
+        for name, minimum in least.items():
+            value = getattr(self, name)
+            if type(value) is not int or value < minimum:
+                raise ValueError(f"{name} must be a whole number >= {minimum}, not {value!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout!r}")
         step = self.downsampling
         if self.image_size % step:
             what = f"the total downsampling {step}" if self.resnet_layers else "patch_size"

@@ -23,7 +23,10 @@ def patch_size(variant: str, model_overrides: dict[str, Any]) -> int | None:
     """The patch size of a ViT variant (with a `patch_size` override), None for other models."""
     if variant not in VARIANTS:
         return None
-    return int(model_overrides.get("patch_size", VARIANTS[variant].config.patch_size))
+    patch = model_overrides.get("patch_size", VARIANTS[variant].config.patch_size)
+    if type(patch) is not int or patch < 1:
+        raise ValueError(f"--model-arg patch_size must be a whole number >= 1, not {patch!r}")
+    return patch
 
 
 def nearest_multiple(size: int, patch: int) -> int:
