@@ -475,3 +475,26 @@ def test_a_full_disk_at_any_other_write_is_one_line_that_says_what_next(
         assert not (out / "config.json").exists()
     else:
         assert "then --resume (the last checkpoint, step 12, is kept)" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("num_classes", '"ten"', "num_classes is 'ten', not of type int"),
+     ("classes", "[unquoted", "classes is not JSON")],
+)  # fmt: skip
+def test_weights_metadata_edited_by_hand_is_one_line_naming_the_file(
+    tmp_path: Path, capsys, key: str, value: str, message: str
+) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    run(tmp_path / "run", "--steps", "1")
+    path = tmp_path / "run" / "model.safetensors"
+    with safe_open(path, framework="pt") as file:
+        metadata = {**file.metadata(), key: value}
+    save_file(load_file(path), tmp_path / "edited.safetensors", metadata=metadata)
+    capsys.readouterr()
+    argv = ["--checkpoint", str(tmp_path / "edited.safetensors")]
+    assert run_cli("replicate.evaluate", evaluate.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"edited.safetensors: its metadata's {message}" in err, err

@@ -83,7 +83,24 @@ class CheckpointInfo:
             raise ValueError(
                 f"{path} is not a checkpoint of replicate.train: its metadata lacks {missing}"
             )
-        return cls(**{f.name: json.loads(metadata[f.name]) for f in fields(cls)})
+        values = {}
+        for f in fields(cls):
+            try:
+                values[f.name] = json.loads(metadata[f.name])
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}: its metadata's {f.name} is not JSON") from None
+            kind = METADATA_TYPES.get(f.name)
+            if kind and not isinstance(values[f.name], kind):
+                raise ValueError(
+                    f"{path}: its metadata's {f.name} is {values[f.name]!r}, not of type "
+                    f"{kind.__name__}; the file was edited, or is not this trainer's"
+                )
+        return cls(**values)
+
+
+METADATA_TYPES = {"variant": str, "num_classes": int, "image_size": int, "classes": list,
+                  "mean": list, "std": list, "model_overrides": dict, "dataset": str,
+                  "epoch": int, "step": int}  # fmt: skip
 
 
 @dataclass(frozen=True)
