@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 from replicate.cli_errors import ArgumentParser, positive_int, run_cli
-from replicate.runs.files import atomic_path, write_json
+from replicate.runs.files import atomic_path, read_json, write_json
 from replicate.runs.log import last_epoch
 from replicate.train import main as train_main
 from replicate.training.checkpoint import latest_checkpoint
@@ -177,10 +176,15 @@ def _read(out: Path) -> SweepResult | None:
     path = out / SWEEP
     if not path.is_file():
         return None
-    data = json.loads(path.read_text())
-    data.pop("test_acc", None)  # derived: the mean of test_accs
-    candidates = [Candidate(**c) for c in data.pop("candidates")]
-    return SweepResult(**data, candidates=candidates)
+    data = read_json(path)
+    try:
+        data.pop("test_acc", None)  # derived: the mean of test_accs
+        candidates = [Candidate(**c) for c in data.pop("candidates")]
+        return SweepResult(**data, candidates=candidates)
+    except (AttributeError, KeyError, TypeError) as error:  # edited, or another version's
+        raise ValueError(
+            f"cannot read {path}: {error!r} is not a sweep's; delete it to redo the sweep"
+        ) from error
 
 
 def _write(out: Path, result: SweepResult) -> None:

@@ -114,3 +114,16 @@ def test_a_swept_option_given_to_every_run_is_refused(capsys) -> None:
     argv = ["--weight-decays", "0.1", "0.3", "--", *TINY_VIT, "--weight-decay", "0.1"]
     assert run_cli("replicate.sweep", main, argv) == 2
     assert "the sweep sets --weight-decay itself" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"candidates": 3}', "[1, 2]"])
+def test_a_sweep_json_edited_by_hand_is_one_line_naming_it(
+    tmp_path: Path, capsys, content: str
+) -> None:
+    from replicate.cli_errors import run_cli
+
+    (tmp_path / "sweep.json").write_text(content)
+    argv = ["--lrs", "0.003", "--out", str(tmp_path), "--", *TINY_VIT, "--steps", "1"]
+    assert run_cli("replicate.sweep", main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot read {tmp_path / 'sweep.json'}" in err, err
