@@ -315,3 +315,13 @@ def test_a_second_runner_on_the_same_out_is_refused(tmp_path, capsys) -> None:
         assert run_cli("replicate.study", main, argv) == 2
     assert "is in use by process" in capsys.readouterr().err
     assert not (tmp_path / "studies" / "data-size").exists()  # nothing touched
+
+
+def test_a_study_json_edited_by_hand_is_one_line_naming_it(tmp_path) -> None:
+    from replicate.figures.studies import draw_study
+
+    committed = Path(__file__).resolve().parents[1] / "results/studies/resolution/study.json"
+    summary = json.loads(committed.read_text())
+    del summary["runs"]
+    with pytest.raises(ValueError, match=r"cannot draw .*study.json: KeyError\('runs'\)"):
+        draw_study(summary, tmp_path / "resolution", tmp_path / "figures")

@@ -635,6 +635,17 @@ def machines(summary: Summary) -> str:
 
 def draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
     """Write the study's table (Markdown) and figure (PNG) to `out`; returns the files."""
+    try:
+        return _draw_study(summary, folder, out)
+    except (KeyError, TypeError, AttributeError) as error:  # a field gone, or of another type
+        raise ValueError(
+            f"cannot draw {folder / STUDY_SUMMARY}: {error!r} is missing or malformed (edited, "
+            "or written by another version); python -m replicate.study NAME --summarise "
+            "writes it again from the runs"
+        ) from error
+
+
+def _draw_study(summary: Summary, folder: Path, out: Path) -> list[Path]:
     name = summary["study"]
     drawing = DRAWINGS[name]
     commits = sorted({run["commit"] for run in summary["runs"] if run.get("commit")})
