@@ -399,6 +399,21 @@ def test_wds_shards_of_the_photos(tmp_path: Path) -> None:
     assert images.shape == (6, 3, 32, 32) and sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1]
 
 
+def test_a_shard_label_below_zero_is_a_data_error_naming_it(tmp_path: Path) -> None:
+    for split in ("train", "val"):
+        (tmp_path / split).mkdir()
+        with tarfile.open(tmp_path / split / "000000.tar", "w") as tar:
+            for key, label in (("a", b"0"), ("b", b"-1")):
+                png = io.BytesIO()
+                Image.new("RGB", (8, 8)).save(png, format="PNG")
+                for name, data in ((f"{key}.png", png.getvalue()), (f"{key}.cls", label)):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(DataError, match=r"000000.tar: b.cls holds the label -1, below 0"):
+        load_splits(get_dataset_spec(f"wds:{tmp_path}"), tmp_path)
+
+
 def test_wds_without_shards_is_a_data_error(tmp_path: Path) -> None:
     (tmp_path / "train").mkdir()
     (tmp_path / "val").mkdir()

@@ -106,6 +106,8 @@ def _index(shard: Path, number: int) -> list[Record]:
                     images[key] = member
                 elif extension == LABEL_EXTENSION:
                     labels[key] = int(tar.extractfile(member).read())
+                    if labels[key] < 0:
+                        raise ValueError(f"{member.name} holds the label {labels[key]}, below 0")
     except (tarfile.TarError, OSError, ValueError) as error:
         raise DataError(f"cannot read shard {shard}: {error}") from error
     return [
