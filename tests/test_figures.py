@@ -112,7 +112,7 @@ def test_a_runs_image_folder_dataset_gives_its_test_images(tmp_path: Path) -> No
     assert run_dataset_folder("cifar10") is None and run_dataset_folder(None) is None
 
 
-def _write_checkpoint(folder: Path) -> Path:
+def _write_checkpoint(folder: Path, dataset: str = "digits") -> Path:
     """A checkpoint as replicate.train writes it."""
     model = vit.create_model("vit_ti16", num_classes=3, image_size=32, depth=2)
     path = folder / "model.safetensors"
@@ -125,7 +125,7 @@ def _write_checkpoint(folder: Path) -> Path:
         std=[0.5, 0.5, 0.5],
         model_overrides={"depth": 2},
         pretrained=None,
-        dataset="digits",
+        dataset=dataset,
         epoch=2,
         step=4,
     )
@@ -170,6 +170,17 @@ def test_figures_of_a_named_model_never_overwrite_the_projects(tmp_path: Path) -
     assert parse_args([]).out == Path("figures")  # the project's own: regenerated on purpose
     assert parse_args(["--checkpoint", "run/model.safetensors"]).out == Path("runs/figures")
     assert parse_args(["--pretrained", "timm:x", "--out", "f"]).out == Path("f")
+
+
+def test_a_models_figures_show_its_own_data_or_say_why_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    checkpoint = _write_checkpoint(tmp_path, dataset="imagefolder:no/such/cifar10")
+    argv = ["--checkpoint", str(checkpoint), "--only", "fig6", "--out", str(tmp_path / "f")]
+    assert run_cli("replicate.figures", main, argv) == 2
+    err = capsys.readouterr().err
+    assert "show test images of imagefolder:no/such/cifar10" in err and "--images DIR" in err
+    assert not (tmp_path / "f").exists()  # refused before anything is drawn
 
 
 def test_pretrained_spec_of_a_local_file(tmp_path: Path) -> None:

@@ -109,8 +109,12 @@ def load_images(args: argparse.Namespace, subject: Subject) -> ImageSet:
     folder = args.images or run_dataset_folder(subject.dataset)
     if folder:
         return folder_images(folder, args.num_images, size)
-    if subject.dataset not in (None, "digits"):
-        log.info("images: scikit-learn digits; pass --images DIR for %s images", subject.dataset)
+    if subject.dataset not in (None, "digits"):  # a model's figures show its own data
+        raise ValueError(
+            f"Figures 1, 6 and 7 of {subject.label} show test images of {subject.dataset}, "
+            "which are not on this machine: unpack them where the run had them, or pass "
+            "--images DIR"
+        )
     return digit_images(args.num_images, size)
 
 
