@@ -89,8 +89,11 @@ def main(argv: Sequence[str] | None = None) -> list[Prediction]:
     views = model_view(source, args.images)  # decoded once, for the model and for the plot
     predictions = predict(source, views, args.images, args.top_k)
     width = max(len(name) for p in predictions for name, _ in p.top)
-    for prediction in predictions:
+    for prediction, view in zip(predictions, views, strict=True):
         print(prediction.path)
+        if source.dataset == "digits" and view.float().mean() > 127:  # mostly light
+            print("  note: dark ink on a light background? the digits model learned light digits "
+                  "on black (scikit-learn's); invert the image first")  # fmt: skip
         for name, probability in prediction.top:
             print(f"  {name:<{width}}  {probability:.3f}")
     if args.plot:

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import timm
 import timm.data
@@ -267,3 +268,16 @@ def test_an_exported_model_gives_the_checkpoints_logits(
         session = onnxruntime.InferenceSession(str(out))
         logits = torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
     torch.testing.assert_close(logits, expected, atol=1e-4, rtol=0)
+
+
+def test_predict_says_what_a_digits_model_expects_of_ink_on_paper(
+    vit_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """scikit-learn's digits are light on black; a scan of dark ink on white gets a note."""
+    (digit,), _ = digit_pngs(tmp_path, 1)
+    inverted = tmp_path / "ink.png"
+    Image.fromarray(255 - np.asarray(Image.open(digit))).save(inverted)
+    predict.main(["--checkpoint", str(vit_run / WEIGHTS), str(digit), str(inverted)])
+    out = capsys.readouterr().out
+    assert out.count("invert the image first") == 1
+    assert out.index("ink.png") < out.index("invert the image first")
