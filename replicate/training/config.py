@@ -57,7 +57,7 @@ from replicate.runtime import Precision, default_precision
 from replicate.training.accumulation import FINETUNE_MICRO_BATCH
 from replicate.training.checkpoint import run_checkpoint_info
 from replicate.training.ema import check_decay
-from replicate.training.recipes import RECIPES, HyperRule, Recipe, bit_hyperrule
+from replicate.training.recipes import RECIPES, SCHEDULES, HyperRule, Recipe, bit_hyperrule
 from replicate.training.resolution import check_resolution, nearest_multiple, patch_size
 
 
@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="linear warm-up steps, taken as given (the recipe's default, Table 3's 10k, is "
         "capped at a tenth of the run)",
     )
-    add("--schedule", choices=["cosine", "linear"], help="decay after the warm-up")
+    add("--schedule", choices=SCHEDULES, help="decay after the warm-up")
     group = p.add_argument_group(
         title="evaluation", description="when and on what the run is evaluated"
     )

@@ -37,6 +37,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+Schedule = Literal["cosine", "linear", "step", "constant"]
+SCHEDULES: tuple[Schedule, ...] = ("cosine", "linear", "step", "constant")  # `lr_factor`'s
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -44,7 +47,7 @@ class Recipe:
     optimizer: Literal["adamw", "adam", "sgd"]
     lr: float  # peak learning rate, reached at the end of the warm-up
     weight_decay: float  # decoupled for AdamW, as the reference JAX code's Adam; L2 for SGD
-    schedule: Literal["cosine", "linear", "step", "constant"]  # after the warm-up
+    schedule: Schedule  # after the warm-up
     warmup_steps: int  # the preset's are capped at `max_warmup_fraction` of a shorter run
     grad_clip: float | None  # global gradient norm
     dropout: float  # ViTs only: after every dense layer but qkv, and after E_pos
