@@ -6,10 +6,11 @@ cpu     what `results/studies/` holds: CIFAR-10 upstream (`.data/cifar10`, unpac
         768, 4x4 patches: an 8x8 grid; 2.29M parameters with the tanh pre-training head, 0.31
         GFLOPs a forward pass) and a BiT ResNet shrunk to one bottleneck block per stage at
         half width, BiT-R14x0.5 (small stem; 2.0M parameters, 0.22 GFLOPs). A fixed budget
-        of optimiser steps per run, a 2% dev split (Appendix B.1.1's for CIFAR) with early stopping on it (Section 4.3); each
-        model's learning rate and weight decay, and the inception crop's area floor for both,
-        as the `recipe` study chose them on that split. Sized for this project's 2-core CPU
-        (bf16 on AMX): each run at most about 30 minutes, the whole set about 5 hours.
+        of optimiser steps per run, a 2% dev split (Appendix B.1.1's for CIFAR) with early
+        stopping on it (Section 4.3); each model's learning rate and weight decay, and the
+        inception crop's area floor for both, as the `recipe` study chose them on that split.
+        Sized for this project's 2-core CPU (bf16 on AMX): each run at most about 30 minutes,
+        the whole set about 5 hours.
 gpu     the same studies larger (ViT-S/4 and BiT-R50x1 with the small stem, 3,000 steps of
         256), for one H100/H200 beside the GPU checks: 6.3 minutes on paper at the measured
         H100 rate (`python -m replicate.study all --scale gpu --plan`); smoke-tested here.
