@@ -1,17 +1,12 @@
 """The BiT ResNets as models of the registry (`bit_r50x1`, `bit_r101x1`, `bit_r50x3`,
 `bit_r152x2`): the network from `baselines.bit_network`, pretrained weights through
-`baselines.bit_weights`, and the recipes they train with by default."""
+`baselines.bit_weights`."""
 
 from __future__ import annotations
 
 from baselines.bit_network import IMAGE_SIZE, VARIANTS, BiT, BiTVariant, Stem, build_network
 from baselines.bit_weights import load_bit_weights
-from vit.registry import DefaultRecipes, register_model
-
-# From scratch, the paper's Adam (Appendix D.1, Table 3's ResNet rows; `--recipe bit-scratch` is
-# SGD); from BiT's weights, Table 4's finetune, as the paper fine-tunes its ResNets with the ViT
-# setup; `--recipe bit-hyperrule` is the option.
-DEFAULT_RECIPES = DefaultRecipes(scratch="scratch-resnet", pretrained="finetune")
+from vit.registry import register_model
 
 
 def build_bit(
@@ -37,7 +32,6 @@ def _register(name: str, variant: BiTVariant) -> None:
     @register_model(
         name,
         family="cnn",
-        default_recipes=DEFAULT_RECIPES,
         default_image_size=IMAGE_SIZE,
         description=f"BiT ResNetV2 (timm {variant.timm_name}), GroupNorm + weight standardisation;"
         " stem='imagenet' or 'small' (3x3 stride 1, no pool, for 32x32); weights "

@@ -16,11 +16,7 @@ from torch import nn
 
 from baselines.head import CNNClassifier
 from baselines.weights import load_torchvision_weights
-from vit.registry import DefaultRecipes, register_model
-
-# The course's optimiser (Adam 1e-3); with weights, its feature extractor: a new head on frozen
-# features (`replicate.training.recipes`, "course" and "course-transfer").
-DEFAULT_RECIPES = DefaultRecipes(scratch="course", pretrained="course-transfer")
+from vit.registry import register_model
 
 
 @dataclass(frozen=True)
@@ -93,7 +89,6 @@ def _register(name: str, variant: EfficientNetVariant) -> None:
     @register_model(
         name,
         family="cnn",
-        default_recipes=DEFAULT_RECIPES,
         default_image_size=variant.image_size,
         description=f"torchvision {variant.torchvision_name}, classifier Dropout({variant.dropout})"
         " + Linear; ImageNet weights with pretrained='torchvision:IMAGENET1K_V1'",

@@ -13,10 +13,7 @@ import torch
 from torch import nn
 
 from baselines.head import CNNClassifier
-from vit.registry import DefaultRecipes, register_model
-
-# Trained as the course trains it: Adam 1e-3, constant (`replicate.training.recipes`, "course").
-DEFAULT_RECIPES = DefaultRecipes(scratch="course", pretrained="course")
+from vit.registry import register_model
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -69,7 +66,6 @@ class TinyVGG(CNNClassifier):
 @register_model(
     "tinyvgg",
     family="cnn",
-    default_recipes=DEFAULT_RECIPES,
     default_image_size=64,
     description="TinyVGG (CNN Explainer), the course's from-scratch CNN: "
     "2 x (conv-ReLU-conv-ReLU-maxpool), linear",

@@ -16,15 +16,6 @@ from torch import nn
 
 
 @dataclass(frozen=True)
-class DefaultRecipes:
-    """The training recipes a model gets when none is named: names in the application's recipe
-    table (`replicate.training.recipes`). The ViTs take the paper's, Appendix B.1 and B.1.1."""
-
-    scratch: str = "scratch"
-    pretrained: str = "finetune"
-
-
-@dataclass(frozen=True)
 class ModelEntry:
     name: str
     family: str  # "vit" or "cnn"
@@ -32,7 +23,6 @@ class ModelEntry:
     # num_classes None: the weights' own head (only with pretrained weights)
     default_image_size: int
     description: str
-    default_recipes: DefaultRecipes = DefaultRecipes()
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -45,14 +35,11 @@ def register_model(
     family: str,
     default_image_size: int,
     description: str,
-    default_recipes: DefaultRecipes = DefaultRecipes(),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     def decorator(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(
-            name, family, build, default_image_size, description, default_recipes
-        )
+        _REGISTRY[name] = ModelEntry(name, family, build, default_image_size, description)
         return build
 
     return decorator

@@ -12,9 +12,9 @@
 Every setting resolves in `resolve_config`, the first given of: the option; the recipe
 (`replicate.training.recipes`, Appendix B); the dataset (`replicate.data.datasets`); the model's
 default. The run prints each setting with its source, and writes both to `--out/config.json`,
-which `--resume` reads back. The recipe is --recipe, else the model family's
-(`vit.registry.DefaultRecipes`: a ViT's scratch / finetune, a BiT ResNet's scratch-resnet /
-finetune). The image size is --image-size, else
+which `--resume` reads back. The recipe is --recipe, else the model's (`recipes.DEFAULTS`: a
+ViT's scratch / finetune, a BiT ResNet's scratch-resnet / finetune). The image size is
+--image-size, else
 BiT-HyperRule's crop, else 384 for a pretrained ViT (the finetune recipe, Table 4), else the
 dataset's (32 for digits), else the model's (224 for a ViT).
 """
@@ -57,7 +57,15 @@ from replicate.runtime import Precision, default_precision
 from replicate.training.accumulation import FINETUNE_MICRO_BATCH
 from replicate.training.checkpoint import run_checkpoint_info
 from replicate.training.ema import check_decay
-from replicate.training.recipes import RECIPES, SCHEDULES, HyperRule, Recipe, bit_hyperrule
+from replicate.training.recipes import (
+    DEFAULTS,
+    RECIPES,
+    SCHEDULES,
+    HyperRule,
+    Recipe,
+    bit_hyperrule,
+    default_recipe,
+)
 from replicate.training.resolution import check_resolution, nearest_multiple, patch_size
 
 
@@ -480,12 +488,12 @@ def _resolve(args: argparse.Namespace) -> TrainConfig:
     name, sources["dataset"] = first_given((args.dataset, "--dataset"), ("digits", DEFAULT))
     spec = get_dataset_spec(name)
     data_dir = args.data_dir or DEFAULT_DATA_DIR
-    defaults = entry.default_recipes  # the model family's own (`vit.registry.DefaultRecipes`)
     recipe_name, sources["recipe"] = first_given(
         (args.recipe, "--recipe"),
-        (defaults.pretrained, f"model {entry.name}, --pretrained")
-        if args.pretrained
-        else (defaults.scratch, f"model {entry.name}"),
+        (
+            default_recipe(entry.name, bool(args.pretrained)),
+            f"model {entry.name}" + ", --pretrained" * bool(args.pretrained),
+        ),
     )
     recipe = RECIPES[recipe_name]
     rule = bit_hyperrule(*training_set_shape(spec, data_dir)) if recipe.by_dataset_size else None
@@ -691,12 +699,9 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def default_recipes_help() -> str:
-    """The registry's default recipes, grouped: "vit_b16, vit_b32: scratch / finetune; ..."."""
-    groups: dict[str, list[str]] = {}
-    for name in models.list_models():
-        recipes = models.get_model_entry(name).default_recipes
-        groups.setdefault(f"{recipes.scratch} / {recipes.pretrained}", []).append(name)
-    return "; ".join(f"{', '.join(names)}: {recipes}" for recipes, names in groups.items())
+    """The default recipes by model: "vit_*: scratch / finetune; bit_*: ..."."""
+    return "; ".join(f"{family}*: {scratch} / {pretrained}"
+                     for family, (scratch, pretrained) in DEFAULTS.items())  # fmt: skip
 
 
 def training_set_shape(spec: DatasetSpec, data_dir: str) -> tuple[int, int]:

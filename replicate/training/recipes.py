@@ -2,8 +2,8 @@
 
 The paper's (Appendix B) for the ViTs, and each baseline's own, so that a CNN is trained as its
 authors train it; `DESCRIPTIONS` says what each is, and `python -m replicate.training.recipes`
-prints them as docs/training.md's table. A registry entry's `default_recipes` names the ones a
-model gets when `--recipe` is not given.
+prints them as docs/training.md's table. `DEFAULTS` names the ones a model gets when `--recipe`
+is not given.
 
 Learning rates are given at a reference batch (Table 3's 4096, Table 4's 512) and scaled to the
 run's global batch: by its square root for Adam (Malladi et al. 2022, "On the SDEs and scaling
@@ -215,6 +215,24 @@ SMALL = (SCRATCH_SMALL,)  # ours: short budgets on small images
 BASELINES = (COURSE, COURSE_TRANSFER, BIT_SCRATCH, BIT_HYPERRULE)
 RECIPES = {r.name: r for r in PAPER + SMALL + BASELINES}
 
+# What a model trains with when --recipe names none, from scratch and from pretrained weights,
+# by the registry name's first word: the ViTs (hybrids too) the paper's (Appendix B.1, B.1.1);
+# the BiT ResNets the paper's Adam (Appendix D.1, Table 3's ResNet rows) and Table 4's
+# fine-tuning, as the paper fine-tunes its ResNets with the ViT setup (`bit-scratch`,
+# `bit-hyperrule` are the options); TinyVGG and EfficientNet as the course trains them.
+DEFAULTS: dict[str, tuple[str, str]] = {
+    "vit": ("scratch", "finetune"),
+    "bit": ("scratch-resnet", "finetune"),
+    "tinyvgg": ("course", "course"),
+    "effnet": ("course", "course-transfer"),
+}
+
+
+def default_recipe(model: str, pretrained: bool) -> str:
+    """The recipe `model` (a registry name) trains with when none is named."""
+    return DEFAULTS[model.split("_")[0]][pretrained]
+
+
 DESCRIPTIONS = {  # the one description of each preset: --help, docs/training.md (`markdown`)
     "scratch": (
         "Appendix B.1, Table 3's ImageNet row, the paper's recipe for data that is not "
@@ -376,20 +394,11 @@ def lr_factor(
 
 def markdown() -> str:
     """The `--recipe` table of docs/training.md: each preset, what it is, and the models that
-    get it by default (their registry entries' `default_recipes`)."""
-    from replicate import models  # the registry, with the baselines
-
+    get it by default (`DEFAULTS`)."""
     uses: dict[str, list[str]] = {name: [] for name in RECIPES}
-    for name in models.list_models():
-        family = name if "_" not in name else name.split("_")[0] + "_*"
-        defaults = models.get_model_entry(name).default_recipes
-        for recipe, when in (
-            (defaults.scratch, "from scratch"),
-            (defaults.pretrained, "--pretrained"),
-        ):
-            use = f"`{family}` {when}" if when == "from scratch" else f"`{family}` with `{when}`"
-            if use not in uses[recipe]:
-                uses[recipe].append(use)
+    for family, (scratch, pretrained) in DEFAULTS.items():
+        uses[scratch].append(f"`{family}*` from scratch")
+        uses[pretrained].append(f"`{family}*` with `--pretrained`")
     rows = [f"| `{name}` | {DESCRIPTIONS[name]} | {', '.join(uses[name])} |" for name in RECIPES]
     return "\n".join(["| `--recipe` | what it is | default for |", "| --- | --- | --- |", *rows])
 
