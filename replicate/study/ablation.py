@@ -13,7 +13,11 @@ changes one of its settings to the value the issue asked about: the inception cr
 used, dropout, Table 3's weight decay, label smoothing, a learning rate either side. The rule:
 an arm's change is adopted when its dev accuracy minus the baseline's, image by image on the
 same images (paired), has a 95% interval above zero; an interval below zero rejects it; else it
-is within noise and the baseline keeps its setting.
+is within noise and the baseline keeps its setting. A learning rate adopted at either end of
+the grid is not the end of the search: the next arm doubles (or halves) it again. Two epochs
+are where the arms separate at this budget: the 10-epoch run's test accuracy rises 8 points
+from its first epoch to its second (results/cifar10-vit_ti4), where 300 steps left every
+candidate of the former search within noise of the others.
 """
 
 from __future__ import annotations
