@@ -1,4 +1,5 @@
-"""What `evaluate` and `predict` run: a checkpoint of `replicate.train`, or any weights spec.
+"""What `evaluate`, `predict` and `figures` run: a checkpoint of `replicate.train`, or any
+weights spec, or (for the figures, titled as such) a randomly initialised ViT.
 
 runs/vit_b16-digits-.../model.safetensors       a run's checkpoint: model, classes, resolution
                                                 and normalisation from its metadata
@@ -20,9 +21,11 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from replicate import models
+from replicate.runs.read import portable_name
 from replicate.training.checkpoint import load_model
-from vit.pretrained import read_safetensors
+from vit.pretrained import INCEPTION_MEAN, INCEPTION_STD, read_safetensors
 from vit.references import image_size_from_spec, variant_from_spec
+from vit.variants import VARIANTS
 
 SPEC_SOURCES = ("timm", "torchvision", "google")  # "timm:NAME", ...; anything else is a path
 
@@ -38,6 +41,8 @@ class Source:
     std: tuple[float, ...]
     classes: tuple[str, ...]  # one name per output
     dataset: str | None  # the dataset a run trained on; None for weights by spec
+    label: str  # for titles: "ViT-Ti/4 (5 layers) trained on digits, run/model.safetensors"
+    trained: bool = True  # False: random weights, drawn apart from a trained model's figures
 
 
 def load_source(
@@ -53,11 +58,44 @@ def load_source(
     if path.is_dir() or is_run_checkpoint(path):
         model, info = load_model(path, device)
         refuse_other_model(path, info.variant, info.image_size, variant, image_size)
+        name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
+        trained_on = f" trained on {portable_name(info.dataset)}" if info.dataset else ""
+        label = f"{paper_name(info.variant, model)}{trained_on}, {name}"
         return Source(
             model, info.variant, info.image_size, tuple(info.mean), tuple(info.std),
-            tuple(info.classes), info.dataset,
+            tuple(info.classes), info.dataset, label,
         )  # fmt: skip
     return from_weights(str(source), variant, image_size, device)
+
+
+def untrained(variant: str = "vit_b16", image_size: int | None = None) -> Source:
+    """A randomly initialised model (the reference JAX initialisation), labelled as such."""
+    model = models.create_model(variant, image_size=image_size).eval()
+    label = f"{paper_name(variant)}, untrained (random init)"
+    return Source(
+        model,
+        variant,
+        model.config.image_size,
+        INCEPTION_MEAN,
+        INCEPTION_STD,
+        (),
+        None,
+        label,
+        trained=False,
+    )  # fmt: skip  (no classes: it predicts nothing)
+
+
+def paper_name(variant: str, model: nn.Module | None = None) -> str:
+    """Table 1's name ("ViT-Ti/16"), with the patch size and depth the model has where they
+    differ from the variant's ("ViT-Ti/4 (5 layers)"); another model's registry name."""
+    if variant not in VARIANTS:
+        return variant
+    base = VARIANTS[variant]
+    if model is None:
+        return base.paper_name
+    config = model.config
+    name = f"{base.paper_name.split('/')[0]}/{config.patch_size}"
+    return name + (f" ({config.depth} layers)" if config.depth != base.config.depth else "")
 
 
 def refuse_other_model(
@@ -110,7 +148,7 @@ def from_weights(
     view = model.pretrained_cfg
     return Source(
         model.to(device).eval(), variant, view["input_size"][-1], tuple(view["mean"]),
-        tuple(view["std"]), class_names(model.num_classes), dataset=None,
+        tuple(view["std"]), class_names(model.num_classes), None, f"{paper_name(variant)}, {spec}",
     )  # fmt: skip
 
 

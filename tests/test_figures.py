@@ -15,22 +15,19 @@ from replicate.cli_errors import run_cli
 from replicate.figures import make
 from replicate.figures.__main__ import main
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
-from replicate.figures.sources import (
-    Subject,
-    from_checkpoint,
-    from_pretrained,
-)
 from replicate.figures.tables import measure_variant, table1_markdown
 from replicate.runs.read import Run
+from replicate.sources import Source, from_weights, load_source
 from replicate.training.checkpoint import CheckpointInfo, save_weights
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def subject() -> Subject:
+def subject() -> Source:
     model = vit.create_model("vit_ti16", num_classes=3, image_size=32, depth=2).eval()
-    return Subject(model, "ViT-Ti/16 (tiny test)", (0.5,) * 3, (0.5,) * 3, ("a", "b", "c"))
+    return Source(model, "vit_ti16", 32, (0.5,) * 3, (0.5,) * 3, ("a", "b", "c"), None,
+                  "ViT-Ti/16 (tiny test)")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +52,13 @@ def _assert_png(path: Path) -> None:
     ids=["fig1", "fig7-left", "fig7-centre", "fig7-right", "fig6"],
 )
 def test_each_figure_writes_a_png(
-    figure: Callable, subject: Subject, images: ImageSet, tmp_path: Path
+    figure: Callable, subject: Source, images: ImageSet, tmp_path: Path
 ) -> None:
     _assert_png(figure(subject, images, tmp_path))
 
 
 def test_figure_6_spreads_its_images_and_names_true_and_predicted_classes(
-    subject: Subject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    subject: Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     images = digit_images(num=8, image_size=32)
     assert len(images.classes) == 8 and all(c in "0123456789" for c in images.classes)
@@ -143,8 +140,8 @@ def _write_run(folder: Path) -> Path:
 
 
 def test_checkpoint_loads_with_its_metadata(tmp_path: Path) -> None:
-    subject = from_checkpoint(_write_run(tmp_path / "run"))
-    assert subject.model.config.image_size == 32 and subject.class_names == ("zero", "one", "two")
+    subject = load_source(_write_run(tmp_path / "run"))
+    assert subject.model.config.image_size == 32 and subject.classes == ("zero", "one", "two")
     assert subject.model.config.depth == 2  # the run's model_overrides
     assert subject.dataset == "digits" and "ViT-Ti/16" in subject.label
 
@@ -185,7 +182,7 @@ def test_a_models_figures_show_its_own_data_or_say_why_not(
 
 def test_pretrained_spec_of_a_local_file(tmp_path: Path) -> None:
     path = _write_checkpoint(tmp_path)
-    subject = from_pretrained(str(path), "vit_ti16", image_size=32, num_classes=3, depth=2)
+    subject = from_weights(str(path), "vit_ti16", image_size=32, num_classes=3, depth=2)
     assert subject.model.config.image_size == 32 and str(path) in subject.label
 
 
@@ -225,7 +222,7 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     ("argv", "message"),
     [
         (["--runs", "no/such/runs", "--only", "curves"], "runs folder 'no/such/runs' does not"),
-        (["--checkpoint", "no/such.safetensors", "--only", "fig7"], "checkpoint 'no/such"),
+        (["--checkpoint", "no/such.safetensors", "--only", "fig7"], "no checkpoint at no/such"),
         (
             ["--images", "no/such/dir", "--variant", "vit_ti16", "--image-size", "32"],
             "image folder",

@@ -19,7 +19,7 @@ import vit
 from replicate.figures import make
 from replicate.figures.__main__ import main as figures_main
 from replicate.figures.images import digit_images
-from replicate.figures.sources import Subject
+from replicate.sources import Source
 from replicate.training.checkpoint import CheckpointInfo, save_weights
 from vit.layouts import from_ours, npz_layout
 
@@ -152,9 +152,10 @@ def test_position_embedding_interpolation(timm_hybrid_file) -> None:
 
 
 @pytest.fixture(scope="module")
-def hybrid_subject() -> Subject:
+def hybrid_subject() -> Source:
     model = vit.create_model("vit_r50_b16", **{**SMALL, "num_classes": 3}).eval()
-    return Subject(model, "R50+ViT (tiny test)", (0.5,) * 3, (0.5,) * 3, ("a", "b", "c"))
+    return Source(model, "vit_r50_b16", model.config.image_size, (0.5,) * 3, (0.5,) * 3,
+                  ("a", "b", "c"), None, "R50+ViT (tiny test)")  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -166,20 +167,20 @@ def hybrid_subject() -> Subject:
     ],
     ids=["fig7-centre", "fig7-right", "fig6"],
 )
-def test_figures_that_apply_to_a_hybrid(figure, hybrid_subject: Subject, tmp_path: Path) -> None:
+def test_figures_that_apply_to_a_hybrid(figure, hybrid_subject: Source, tmp_path: Path) -> None:
     path = figure(hybrid_subject, digit_images(num=2, image_size=32), tmp_path)
     assert path.is_file() and path.stat().st_size > 1000
 
 
 def test_figure_7_left_says_a_hybrid_has_no_rgb_filters(
-    hybrid_subject: Subject, tmp_path: Path
+    hybrid_subject: Source, tmp_path: Path
 ) -> None:
     with pytest.raises(make.FigureNotApplicable, match="hybrid.*no RGB patch filters"):
         make.figure_7_filters(hybrid_subject, tmp_path)
 
 
 def test_figures_command_skips_what_a_hybrid_lacks(
-    hybrid_subject: Subject, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    hybrid_subject: Source, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A hybrid trained by replicate.train: Figure 7 centre and right, and a warning for left."""
     checkpoint = tmp_path / "model.safetensors"

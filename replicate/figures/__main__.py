@@ -12,9 +12,10 @@ from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.fewshot import read_results as read_fewshot_results
 from replicate.fewshot import results_markdown as fewshot_markdown
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
-from replicate.figures.sources import Subject, from_checkpoint, from_pretrained, untrained
 from replicate.runs.log import PUBLISHED_WEIGHTS
 from replicate.runs.read import load_runs
+from replicate.sources import Source, from_weights, load_source, untrained
+from vit import VisionTransformer
 from vit.variants import VARIANTS
 
 log = logging.getLogger("replicate.figures")
@@ -91,20 +92,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_subject(args: argparse.Namespace) -> Subject:
-    if args.checkpoint:
-        return from_checkpoint(args.checkpoint)
-    if args.pretrained:
-        return from_pretrained(args.pretrained, args.variant, args.image_size, args.num_classes)
+def load_subject(args: argparse.Namespace) -> Source:
+    """The ViT the figures are of: --checkpoint, --pretrained, the project's CIFAR-10 ViT, or
+    (--variant alone, titled as such) an untrained one."""
     weights = CIFAR10_VIT / PUBLISHED_WEIGHTS
-    if args.variant is None and args.image_size is None and weights.is_file():
+    if args.checkpoint:
+        subject = load_source(args.checkpoint)
+    elif args.pretrained:
+        subject = from_weights(args.pretrained, args.variant, args.image_size,
+                               num_classes=args.num_classes)  # fmt: skip
+    elif args.variant is None and args.image_size is None and weights.is_file():
         log.info("no --checkpoint or --pretrained: drawing the CIFAR-10 ViT, %s", weights)
-        return from_checkpoint(weights)
-    log.info("no --checkpoint or --pretrained: drawing an untrained model")
-    return untrained(args.variant or "vit_b16", args.image_size)
+        subject = load_source(weights)
+    else:
+        log.info("no --checkpoint or --pretrained: drawing an untrained model")
+        subject = untrained(args.variant or "vit_b16", args.image_size)
+    if not isinstance(subject.model, VisionTransformer):
+        raise ValueError(f"{subject.label} is a {subject.variant}, not a ViT: the figures need one")
+    return subject
 
 
-def load_images(args: argparse.Namespace, subject: Subject) -> ImageSet:
+def load_images(args: argparse.Namespace, subject: Source) -> ImageSet:
     size = subject.model.config.image_size
     folder = args.images or run_dataset_folder(subject.dataset)
     if folder:

@@ -13,9 +13,9 @@ from replicate.figures.attention_distance import attention_distances, patch_dist
 from replicate.figures.embeddings import filter_principal_components, position_similarity
 from replicate.figures.images import ImageSet
 from replicate.figures.rollout import attention_rollout, output_token_maps, upsample_maps
-from replicate.figures.sources import Subject
 from replicate.runs.files import write_json
 from replicate.runs.read import Run
+from replicate.sources import Source
 
 FIGURE_1 = "fig1_patch_embedding.png"
 FIGURE_7_LEFT = "fig7_left_embedding_filters.png"
@@ -30,7 +30,7 @@ class FigureNotApplicable(ValueError):
     """The figure has no meaning for this model (e.g. RGB patch filters of a hybrid)."""
 
 
-def _require_pixel_patches(subject: Subject, figure: str) -> None:
+def _require_pixel_patches(subject: Source, figure: str) -> None:
     """Figures 1 and 7 left show E acting on RGB pixel patches, which a hybrid does not have."""
     config = subject.model.config
     if config.resnet_layers:
@@ -47,7 +47,7 @@ def _as_hwc(images: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def figure_1(subject: Subject, images: ImageSet, out: Path) -> Path:
+def figure_1(subject: Source, images: ImageSet, out: Path) -> Path:
     """Figure 1 in pictures, on the first image: patches, sequence, patch embedding."""
     _require_pixel_patches(subject, "Figure 1")
     image = images.normalised(subject.mean, subject.std)[:1]
@@ -63,7 +63,7 @@ def figure_1(subject: Subject, images: ImageSet, out: Path) -> Path:
     )
 
 
-def figure_7_filters(subject: Subject, out: Path, num_components: int = 28) -> Path:
+def figure_7_filters(subject: Source, out: Path, num_components: int = 28) -> Path:
     """Figure 7 left: the top principal components of the patch-embedding filters E."""
     _require_pixel_patches(subject, "Figure 7 left (RGB embedding filters)")
     weight = subject.model.embedding.projection.weight
@@ -71,7 +71,7 @@ def figure_7_filters(subject: Subject, out: Path, num_components: int = 28) -> P
     return plots.draw_embedding_filters(components, explained, out / FIGURE_7_LEFT, subject.label)
 
 
-def figure_7_position_similarity(subject: Subject, out: Path) -> Path:
+def figure_7_position_similarity(subject: Source, out: Path) -> Path:
     """Figure 7 centre: cosine similarity between the position embeddings E_pos."""
     model = subject.model
     similarity = position_similarity(
@@ -81,7 +81,7 @@ def figure_7_position_similarity(subject: Subject, out: Path) -> Path:
 
 
 def figure_7_attention_distance(
-    subject: Subject, images: ImageSet, out: Path, batch_size: int = 8
+    subject: Source, images: ImageSet, out: Path, batch_size: int = 8
 ) -> list[Path]:
     """Figure 7 right (and Figure 11): mean attention distance of every head by depth; beside
     the PNG, its numbers and each image's mean over the heads by depth (for intervals)."""
@@ -110,7 +110,7 @@ def figure_7_attention_distance(
 
 
 @torch.no_grad()
-def figure_6_rollout(subject: Subject, images: ImageSet, out: Path, num_images: int = 4) -> Path:
+def figure_6_rollout(subject: Source, images: ImageSet, out: Path, num_images: int = 4) -> Path:
     """Figure 6: attention from the output token to the input space, by attention rollout, on
     `num_images` spread over the set (over its classes, for a sorted image folder)."""
     chosen = np.unique(np.linspace(0, len(images.images) - 1, num_images).round().astype(int))
@@ -127,12 +127,12 @@ def figure_6_rollout(subject: Subject, images: ImageSet, out: Path, num_images: 
     )
 
 
-def _captions(subject: Subject, inputs: torch.Tensor, true: list[str] | None) -> list[str] | None:
+def _captions(subject: Source, inputs: torch.Tensor, true: list[str] | None) -> list[str] | None:
     """ "true: bees\npredicted: bees (87%)" per image, as far as the classes are known."""
     predicted = None
-    if subject.class_names:
+    if subject.classes:
         best, index = subject.model(inputs).softmax(dim=-1).max(dim=-1)
-        predicted = [f"predicted: {subject.class_names[i]} ({100 * p:.0f}%)"
+        predicted = [f"predicted: {subject.classes[i]} ({100 * p:.0f}%)"
                      for p, i in zip(best.tolist(), index.tolist(), strict=True)]  # fmt: skip
     if true is None:
         return predicted
