@@ -305,8 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup-steps",
         type=non_negative_int,
         metavar="N",
-        help="linear warm-up steps, taken as given (the recipe's default, Table 3's 10k, is "
-        "capped at a tenth of the run)",
+        help="linear warm-up steps, taken as given (default: the recipe's; scratch's 10k (Table "
+        "3) is capped at a tenth of the run, finetune's 500 (the official configs) is not: give "
+        "a tenth of a short fine-tune's steps)",
     )
     add("--schedule", choices=SCHEDULES, help="decay after the warm-up")
     group = p.add_argument_group(
