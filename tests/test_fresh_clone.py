@@ -116,3 +116,12 @@ def test_the_readmes_fine_tuning_command_is_the_transfer_studys() -> None:
         assert given["--" + option.replace("_", "-")] == str(study[option]), option
     assert float(given["--lr"]) in CPU.learning_rates
     assert (REPO / given["--pretrained"]).is_file()
+
+
+def test_the_readme_states_the_from_scratch_vit_as_committed() -> None:
+    """The CIFAR-10 ViT's test top-1 and the plain loop's beside it, as their files say."""
+    readme = (REPO / "README.md").read_text()
+    lines = (REPO / "results/cifar10-vit_ti4/metrics.jsonl").read_text().splitlines()
+    assert f"| **{100 * json.loads(lines[-1])['test_acc']:.1f}%** |" in readme
+    plain = json.loads((REPO / "results/plain-loop/vit.json").read_text())["test_top1"]
+    assert f"| {100 * plain['plain loop']:.1f}% |" in readme
