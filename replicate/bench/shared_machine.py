@@ -32,7 +32,7 @@ from replicate.runs.log import read_metrics
 TRAIN = ("--variant", "vit_ti16", "--model-arg", "patch_size=4", "--model-arg", "depth=5",
          "--image-size", "32", "--epochs", "6", "--workers", "0", "--final-eval-only")  # fmt: skip
 SETTINGS = {  # the environment each run starts with
-    "default (active wait)": {},
+    "OMP_WAIT_POLICY=ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE"},
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
     "one thread": {"OMP_NUM_THREADS": "1"},
 }
