@@ -63,6 +63,8 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch, caplo
     ]
     assert len(plans) == len(STUDIES) and "none yet" in plans[0]  # data-size: nothing measured
     assert "vit_ti16" in plans[-1] and "? in all" not in plans[-1]  # later: from data-size's runs
+    for table in out.glob("study_*.md"):  # digits are named as digits, not CIFAR-10
+        assert "CIFAR-10" not in table.read_text(), table.name
     progress = [r.message for r in caplog.records if "runs done" in r.message]
     assert progress and not any("?" in m or "done left" in m for m in progress), progress
     for name in STUDIES:

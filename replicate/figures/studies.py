@@ -42,6 +42,12 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def upstream(summary: Summary) -> str:
+    """The data set the study's models were trained on, as titles name it; CIFAR-10, the cpu
+    and gpu scales', where the summary does not say."""
+    return summary.get("upstream", "CIFAR-10")
+
+
 def runs_by_name(summary: Summary) -> dict[str, Summary]:
     return {run["run"]: run for run in summary["runs"]}
 
@@ -221,8 +227,8 @@ def data_size_figure(summary: Summary, ax, folder: Path | None = None) -> None:
         plot_with_intervals(ax, images, accuracy, tested, label=model_label(summary, model))
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels overlap
-    ax.set_xlabel("training images (class-balanced subsets of CIFAR-10)")
-    ax.set_ylabel("CIFAR-10 test top-1 (%)")
+    ax.set_xlabel(f"training images (class-balanced subsets of {upstream(summary)})")
+    ax.set_ylabel(f"{upstream(summary)} test top-1 (%)")
     ax.legend()
 
 
@@ -285,7 +291,8 @@ def transfer_notes(summary: Summary, folder: Path) -> str:
         finetuned, scratch = measured(f"{model}-finetune"), measured(f"{model}-scratch")
         if finetuned and scratch:
             lines.append(rule_line(
-                f"{model_label(summary, model)} pre-trained on CIFAR-10 and fine-tuned beats the "
+                f"{model_label(summary, model)} pre-trained on {upstream(summary)} and fine-tuned "
+                "beats the "
                 "same model trained from scratch on the photos",
                 difference_verdict([(1, *finetuned), (-1, *scratch)]),
             ))  # fmt: skip
@@ -325,7 +332,7 @@ def resolution_table(summary: Summary, folder: Path | None = None) -> Table:
         [f"{run['result']['image_size']}", run["label"], with_interval(*tested(run["result"]))]
         for run in summary["runs"]
     ]
-    return Table(["resolution", "run", "CIFAR-10 test top-1 (95% interval)"], rows)
+    return Table(["resolution", "run", f"{upstream(summary)} test top-1 (95% interval)"], rows)
 
 
 def resolution_notes(summary: Summary, folder: Path) -> str:
@@ -349,7 +356,7 @@ def resolution_figure(summary: Summary, ax, folder: Path | None = None) -> None:
     plot_with_intervals(ax, sizes, accuracy, test_images)
     ax.set_xticks(sizes, [f"{s}x{s}" for s in sizes])
     ax.set_xlabel("fine-tuning resolution (patch size kept, E_pos interpolated)")
-    ax.set_ylabel("CIFAR-10 test top-1 (%)")
+    ax.set_ylabel(f"{upstream(summary)} test top-1 (%)")
 
 
 # self-supervision: Section 4.6
@@ -397,7 +404,7 @@ def self_supervision_figure(summary: Summary, ax, folder: Path) -> None:
                   for row in cells.values()]  # fmt: skip
         ax.bar(positions, values, width, label=label)
     ax.set_xticks(range(len(cells)), [f"{fraction}% of the labels" for fraction in cells])
-    ax.set_ylabel("CIFAR-10 test top-1 (%)")
+    ax.set_ylabel(f"{upstream(summary)} test top-1 (%)")
     ax.legend(fontsize="small", loc="lower right")
 
 
@@ -595,7 +602,7 @@ def recipe_figure(summary: Summary, ax, folder: Path) -> None:
         ax.set_xticks(range(len(candidates)), [
             f"lr {c['lr']:g}\nwd {c['weight_decay']:g}\ncrop {c['crop_scale']:g}"
             for c in candidates], fontsize=7)  # fmt: skip
-    ax.set_ylabel("CIFAR-10 dev top-1 (%)")
+    ax.set_ylabel(f"{upstream(summary)} dev top-1 (%)")
     ax.legend()
 
 

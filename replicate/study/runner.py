@@ -300,6 +300,7 @@ class Runner:
             "title": study.title,
             "claim": study.claim,
             "scale": self.scale.name,
+            "upstream": self.scale.upstream_name,
             "complete": complete,
             "planned_runs": [spec.name for spec in study.runs(self.scale)],
             "runs": summaries,

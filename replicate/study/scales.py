@@ -29,6 +29,7 @@ _SMALL_BIT = {"variant": "bit_r50x1", "model_arg": ("stem=small", "layers=(1,1,1
 CPU = Scale(
     name="cpu",
     upstream="imagefolder:.data/cifar10",
+    upstream_name="CIFAR-10",
     downstream="imagefolder:.data/hymenoptera_160",
     vit=_CPU_VIT,
     bit=_SMALL_BIT,
@@ -91,6 +92,7 @@ _TINY_BIT = {"variant": "bit_r50x1", "model_arg": ("stem=small", "layers=(1,1)",
 SMOKE = Scale(
     name="smoke",
     upstream="digits",
+    upstream_name="digits",
     downstream="digits",
     vit=_TINY_VIT,
     bit=_TINY_BIT,

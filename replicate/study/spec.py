@@ -57,6 +57,7 @@ class Scale:
 
     name: str
     upstream: str  # the dataset models are trained on: CIFAR-10
+    upstream_name: str  # how tables and figures name it: "CIFAR-10", "digits"
     downstream: str  # the transfer target: the ants vs bees photos
     vit: Settings  # the replicate.train settings that build the study's ViT
     bit: Settings  # ... and its ResNet (BiT)

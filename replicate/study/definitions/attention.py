@@ -24,7 +24,7 @@ def runs(scale: Scale) -> list[RunSpec]:
             "vit-100",
             "figures",
             {"checkpoint": checkpoint, "only": ("fig1", "fig6", "fig7")},
-            label=f"{scale.vit_name} trained on all of CIFAR-10",
+            label=f"{scale.vit_name} trained on all of {scale.upstream_name}",
         )
     ]
 

@@ -33,7 +33,7 @@ def runs(scale: Scale) -> list[RunSpec]:
                     "val_fraction": DEV_FRACTION,
                     "seeds": scale.finetune_seeds,
                 },
-                label=f"{paper_name}, CIFAR-10 pre-trained, fine-tuned",
+                label=f"{paper_name}, {scale.upstream_name} pre-trained, fine-tuned",
                 train={
                     **scale.models[model],
                     **downstream(scale),
@@ -50,7 +50,7 @@ def runs(scale: Scale) -> list[RunSpec]:
                 f"{model}-fewshot",
                 "fewshot",
                 {"checkpoint": pretrained, "dataset": scale.downstream, "shots": scale.shots},
-                label=f"{paper_name}, CIFAR-10 pre-trained, frozen: few-shot linear",
+                label=f"{paper_name}, {scale.upstream_name} pre-trained, frozen: few-shot linear",
             ),
         ]
     return specs
