@@ -57,8 +57,8 @@ STUDY = Study(
     claim=(
         "Appendix B.1.1: hyper-parameters are chosen on a small dev split held out of the "
         "training set. The same grid for both models (learning rate x weight decay x crop "
-        "floor). Sanity: the chosen candidate, trained on the whole training set from scratch within "
-        "the cpu budget, reaches what a sound run of its model reaches there."
+        "floor). Sanity: the chosen candidate, trained on the whole training set from scratch "
+        "within the cpu budget, reaches what a sound run of its model reaches there."
     ),
     runs=runs,
 )
