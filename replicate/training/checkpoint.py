@@ -286,7 +286,7 @@ def save_weights(path: Path, model: nn.Module, info: CheckpointInfo) -> None:
 def run_checkpoint_info(spec: str) -> CheckpointInfo | None:
     """The metadata of the `replicate.train` checkpoint a --pretrained spec names (its file or
     its run folder), without reading the tensors; None for any other weights."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     path = Path(spec).expanduser()
     if not path.exists():
@@ -294,8 +294,11 @@ def run_checkpoint_info(spec: str) -> CheckpointInfo | None:
     path = resolve_weights(path)
     if path.suffix != ".safetensors":
         return None
-    with safe_open(path, framework="pt") as file:
-        metadata = file.metadata() or {}
+    try:
+        with safe_open(path, framework="pt") as file:
+            metadata = file.metadata() or {}
+    except (SafetensorError, OSError):  # unreadable: the weights' loader names the fault
+        return None
     return CheckpointInfo.from_metadata(metadata, path) if "variant" in metadata else None
 
 
