@@ -187,12 +187,11 @@ class Trainer:
             )
         # BiT-HyperRule's or --crop-scale's, else the dataset's
         crop_scale = config.recipe.crop_scale or spec.crop_scale
-        # The padded crop is cut on the device from whole images (`pad_crop`)
-        padded = self.recipe.crop == "pad"
-        inception = None if padded else InceptionCrop(crop_scale, spec.flip)
+        # The loader cuts the inception crop; the padded crop is cut on the device (`pad_crop`)
+        self.inception = InceptionCrop(crop_scale, spec.flip) if self.recipe.crop != "pad" else None
         self.train_images, self.test_images = (
             place(split, config.image_size, runtime, config.data_placement, config.workers, crop)
-            for split, crop in ((splits.train, inception), (splits.test, None))
+            for split, crop in ((splits.train, self.inception), (splits.test, None))
         )
         if not len(self.train_images):  # resident: decoded once, every image unreadable
             raise self.unreadable("none of the training images")
@@ -223,7 +222,7 @@ class Trainer:
         self.best = BestDev()  # --early-stopping: the best dev accuracy so far, and its step
         self.evaluated_step = 0  # of the last evaluation (--eval-every)
         mean, std = self._load_checkpoint() if resume else input_normalisation(self.model)
-        self.augmentation = Augmentation(mean, std, spec.flip, crop_scale)
+        self.augmentation = Augmentation(mean, std, spec.flip)
         self.objective = objective_for(
             self.recipe.objective, self.model, len(self.classes), mean, std
         )
@@ -469,14 +468,13 @@ class Trainer:
         seeds = seeds[self.runtime.rank :: self.runtime.world_size]
         steps = min(self.steps_per_epoch - done, self.total_steps - self.step)
         window = slice(done * self.local_batch, (done + steps) * self.local_batch)
-        padded = self.recipe.crop == "pad"  # cut from the whole images by `pad_crop`
-        crops = None if padded else Crops(self.augmentation.crop, seeds[window])
+        crops = Crops(self.inception, seeds[window]) if self.inception else None
         return self.train_images.batches(indices[window], self.local_batch, crops), steps
 
     def pad_crop(self, images: torch.Tensor) -> torch.Tensor:
         """The padded crop and flip (`--crop pad`; a no-op for the inception crop, which the
         loader cut), drawn from (seed, step, rank): a resumed run cuts the same windows."""
-        if self.recipe.crop != "pad":
+        if self.inception:
             return images
         seed = np.random.SeedSequence([self.config.seed, self.step, self.runtime.rank])
         generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))

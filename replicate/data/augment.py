@@ -155,17 +155,13 @@ def crop_seeds(generator: torch.Generator, count: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Augmentation:
-    """The training crop and the normalisation a run applies, with the mean and std the weights
-    expect; the loaders cut the crops (`crop`), the trainer normalises on the device."""
+    """The normalisation a run applies, with the mean and std the weights expect, and whether
+    its crops flip; the loaders cut the inception crop, the trainer the padded one and
+    normalises on the device."""
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     flip: bool = True
-    crop_scale: tuple[float, float] = (0.05, 1.0)  # fraction of the original's area kept
-
-    @property
-    def crop(self) -> InceptionCrop:
-        return InceptionCrop(self.crop_scale, self.flip)
 
     def normalise(self, images: Tensor) -> Tensor:
         """uint8 (B, 3, S, S) -> (x / 255 - mean) / std, float."""
