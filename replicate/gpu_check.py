@@ -31,6 +31,9 @@ from replicate.cli_errors import ArgumentParser, positive_int, run_cli
 
 ARCHIVE = "gpu-check.tar.gz"
 MANIFEST = "gpu_check.json"
+# Checkpoints and weights stay behind: a ViT-B/16 checkpoint alone is ~1 GB, and the device
+# hands back at most 16 MB a file.
+WEIGHTS = (".pt", ".pth", ".safetensors")
 PYTHON = sys.executable
 
 
@@ -164,17 +167,21 @@ def device_name() -> str:
 
 
 def pack(work: Path, outcomes: list[Outcome], device: str, out: Path) -> Path:
-    """The manifest, then everything under `work` in out/ARCHIVE; `work` is removed, so that
-    `out` holds the archive and a copy of the manifest alone."""
+    """The manifest, then everything under `work` but weights in out/ARCHIVE; `work` is removed,
+    so that `out` holds the archive and a copy of the manifest alone."""
     manifest = json.dumps({"device": device, "parts": [asdict(o) for o in outcomes]}, indent=2)
     (work / MANIFEST).write_text(manifest + "\n")
     archive = out / ARCHIVE
     with tarfile.open(archive, "w:gz") as tar:
         for path in sorted(work.iterdir()):
-            tar.add(path, arcname=path.name)
+            tar.add(path, arcname=path.name, filter=_without_weights)
     shutil.rmtree(work)
     (out / MANIFEST).write_text(manifest + "\n")
     return archive
+
+
+def _without_weights(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    return None if member.name.endswith(WEIGHTS) else member
 
 
 def unpack(archive: Path, results: Path) -> Path:

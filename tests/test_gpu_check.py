@@ -36,12 +36,17 @@ def test_parts_run_in_turn_within_the_budget_and_the_rest_is_skipped(tmp_path: P
 def test_the_archive_holds_everything_and_unpacks_under_the_device(tmp_path: Path) -> None:
     work, out = tmp_path / "work", tmp_path / "out"
     outcomes = run_parts([Part("bench", 10, (sleeper(0, "{out}/b.json"),), min_s=1)], 20, work)
+    (work / "bench" / "run").mkdir()
+    (work / "bench" / "run" / "checkpoint.pt").write_bytes(b"weights")
     out.mkdir()
     archive = pack(work, outcomes, "NVIDIA H200", out)
     assert sorted(p.name for p in out.iterdir()) == [gpu_check.ARCHIVE, gpu_check.MANIFEST]
     target = unpack(archive, tmp_path / "results")
     assert target == tmp_path / "results" / "gpu" / "nvidia-h200"
     assert (target / "bench" / "b.json").read_text() == "measured"
+    assert (target / "bench" / "run").is_dir() and not (
+        target / "bench" / "run" / "checkpoint.pt"
+    ).exists()
     manifest = json.loads((target / gpu_check.MANIFEST).read_text())
     assert manifest["device"] == "NVIDIA H200" and manifest["parts"][0]["status"] == "passed"
 
