@@ -10,8 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
-METADATA = importlib.metadata.metadata("vit-replicate")  # pyproject.toml, as installed
+try:
+    METADATA = importlib.metadata.metadata("vit-replicate")  # pyproject.toml, as installed
+except importlib.metadata.PackageNotFoundError:  # a checkout on PYTHONPATH, as on the GPU machine
+    pytest.skip("vit-replicate is not installed: pip install -e '.[dev]'", allow_module_level=True)
 PROJECT_PACKAGES = {"vit", "baselines", "replicate", "hubconf", "conftest"}
 
 
