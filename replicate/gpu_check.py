@@ -65,7 +65,7 @@ PARTS = (
         ),
         min_s=60,
     ),
-    Part("bench-vit_l16", 45, (_bench("--variant", "vit_l16", "--models", "ours,timm"),)),
+    Part("bench-vit_l16", 90, (_bench("--variant", "vit_l16", "--models", "ours,timm"),)),
     Part(
         "train-loop",
         75,
