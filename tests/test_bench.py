@@ -217,4 +217,4 @@ def test_the_shared_machine_bench_writes_each_settings_slowdown(tmp_path, monkey
     result = shared_machine.main([])
     assert result["images_per_s"]["one thread"]["slowdown"] == 4.0
     table = next((tmp_path / "results/bench").glob("shared-machine-*.md")).read_text()
-    assert "| OMP_WAIT_POLICY=PASSIVE | 100 | 33 | 3.00x |" in table
+    assert "| OMP_WAIT_POLICY=ACTIVE | 100 | 33 | 3.00x |" in table

@@ -4,6 +4,7 @@ itself is measured by `python -m replicate.bench`, never here."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -136,3 +137,15 @@ def test_a_cpu_run_keeps_the_memory_a_step_frees_for_the_next() -> None:
 
     assert released_mb("default") > 12
     assert released_mb("keep") < 1
+
+
+@pytest.mark.parametrize("given, used", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_sleep_while_they_wait_unless_told_otherwise(given, used) -> None:
+    """Spinning threads beside another busy process made a run 2.5x slower, sleeping ones 1.6x
+    (results/bench/shared-machine-cpu.md); the setting must precede torch's import."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    code = "import replicate, os, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.stdout.strip() == used, done.stderr

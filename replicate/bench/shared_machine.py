@@ -1,11 +1,12 @@
 """How the trainer fares on a shared machine, as a laptop always is: the studies' ViT trained
 briefly on digits alone and beside one other CPU-bound process, under each OpenMP setting.
 
-    python -m replicate.bench.shared_machine          # about 5 minutes on 2 cores
+    python -m replicate.bench.shared_machine          # about 7 minutes on 2 cores
 
 OpenMP's threads spin while they wait for work (libgomp's active wait): beside another process
 that holds a core, a spinning thread takes the time the working one needs. `OMP_WAIT_POLICY`
-`PASSIVE` makes them sleep instead; one thread per core left is the other way out. Each setting
+`PASSIVE` makes them sleep instead, and `replicate` sets it unless the environment says
+otherwise; one thread per core left is the other way out. Each setting
 trains in a fresh process (OpenMP reads its settings when torch loads it). Writes
 results/bench/shared-machine-<device>.json and .md: images per second, the median of the epochs
 after the first, and the slow-down beside the busy process.
@@ -32,8 +33,8 @@ from replicate.runs.log import read_metrics
 TRAIN = ("--variant", "vit_ti16", "--model-arg", "patch_size=4", "--model-arg", "depth=5",
          "--image-size", "32", "--epochs", "6", "--workers", "0", "--final-eval-only")  # fmt: skip
 SETTINGS = {  # the environment each run starts with
+    "none (the commands' default: PASSIVE)": {},
     "OMP_WAIT_POLICY=ACTIVE": {"OMP_WAIT_POLICY": "ACTIVE"},
-    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
     "one thread": {"OMP_NUM_THREADS": "1"},
 }
 BUSY = (sys.executable, "-c", "while True: pass")  # one other CPU-bound process
