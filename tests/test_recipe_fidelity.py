@@ -95,6 +95,7 @@ def test_fine_tuning_warms_up_for_the_official_500_steps() -> None:
     """vit_jax/configs/common.py: warmup_steps 500, also of Table 4's 500-step runs."""
     recipe = resolve("--variant", "vit_b16", "--pretrained", "x.pth").recipe
     assert warmup_steps(recipe, total_steps=500) == 500
+    assert warmup_steps(recipe, total_steps=100) == 100  # a short run still reaches its rate
     assert warmup_steps(resolve("--variant", "vit_b16").recipe, total_steps=500) == 50  # capped
 
 

@@ -306,8 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=non_negative_int,
         metavar="N",
         help="linear warm-up steps, taken as given (default: the recipe's; scratch's 10k (Table "
-        "3) is capped at a tenth of the run, finetune's 500 (the official configs) is not: give "
-        "a tenth of a short fine-tune's steps)",
+        "3) is capped at a tenth of the run, finetune's 500 (the official configs) at the run's "
+        "length)",
     )
     add("--schedule", choices=SCHEDULES, help="decay after the warm-up")
     group = p.add_argument_group(

@@ -22,8 +22,9 @@ steps, 16 epochs: longer than a short run, so a short run's decay is chosen on i
 over from the paper.
 
 The warm-up is Table 3's 10k steps, capped at a tenth of a shorter run (the paper is silent on
-short runs); finetune's 500 steps are the official fine-tuning configs' and are not capped. An
-explicit `--warmup-steps` is taken as given (with a warning above the cap).
+short runs); finetune's 500 steps are the official fine-tuning configs', never longer than the run
+(a shorter fine-tune reaches its rate at its last step, as a 500-step one does). An explicit
+`--warmup-steps` is taken as given (with a warning above the cap).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Recipe:
     objective: Literal["classification", "masked-patch"] = "classification"  # see objectives.py
     paper_finetune_steps: bool = False  # with --pretrained, run Table 4's steps for the dataset
     decay_at: tuple[float, ...] = ()  # "step": fractions of the run where the rate drops 10x
-    max_warmup_fraction: float | None = 0.1  # warm-up cap as a share of the run; None: no cap
+    max_warmup_fraction: float = 0.1  # the warm-up is capped at this share of the run
     reference_batch: int | None = None  # lr is for this batch: scaled to the run's (`at_batch`)
     pre_logits: bool = False  # Section 3.1: a tanh hidden layer in the head at pre-training
     mixup_alpha: float = 0.0  # MixUp's Beta(alpha, alpha); 0: none
@@ -121,7 +122,7 @@ FINETUNE = Recipe(
     weight_decay=0.0,  # Table 4 caption
     schedule="cosine",  # Table 4 caption
     warmup_steps=500,  # vit_jax/configs/common.py; the paper does not say
-    max_warmup_fraction=None,  # as the official configs: 500 even of a 500-step run
+    max_warmup_fraction=1.0,  # as the official configs: 500 even of a 500-step run, no more
     grad_clip=1.0,  # Table 4 caption
     dropout=0.0,
     image_size=384,  # Appendix B.1.1: "all fine-tuning experiments run at 384 resolution"
@@ -362,9 +363,7 @@ def build_scheduler(
 
 def warmup_steps(recipe: Recipe, total_steps: int) -> int:
     """The warm-up a run of `total_steps` uses: the recipe's, capped at `max_warmup_fraction`
-    of the run unless it was given (`--warmup-steps`) or the recipe has no cap."""
-    if recipe.max_warmup_fraction is None:
-        return recipe.warmup_steps
+    of the run unless it was given (`--warmup-steps`)."""
     cap = int(total_steps * recipe.max_warmup_fraction)
     if recipe.warmup_capped:
         return min(recipe.warmup_steps, cap)
