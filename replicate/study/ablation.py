@@ -23,13 +23,12 @@ candidate of the former search within noise of the others.
 from __future__ import annotations
 
 import json
-import math
-import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
 from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.runs.log import PREDICTIONS, read_metrics
+from replicate.runs.paired import Difference, correct, paired_difference
 from replicate.study.runner import environment, shared_environment
 from replicate.study.scales import CPU
 from replicate.study.spec import command_line
@@ -38,7 +37,6 @@ from replicate.training.checkpoint import latest_checkpoint
 BASELINE = "scratch-small"
 ENVIRONMENT = "environment.json"  # where an arm ran: device, cores, commit, versions
 EPOCHS = 2
-Z95 = 1.96
 # Each arm's options beside the baseline's; None: the arm does not apply to the model.
 ARMS: dict[str, dict[str, dict | None]] = {
     BASELINE: {"vit": {}, "bit": {}},
@@ -95,43 +93,28 @@ def run_arms(model: str, out: Path) -> None:
             train_main(list(command_line(arm_settings(model, arm, out))))
 
 
-def correct(folder: Path) -> list[int]:
-    """1 or 0 for each dev image, in the dev split's order."""
-    record = json.loads((folder / PREDICTIONS).read_text())
-    if record["split"] != "dev":
-        raise ValueError(f"{folder / PREDICTIONS} scores the {record['split']} split, not dev")
-    return [int(t == p) for t, p in zip(record["true"], record["predicted"], strict=True)]
-
-
-def paired_difference(arm: Sequence[int], base: Sequence[int]) -> tuple[float, float]:
-    """Mean of the per-image differences and its 95% half-width (normal approximation)."""
-    differences = [a - b for a, b in zip(arm, base, strict=True)]
-    spread = statistics.stdev(differences) / math.sqrt(len(differences))
-    return statistics.fmean(differences), Z95 * spread
-
-
-def verdict(difference: float, half_width: float) -> str:
-    if difference - half_width > 0:
+def verdict(difference: Difference) -> str:
+    if difference.effect - difference.half_width > 0:
         return "adopted"
-    if difference + half_width < 0:
+    if difference.effect + difference.half_width < 0:
         return "rejected"
     return "within noise"
 
 
 def summarise(model: str, out: Path) -> dict:
-    base = correct(out / BASELINE)
+    base = correct(out / BASELINE, "dev")
     rows = []
     for arm in arms(model):
-        scores = correct(out / arm)
-        difference, half_width = paired_difference(scores, base)
+        scores = correct(out / arm, "dev")
+        difference = paired_difference([scores], [base])
         last = read_metrics(out / arm / "metrics.jsonl")[-1]
         rows.append({
             "arm": arm,
             "options": ARMS[arm][model],
-            "dev_acc": statistics.fmean(scores),
-            "difference": difference,
-            "half_width_95": half_width,
-            "verdict": "baseline" if arm == BASELINE else verdict(difference, half_width),
+            "dev_acc": float(scores.mean()),
+            "difference": difference.effect,
+            "half_width_95": difference.half_width,
+            "verdict": "baseline" if arm == BASELINE else verdict(difference),
             "train_loss": last["train_loss"],
             "wall_time_s": last["wall_time_s"],
         })  # fmt: skip
