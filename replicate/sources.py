@@ -13,7 +13,7 @@ path/to/weights.npz --variant vit_b16           model's `pretrained_cfg` says; I
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -83,6 +83,15 @@ def untrained(variant: str = "vit_b16", image_size: int | None = None) -> Source
         label,
         trained=False,
     )  # fmt: skip  (no classes: it predicts nothing)
+
+
+def untrained_twin(source: Source, seed: int = 0) -> Source:
+    """The same architecture randomly initialised (seeded): the control for what training put in
+    the weights, since an untrained ViT's attention already has a distance and an entropy."""
+    torch.manual_seed(seed)
+    model = type(source.model)(source.model.config).eval()
+    label = f"{paper_name(source.variant, model)}, untrained (random init, seed {seed})"
+    return replace(source, model=model, classes=(), label=label, trained=False)
 
 
 def paper_name(variant: str, model: nn.Module | None = None) -> str:

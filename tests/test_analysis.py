@@ -14,7 +14,11 @@ import pytest
 import torch
 
 from replicate.figures import paper_numbers
-from replicate.figures.attention_distance import mean_attention_distance, patch_distances
+from replicate.figures.attention_distance import (
+    mean_attention_distance,
+    mean_attention_entropy,
+    patch_distances,
+)
 from replicate.figures.embeddings import filter_principal_components, position_similarity
 from replicate.figures.rollout import attention_rollout, output_token_maps, upsample_maps
 from replicate.figures.tables import NO_PAPER_NUMBER, result_row, results_markdown
@@ -67,6 +71,14 @@ def test_uniform_attention_is_the_mean_pairwise_distance() -> None:
     assert distance[0, 1].item() == 0
     without = mean_attention_distance(heads[..., 1:, 1:], 8, class_token=False)  # GAP: T = N
     torch.testing.assert_close(without, distance)
+
+
+def test_attention_entropy_is_log_n_for_uniform_and_0_for_one_patch() -> None:
+    """The class token's share is renormalised away, as for the distance."""
+    uniform = _with_class_token(torch.full((16, 16), 1 / 16), class_weight=0.4)
+    one = _with_class_token(torch.eye(16), class_weight=0.4)
+    assert mean_attention_entropy(uniform, class_token=True).item() == pytest.approx(math.log(16))
+    assert mean_attention_entropy(one, class_token=True).item() == pytest.approx(0, abs=1e-12)
 
 
 def test_attention_distance_rejects_bad_shapes() -> None:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -17,7 +18,7 @@ from replicate.figures.__main__ import main
 from replicate.figures.images import ImageSet, digit_images, folder_images, run_dataset_folder
 from replicate.figures.tables import measure_variant, table1_markdown
 from replicate.runs.read import Run
-from replicate.sources import Source, from_weights, load_source
+from replicate.sources import Source, from_weights, load_source, untrained_twin
 from replicate.training.checkpoint import CheckpointInfo, save_weights
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -45,7 +46,7 @@ def _assert_png(path: Path) -> None:
     [
         lambda s, i, out: make.figure_1(s, i, out),
         lambda s, i, out: make.figure_7_filters(s, out),
-        lambda s, i, out: make.figure_7_position_similarity(s, out),
+        lambda s, i, out: make.figure_7_position_similarity(s, out)[0],
         lambda s, i, out: make.figure_7_attention_distance(s, i, out, batch_size=2)[0],
         lambda s, i, out: make.figure_6_rollout(s, i, out),
     ],
@@ -55,6 +56,26 @@ def test_each_figure_writes_a_png(
     figure: Callable, subject: Source, images: ImageSet, tmp_path: Path
 ) -> None:
     _assert_png(figure(subject, images, tmp_path))
+
+
+def test_figure_7_measures_a_trained_model_beside_its_untrained_twin(
+    subject: Source, images: ImageSet, tmp_path: Path
+) -> None:
+    """The same architecture, seeded random weights: the control the attention study needs."""
+    _, numbers = make.figure_7_attention_distance(subject, images, tmp_path, batch_size=2)
+    record = json.loads(numbers.read_text())
+    model, control = record["model"], record["control"]
+    assert np.array(model["per_image_px"]).shape == (3, 2, 3)  # images, layers, heads
+    assert np.array(control["per_image_entropy"]).shape == (3, 2, 3)
+    assert "untrained (random init, seed 0)" in control["label"]
+    assert model["by_layer_px"] != control["by_layer_px"]
+    assert record["uniform_entropy"] == pytest.approx(np.log(4))  # 16x16 patches of 32x32
+    _, position = make.figure_7_position_similarity(subject, tmp_path)
+    assert set(json.loads(position.read_text())) == {"model", "control"}
+    twin = untrained_twin(subject)
+    assert twin.model.config == subject.model.config and not twin.trained
+    untrained = make.figure_7_attention_distance(twin, images, tmp_path / "u", batch_size=2)
+    assert "control" not in json.loads(untrained[1].read_text())  # no twin of a twin
 
 
 def test_figure_6_spreads_its_images_and_names_true_and_predicted_classes(
@@ -200,6 +221,7 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
             make.FIGURE_6,
             make.FIGURE_7_LEFT,
             make.FIGURE_7_CENTRE,
+            make.FIGURE_7_CENTRE_NUMBERS,
             make.FIGURE_7_RIGHT,
             make.FIGURE_7_RIGHT_NUMBERS,
             make.TRAINING_CURVES,
@@ -208,7 +230,7 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     )
     for png in out.glob("*.png"):
         _assert_png(png)
-    distances = json.loads((out / make.FIGURE_7_RIGHT_NUMBERS).read_text())
+    distances = json.loads((out / make.FIGURE_7_RIGHT_NUMBERS).read_text())["model"]
     layers = len(distances["by_layer_px"])
     assert [len(image) for image in distances["per_image_px"]] == [layers] * 4  # 4 images
     results = (out / "results.md").read_text()

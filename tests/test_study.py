@@ -12,7 +12,12 @@ import pytest
 import torch
 
 from replicate.figures import studies
-from replicate.figures.embeddings import position_similarity, position_structure
+from replicate.figures.embeddings import (
+    position_similarity,
+    position_structure,
+    row_column_structure,
+)
+from replicate.runs.paired import verdict
 from replicate.study import STUDIES, runner
 from replicate.study.__main__ import main as study_main
 from replicate.study.runner import STUDY_SUMMARY
@@ -38,6 +43,17 @@ def test_position_structure_separates_a_grid_code_from_noise() -> None:
     noise = position_structure(position_similarity(torch.randn(1, 65, 64), class_token=True))
     assert grid > 0.3
     assert abs(noise) < 0.05
+
+
+def test_rows_and_columns_are_scored_apart() -> None:
+    """An embedding of the row alone scores on rows (same row, far apart: alike), not on
+    columns; noise on neither."""
+    rows_only = sinusoidal_grid_embedding(8, 64)
+    rows_only[0, 1:, 32:] = 0  # the column half of the code removed
+    scores = row_column_structure(position_similarity(rows_only, class_token=True))
+    assert scores["rows"] > 0.3 and abs(scores["columns"]) < 0.05
+    noise = row_column_structure(position_similarity(torch.randn(1, 65, 64), class_token=True))
+    assert abs(noise["rows"]) < 0.05 and abs(noise["columns"]) < 0.05
 
 
 def test_position_structure_on_a_hand_made_similarity() -> None:
@@ -82,7 +98,10 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch, caplo
     }
     assert summary["complete"] and summary["commit"] and summary["cores"] >= 1
     attention = json.loads((out / "attention" / STUDY_SUMMARY).read_text())["runs"][0]["result"]
-    assert len(attention["attention_distance"]["by_layer_px"]) == 1  # the smoke ViT's one layer
+    for side in ("model", "control"):  # the trained ViT and its untrained twin
+        assert len(attention["attention"][side]["by_layer_px"]) == 1  # the smoke ViT's one layer
+        assert {"rows", "columns"} <= set(attention["position"][side])
+    assert "untrained" in attention["attention"]["control"]["label"]
     assert "attention distance grows with depth" in (out / "study_attention.md").read_text()
     disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     assert disk < 50e6, f"the smoke studies wrote {disk / 1e6:.0f} MB"
@@ -150,16 +169,45 @@ def test_a_verdict_is_held_not_held_or_within_noise_by_its_interval() -> None:
     assert studies.difference_verdict([(1, 0.60, 150), (-1, 0.50, 150)]).word == "within noise"
 
 
-def test_attention_distance_grows_with_depth_by_a_paired_interval_over_images() -> None:
-    def numbers(first: list[float], last: list[float]) -> dict:
-        return {"per_image_px": [[a, (a + b) / 2, b] for a, b in zip(first, last, strict=True)]}
+def _attention(first: list[float], last: list[float], heads: int = 2) -> dict:
+    """Figure 7 right's numbers for one side: every head of an image at the same distance,
+    first and last of three layers as given."""
+    per_image = [[[a] * heads, [(a + b) / 2] * heads, [b] * heads]
+                 for a, b in zip(first, last, strict=True)]  # fmt: skip
+    return {"per_image_px": per_image}
 
-    grows = studies.depth_growth(numbers([8.0, 9.0, 10.0, 9.0], [14.0, 15.0, 15.0, 16.0]))
-    assert grows.word == "held" and grows.effect == pytest.approx(6.0)
-    assert studies.depth_growth(numbers([14.0, 15.0, 16.0], [9.0, 8.0, 10.0])).word == "not held"
-    assert studies.depth_growth(numbers([10.0, 12.0, 9.0], [12.0, 10.0, 9.5])).word == (
-        "within noise"
+
+def test_attention_distance_grows_with_depth_beyond_the_untrained_control() -> None:
+    """An untrained ViT's distances are flat with depth; a trained one's must grow more."""
+    control = _attention([16.0, 16.5, 16.0, 16.2], [16.1, 16.4, 16.0, 16.3])
+    grows = studies.depth_growth(
+        {"model": _attention([8.0, 9.0, 10.0, 9.0], [14.0, 15.0, 15.0, 16.0]), "control": control}
     )
+    assert grows.effect == pytest.approx(6.0 - 0.025) and verdict(grows, 1.6) == "held"
+    same = studies.depth_growth({"model": control, "control": control})
+    assert same.effect == 0 and verdict(same, 1.6) == "not held"
+
+
+def test_the_nearest_first_layer_head_is_compared_with_the_controls() -> None:
+    model = {"per_image_px": [[[4.0, 15.0]], [[5.0, 16.0]], [[4.5, 15.5]]]}  # head 1 is local
+    control = {"per_image_px": [[[16.0, 15.8]], [[16.2, 16.0]], [[16.1, 15.9]]]}
+    gap = studies.nearest_head_gap({"model": model, "control": control})
+    assert gap.effect == pytest.approx(15.9 - 4.5)
+
+
+def test_attention_notes_decide_each_claim_by_its_rule() -> None:
+    uniform = {"neighbours_minus_distant": 0.0, "rows": 0.01, "columns": -0.02, "label": "u"}
+    grid = {"neighbours_minus_distant": 0.4, "rows": 0.3, "columns": 0.05, "label": "m"}
+    control = _attention([16.0, 16.5, 16.0], [16.1, 16.4, 16.0])
+    result = {
+        "position": {"model": grid, "control": uniform},
+        "attention": {"model": _attention([8.0, 9.0, 10.0], [14.0, 15.0, 16.0]),
+                      "control": control, "uniform_px": 16.5},
+    }  # fmt: skip
+    words = [word for _, _, word in studies.attention_verdicts(result)]
+    assert words == ["held", "held", "not held"]  # columns are not encoded
+    result["position"]["control"] = grid  # a control that shows the structure already
+    assert studies.attention_verdicts(result)[2][2] == "not testable here"
 
 
 def test_resolution_compares_the_highest_resolution_with_the_pre_training_one() -> None:

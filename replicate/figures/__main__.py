@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         written += _unless_not_applicable(make.figure_1, subject, images, out)
     if "fig7" in parts:
         written += _unless_not_applicable(make.figure_7_filters, subject, out)
-        written.append(make.figure_7_position_similarity(subject, out))
+        written += make.figure_7_position_similarity(subject, out)
         written += make.figure_7_attention_distance(subject, images, out)
     if "fig6" in parts:
         written.append(make.figure_6_rollout(subject, images, out))

@@ -1,4 +1,5 @@
-"""Figure 7 (right) and Figure 11: mean attention distance of every head, by network depth.
+"""Figure 7 (right) and Figure 11: mean attention distance of every head, by network depth, and
+beside it each head's attention entropy (how spread its weights are, whatever the distance).
 
 Appendix D.7: "we analyzed the average distance spanned by attention weights at different
 layers (Figure 11). This 'attention distance' is analogous to receptive field size in CNNs."
@@ -30,13 +31,9 @@ def patch_distances(grid_size: int, patch_size: int) -> torch.Tensor:
     return torch.cdist(centres, centres)
 
 
-def mean_attention_distance(
-    attention: torch.Tensor, patch_size: int, *, class_token: bool
-) -> torch.Tensor:
-    """Attention weights (B, heads, T, T) -> (B, heads): per image and head, the
-    attention-weighted distance from each query patch to the key patches, averaged over queries.
-    T = N + 1 with the class token first, or N without one.
-    """
+def patch_attention(attention: torch.Tensor, *, class_token: bool) -> torch.Tensor:
+    """Attention weights (B, heads, T, T) -> (B, heads, N, N) between patches alone, each
+    query's weights renormalised to sum to 1. T = N + 1 with the class token first, or N."""
     if attention.ndim != 4 or attention.shape[-1] != attention.shape[-2]:
         raise ValueError(
             f"expected attention weights (B, heads, T, T), got {tuple(attention.shape)}"
@@ -46,26 +43,49 @@ def mean_attention_distance(
     if grid_size**2 != attention.shape[-1] - prefix:
         raise ValueError(f"{attention.shape[-1] - prefix} patches do not form a square grid")
     patches = attention[..., prefix:, prefix:].double()  # no class token as query or key
-    patches = patches / patches.sum(dim=-1, keepdim=True)
-    distances = patch_distances(grid_size, patch_size).to(patches.device)
+    return patches / patches.sum(dim=-1, keepdim=True)
+
+
+def mean_attention_distance(
+    attention: torch.Tensor, patch_size: int, *, class_token: bool
+) -> torch.Tensor:
+    """Attention weights (B, heads, T, T) -> (B, heads): per image and head, the
+    attention-weighted distance from each query patch to the key patches, averaged over queries.
+    """
+    patches = patch_attention(attention, class_token=class_token)
+    distances = patch_distances(math.isqrt(patches.shape[-1]), patch_size).to(patches.device)
     return (patches * distances).sum(dim=-1).mean(dim=-1)
 
 
-def attention_distances(
+def mean_attention_entropy(attention: torch.Tensor, *, class_token: bool) -> torch.Tensor:
+    """Attention weights (B, heads, T, T) -> (B, heads): per image and head, the entropy in nats
+    of each query patch's weights over the key patches, averaged over queries: log N for
+    uniform attention, 0 for attention to one patch."""
+    patches = patch_attention(attention, class_token=class_token)
+    return -(patches * patches.clamp_min(1e-30).log()).sum(dim=-1).mean(dim=-1)
+
+
+def attention_measures(
     model: VisionTransformer, batches: Iterable[torch.Tensor], num_images: int | None = None
-) -> torch.Tensor:
-    """(images, L, heads): each head's mean attention distance in pixels, for every image.
-    Figure 11 draws its mean over the images; the spread across images gives its intervals.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distance in pixels, entropy in nats), each (images, L, heads): every head's, for every
+    image. Figure 11 draws the distance's mean over the images; the spread across images gives
+    the intervals.
 
     batches: normalised images (B, C, H, W); num_images sizes the progress bar.
     """
-    per_image = []  # one (B, L, heads) tensor per batch
+    distances, entropies = [], []  # one (B, L, heads) tensor per batch
+    pixels = model.config.downsampling  # per token: the patch size, or a hybrid's stride
+    tokens = model.config.has_class_token
     with tqdm(total=num_images, unit="img", desc="attention distance") as progress:
         for images in batches:
             maps = model.attention_maps(images)
-            pixels = model.config.downsampling  # per token: the patch size, or a hybrid's stride
-            tokens = model.config.has_class_token
-            distances = [mean_attention_distance(a, pixels, class_token=tokens) for a in maps]
-            per_image.append(torch.stack(distances, dim=1))
+            distances.append(
+                torch.stack(
+                    [mean_attention_distance(a, pixels, class_token=tokens) for a in maps], dim=1
+                )
+            )
+            entropies.append(torch.stack(
+                [mean_attention_entropy(a, class_token=tokens) for a in maps], dim=1))  # fmt: skip
             progress.update(len(images))
-    return torch.cat(per_image).float()
+    return torch.cat(distances).float(), torch.cat(entropies).float()

@@ -61,3 +61,24 @@ def position_structure(similarity: np.ndarray) -> float:
     neighbours = row_gap + col_gap == 1
     distant = np.maximum(row_gap, col_gap) >= grid_size / 2
     return float(pairs[neighbours].mean() - pairs[distant].mean())
+
+
+def row_column_structure(similarity: np.ndarray) -> dict[str, float]:
+    """Section 4.5's "row-column structure" as two numbers, one per axis: the mean cosine
+    similarity of patches in the same row (columns) half the grid or more apart, minus that of
+    patches half the grid or more apart in both the row and the column. Near 0 for each axis the
+    embeddings do not encode; a grid that encodes rows alone scores on "rows" alone.
+
+    similarity: (g, g, g, g), as `position_similarity` returns it.
+    """
+    grid_size = similarity.shape[0]
+    rows, cols = (axis.ravel() for axis in np.indices((grid_size, grid_size)))
+    row_gap = np.abs(rows[:, None] - rows[None, :])  # (N, N)
+    col_gap = np.abs(cols[:, None] - cols[None, :])
+    pairs = similarity.reshape(grid_size**2, grid_size**2)
+    far = grid_size / 2
+    unrelated = pairs[(row_gap >= far) & (col_gap >= far)].mean()
+    return {
+        "rows": float(pairs[(row_gap == 0) & (col_gap >= far)].mean() - unrelated),
+        "columns": float(pairs[(col_gap == 0) & (row_gap >= far)].mean() - unrelated),
+    }

@@ -9,17 +9,23 @@ import torch
 from einops import rearrange
 
 from replicate.figures import plots
-from replicate.figures.attention_distance import attention_distances, patch_distances
-from replicate.figures.embeddings import filter_principal_components, position_similarity
+from replicate.figures.attention_distance import attention_measures, patch_distances
+from replicate.figures.embeddings import (
+    filter_principal_components,
+    position_similarity,
+    position_structure,
+    row_column_structure,
+)
 from replicate.figures.images import ImageSet
 from replicate.figures.rollout import attention_rollout, output_token_maps, upsample_maps
 from replicate.runs.files import write_json
 from replicate.runs.read import Run
-from replicate.sources import Source
+from replicate.sources import Source, untrained_twin
 
 FIGURE_1 = "fig1_patch_embedding.png"
 FIGURE_7_LEFT = "fig7_left_embedding_filters.png"
 FIGURE_7_CENTRE = "fig7_centre_position_similarity.png"
+FIGURE_7_CENTRE_NUMBERS = "fig7_centre_position_similarity.json"  # its structure, as numbers
 FIGURE_7_RIGHT = "fig7_right_attention_distance.png"
 FIGURE_7_RIGHT_NUMBERS = "fig7_right_attention_distance.json"  # what the figure draws, and more
 FIGURE_6 = "fig6_attention_rollout.png"
@@ -71,41 +77,70 @@ def figure_7_filters(subject: Source, out: Path, num_components: int = 28) -> Pa
     return plots.draw_embedding_filters(components, explained, out / FIGURE_7_LEFT, subject.label)
 
 
-def figure_7_position_similarity(subject: Source, out: Path) -> Path:
-    """Figure 7 centre: cosine similarity between the position embeddings E_pos."""
+def figure_7_position_similarity(subject: Source, out: Path) -> list[Path]:
+    """Figure 7 centre: cosine similarity between the position embeddings E_pos; beside it,
+    how much of the grid they encode, for the model and (where it is trained) its untrained
+    twin, the control."""
+    similarity = _position_similarity(subject)
+    subjects = {"model": subject} | (
+        {"control": untrained_twin(subject)} if subject.trained else {}
+    )
+    record = {}
+    for name, source in subjects.items():
+        mine = similarity if source is subject else _position_similarity(source)
+        record[name] = {"label": source.label, "neighbours_minus_distant":
+                        position_structure(mine), **row_column_structure(mine)}  # fmt: skip
+    numbers = out / FIGURE_7_CENTRE_NUMBERS
+    write_json(numbers, record)
+    figure = plots.draw_position_similarity(similarity, out / FIGURE_7_CENTRE, subject.label)
+    return [figure, numbers]
+
+
+def _position_similarity(subject: Source) -> np.ndarray:
     model = subject.model
-    similarity = position_similarity(
+    return position_similarity(
         model.embedding.position_embedding, class_token=model.config.has_class_token
     )
-    return plots.draw_position_similarity(similarity, out / FIGURE_7_CENTRE, subject.label)
 
 
 def figure_7_attention_distance(
     subject: Source, images: ImageSet, out: Path, batch_size: int = 8
 ) -> list[Path]:
-    """Figure 7 right (and Figure 11): mean attention distance of every head by depth; beside
-    the PNG, its numbers and each image's mean over the heads by depth (for intervals)."""
+    """Figure 7 right (and Figure 11): mean attention distance of every head by depth, a trained
+    model's beside its untrained twin's (the control: random weights attend at a distance too).
+    Beside the PNG, its numbers: each head's distance and entropy for every image (for paired
+    intervals), for the model and, where it is trained, for the control."""
     config = subject.model.config
-    per_image = attention_distances(
-        subject.model, images.batches(subject.mean, subject.std, batch_size), len(images.images)
+    subjects = {"model": subject} | (
+        {"control": untrained_twin(subject)} if subject.trained else {}
     )
-    distances = per_image.mean(dim=0)  # (L, heads)
-    uniform = patch_distances(config.grid_size, config.downsampling).mean().item()
+    record: dict = {
+        "uniform_px": patch_distances(config.grid_size, config.downsampling).mean().item(),
+        "uniform_entropy": float(np.log(config.grid_size**2)),
+        "images": images.label,
+    }
+    for name, source in subjects.items():
+        distance, entropy = attention_measures(
+            source.model, images.batches(source.mean, source.std, batch_size), len(images.images)
+        )  # each (images, L, heads)
+        record[name] = {
+            "label": source.label,
+            "by_layer_px": distance.mean(dim=0).tolist(),  # (L, heads): what the figure draws
+            "by_layer_entropy": entropy.mean(dim=0).tolist(),
+            "per_image_px": distance.tolist(),
+            "per_image_entropy": entropy.tolist(),
+        }
     numbers = out / FIGURE_7_RIGHT_NUMBERS
-    write_json(
-        numbers,
-        {
-            "uniform_px": uniform,
-            "by_layer_px": distances.tolist(),  # (L, heads), averaged over the images
-            "per_image_px": per_image.mean(dim=-1).tolist(),  # (images, L), averaged over heads
-            "images": images.label,
-        },
-    )
+    write_json(numbers, record)
     title = (
         f"Mean attention distance by head and depth ({config.image_size}x{config.image_size} "
         f"input)\n{subject.label}; {images.label}"
     )
-    figure = plots.draw_attention_distance(distances.numpy(), out / FIGURE_7_RIGHT, title, uniform)
+    control = record.get("control")
+    figure = plots.draw_attention_distance(
+        np.array(record["model"]["by_layer_px"]), out / FIGURE_7_RIGHT, title,
+        record["uniform_px"], np.array(control["by_layer_px"]) if control else None,
+    )  # fmt: skip
     return [figure, numbers]
 
 

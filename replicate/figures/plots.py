@@ -203,14 +203,22 @@ def draw_position_similarity(similarity: np.ndarray, path: Path, title: str) -> 
 
 
 def draw_attention_distance(
-    distances: np.ndarray, path: Path, title: str, uniform: float | None = None
+    distances: np.ndarray,
+    path: Path,
+    title: str,
+    uniform: float | None = None,
+    control: np.ndarray | None = None,
 ) -> Path:
-    """Figure 7 right / Figure 11: distances (L, heads), one dot per head and layer."""
+    """Figure 7 right / Figure 11: distances (L, heads), one dot per head and layer; the
+    untrained control's (L, heads), where given, as grey rings a little to the right."""
     layers, heads = distances.shape
     fig = Figure(figsize=(7, 4.8), layout="constrained")
     ax = fig.subplots()
     colours = mpl.colormaps["tab20" if heads > 10 else "tab10"]
     depth = np.arange(1, layers + 1)
+    if control is not None:
+        ax.scatter(np.repeat(depth + 0.25, heads), control.ravel(), s=18, facecolors="none",
+                   edgecolors="grey", label="untrained (each head)")  # fmt: skip
     for head in range(heads):
         ax.scatter(depth, distances[:, head], s=18, color=colours(head), label=f"Head {head + 1}")
     if uniform is not None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
@@ -23,6 +24,7 @@ from matplotlib.ticker import NullFormatter
 from replicate.figures.plots import save
 from replicate.runs.files import read_json
 from replicate.runs.log import CONFUSION_MATRIX, PUBLISHED_WEIGHTS, STUDY_SUMMARY
+from replicate.runs.paired import Z95, Difference, paired_difference, verdict
 
 Summary = dict[str, Any]
 STUDIES_DIR = Path("results/studies")  # what `python -m replicate.study` commits
@@ -54,9 +56,6 @@ def runs_by_name(summary: Summary) -> dict[str, Summary]:
 
 def test_acc(run: Summary | None) -> float | None:
     return None if run is None else run["result"].get("test_acc")
-
-
-Z95 = 1.96  # the normal quantile of a two-sided 95% interval
 
 
 def wilson_interval(p: float, n: int) -> tuple[float, float]:
@@ -438,71 +437,99 @@ ATTENTION_FIGURES = (
 )
 
 
-def depth_growth(distance: Summary) -> Verdict:
-    """The last layer's mean attention distance minus the first's, in pixels, paired by image:
-    the mean of the per-image differences and its 95% half-width (normal, across images)."""
-    differences = [layers[-1] - layers[0] for layers in distance["per_image_px"]]
-    spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
-    return Verdict(statistics.fmean(differences), Z95 * spread / math.sqrt(len(differences)))
+# The rules, fixed before the runs. Distances are in pixels; an effect must reach a tenth of
+# the uniform distance to count. Position structure: random embeddings score about 0
+# (tests/test_study.py), a sine-cosine grid more than 0.3.
+MINIMUM_SHARE_OF_UNIFORM = 0.1
+POSITION_STRUCTURE_HELD = 0.1
 
 
-def _heads_range(heads: list[float]) -> str:
-    return f"{sum(heads) / len(heads):.1f} ({min(heads):.1f}-{max(heads):.1f})"
+def depth_growth(attention: Summary) -> Difference:
+    """How much more the model's mean distance (over heads) grows from the first layer to the
+    last than the untrained control's does, paired by image."""
+
+    def growth(side: Summary) -> np.ndarray:
+        by_image = np.array(side["per_image_px"]).mean(axis=-1)  # (images, L)
+        return by_image[:, -1] - by_image[:, 0]
+
+    return paired_difference([growth(attention["model"])], [growth(attention["control"])])
+
+
+def nearest_head_gap(attention: Summary) -> Difference:
+    """How much nearer the model's most local first-layer head attends than the control's,
+    paired by image (each side's head with the least mean distance over the images)."""
+
+    def nearest(side: Summary) -> np.ndarray:
+        first = np.array(side["per_image_px"])[:, 0, :]  # (images, heads)
+        return first[:, first.mean(axis=0).argmin()]
+
+    return paired_difference([nearest(attention["control"])], [nearest(attention["model"])])
+
+
+def _layer_range(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
 ATTENTION_COLUMNS = [
     "model",
-    "position structure (neighbours minus distant, cosine)",
+    "position structure: neighbours, rows, columns (cosine)",
     "attention distance, first layer (px; heads' mean, min-max)",
     "last layer",
-    "uniform attention",
-    "last minus first (95%, over images)",
+    "entropy, first and last layer (nats; uniform: log N)",
 ]
 
 
 def attention_table(summary: Summary, folder: Path | None = None) -> Table:
     rows = []
     for run in summary["runs"]:
-        result = run["result"]
-        row = [run["label"], f"{result.get('position_structure', float('nan')):.3f}"]
-        distance = result.get("attention_distance")
-        if distance:
-            by_layer = distance["by_layer_px"]
-            growth = depth_growth(distance)
-            row += [
-                _heads_range(by_layer[0]),
-                _heads_range(by_layer[-1]),
-                f"{distance['uniform_px']:.1f}",
-                f"{growth.effect:+.1f} ± {growth.half_width:.1f}",
-            ]
-        rows.append(row + ["-"] * (len(ATTENTION_COLUMNS) - len(row)))
+        position, attention = run["result"]["position"], run["result"]["attention"]
+        for side in ("model", "control"):
+            p, a = position[side], attention[side]
+            distance, entropy = a["by_layer_px"], a["by_layer_entropy"]
+            rows.append([
+                p["label"],
+                f"{p['neighbours_minus_distant']:.2f}, {p['rows']:.2f}, {p['columns']:.2f}",
+                _layer_range(distance[0]),
+                _layer_range(distance[-1]),
+                f"{statistics.fmean(entropy[0]):.2f}, {statistics.fmean(entropy[-1]):.2f}",
+            ])  # fmt: skip
+        rows.append([f"uniform attention ({attention['images']})", "-",
+                     f"{attention['uniform_px']:.1f}", f"{attention['uniform_px']:.1f}",
+                     f"{attention['uniform_entropy']:.2f}"])  # fmt: skip
     return Table(ATTENTION_COLUMNS, rows)
 
 
-POSITION_STRUCTURE_HELD = 0.1  # noise gives ~0 (tests/test_study.py), a sine-cosine grid > 0.3
+def attention_verdicts(result: Summary) -> list[tuple[str, Difference | None, str]]:
+    """(rule, measured difference or None, verdict) for each claim of Section 4.5."""
+    attention, position = result["attention"], result["position"]
+    minimum = MINIMUM_SHARE_OF_UNIFORM * attention["uniform_px"]
+    model, control = position["model"], position["control"]
+    grid_known = all(control[axis] < POSITION_STRUCTURE_HELD for axis in ("rows", "columns"))
+    encoded = all(model[axis] > POSITION_STRUCTURE_HELD for axis in ("rows", "columns"))
+    growth, nearest = depth_growth(attention), nearest_head_gap(attention)
+    return [
+        (f"attention distance grows with depth more than the untrained control's, by at least "
+         f"{minimum:.1f} px (a tenth of uniform), paired by image", growth,
+         verdict(growth, minimum)),
+        (f"some heads attend locally in the lowest layer: the model's nearest first-layer head "
+         f"at least {minimum:.1f} px nearer than the control's, paired by image", nearest,
+         verdict(nearest, minimum)),
+        (f"E_pos encodes rows and columns: each axis's structure above "
+         f"{POSITION_STRUCTURE_HELD} (one model, no interval), the control's below it", None,
+         "not testable here" if not grid_known else "held" if encoded else "not held"),
+    ]  # fmt: skip
 
 
 def attention_notes(summary: Summary, folder: Path) -> str:
-    results = [run["result"] for run in summary["runs"]]
-    values = [r["position_structure"] for r in results if r.get("position_structure") is not None]
-    if not values:
-        return ""
-    held = all(v > POSITION_STRUCTURE_HELD for v in values)
-    notes = (
-        f"Rule: E_pos has learned the 2-D grid when its position structure exceeds "
-        f"{POSITION_STRUCTURE_HELD} (random embeddings give about 0); **"
-        + ("held" if held else "not held")
-        + "**.\n"
-    )
-    for result in results:
-        if result.get("attention_distance"):
-            growth = depth_growth(result["attention_distance"])
-            notes += (
-                "\nRule: attention distance grows with depth when the last layer's mean "
-                "distance exceeds the first layer's, paired by image, with a 95% interval. "
-                f"Measured: {growth.effect:+.1f} px (± {growth.half_width:.1f}); "
-                f"**{growth.word}**.\n"
+    notes = ""
+    for run in summary["runs"]:
+        for rule, difference, word in attention_verdicts(run["result"]):
+            measured = (
+                f" Measured: {difference.effect:+.1f} px (± {difference.half_width:.1f})."
+                if difference
+                else ""
             )
+            notes += f"Rule: {rule}.{measured} **{word}**.\n\n"
     return notes
 
 

@@ -38,10 +38,11 @@ class Difference:
 
 
 def paired_difference(arm: Sequence[np.ndarray], control: Sequence[np.ndarray]) -> Difference:
-    """`arm` and `control`: one 0/1 array per seed, every array over the same images in the same
-    order. The variance: that of the per-image differences of the seed means over the number of
-    images, plus each side's variance of its seeds' accuracies over its number of seeds (none
-    with one seed: the interval then covers the images alone)."""
+    """`arm` and `control`: one array per seed of a score per image (1 or 0 for right or
+    wrong, or any measure), every array over the same images in the same order. The variance:
+    that of the per-image differences of the seed means over the number of images, plus each
+    side's variance of its seeds' mean scores over its number of seeds (none with one seed: the
+    interval then covers the images alone)."""
     a, b = np.stack(arm), np.stack(control)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"the arms were scored on {a.shape[1]} and {b.shape[1]} images")

@@ -383,19 +383,14 @@ def summarise_sweep(folder: Path) -> dict[str, Any]:
 
 
 def summarise_figures(checkpoint: Path, folder: Path) -> dict[str, Any]:
-    """How much 2-D structure the model's position embeddings learned (Figure 7 centre), and
-    the attention distances of Figure 7 right as the figures command measured them."""
-    from replicate.figures.embeddings import position_similarity, position_structure
-    from replicate.figures.make import FIGURE_7_RIGHT_NUMBERS
-    from replicate.training.checkpoint import load_model
+    """What the figures command measured of the model and its untrained twin: the structure
+    of the position embeddings (Figure 7 centre) and the attention's distance and entropy
+    (Figure 7 right)."""
+    from replicate.figures.make import FIGURE_7_CENTRE_NUMBERS, FIGURE_7_RIGHT_NUMBERS
+    from replicate.training.checkpoint import run_checkpoint_info
 
-    model, info = load_model(checkpoint)
-    similarity = position_similarity(
-        model.embedding.position_embedding, class_token=model.config.has_class_token
-    )
-    distances = folder / FIGURE_7_RIGHT_NUMBERS
     return {
-        "position_structure": position_structure(similarity),
-        "attention_distance": read_json(distances) if distances.is_file() else None,
-        "step": info.step,
+        "position": read_json(folder / FIGURE_7_CENTRE_NUMBERS),
+        "attention": read_json(folder / FIGURE_7_RIGHT_NUMBERS),
+        "step": run_checkpoint_info(str(checkpoint)).step,
     }

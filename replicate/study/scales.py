@@ -63,6 +63,7 @@ CPU = Scale(
         "vit": {"lr": 0.001, "weight_decay": 0.3},
         "bit": {"lr": 0.003, "weight_decay": 0.3},
     },
+    best_vit="results/cifar10-vit_ti4/model-bf16.safetensors",  # configs/cifar10_vit_ti4.py
 )
 GPU = replace(
     CPU,
@@ -80,6 +81,7 @@ GPU = replace(
     eval_every=400,
     checkpoint_every=1_000,
     scratch={},  # the recipes' own until the recipe study has run at this scale on a GPU
+    best_vit=None,  # its own data-size ViT-S/4
     search=replace(CPU.search, steps=100, final_steps={"vit": 1_500, "bit": 1_500}),
     workers=8,
 )

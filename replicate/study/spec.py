@@ -81,6 +81,7 @@ class Scale:
     # on the dev split; none: the recipe's own (Table 3).
     scratch: Mapping[str, Settings] = field(default_factory=dict)
     workers: int = 0  # DataLoader processes (images are kept on the device when they fit)
+    best_vit: str | None = None  # the attention study's model; None: data-size's all-data ViT
     finetune_seeds: int = 3  # final fine-tuning runs of a sweep: ~150 test photos are noisy
 
     @property
