@@ -204,10 +204,10 @@ def test_attention_notes_decide_each_claim_by_its_rule() -> None:
         "attention": {"model": _attention([8.0, 9.0, 10.0], [14.0, 15.0, 16.0]),
                       "control": control, "uniform_px": 16.5},
     }  # fmt: skip
-    words = [word for _, _, word in studies.attention_verdicts(result)]
+    words = [word for _, _, word in studies.attention_verdicts(result, result["attention"])]
     assert words == ["held", "held", "not held"]  # columns are not encoded
     result["position"]["control"] = grid  # a control that shows the structure already
-    assert studies.attention_verdicts(result)[2][2] == "not testable here"
+    assert studies.attention_verdicts(result, result["attention"])[2][2] == "not testable here"
 
 
 def test_resolution_compares_the_highest_resolution_with_the_pre_training_one() -> None:

@@ -21,6 +21,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from replicate.figures.make import FIGURE_7_RIGHT_NUMBERS
 from replicate.figures.plots import save
 from replicate.runs.files import read_json
 from replicate.runs.log import CONFUSION_MATRIX, PUBLISHED_WEIGHTS, STUDY_SUMMARY
@@ -499,9 +500,12 @@ def attention_table(summary: Summary, folder: Path | None = None) -> Table:
     return Table(ATTENTION_COLUMNS, rows)
 
 
-def attention_verdicts(result: Summary) -> list[tuple[str, Difference | None, str]]:
-    """(rule, measured difference or None, verdict) for each claim of Section 4.5."""
-    attention, position = result["attention"], result["position"]
+def attention_verdicts(
+    result: Summary, attention: Summary
+) -> list[tuple[str, Difference | None, str]]:
+    """(rule, measured difference or None, verdict) for each claim of Section 4.5, from the
+    run's summary and its Figure 7 right numbers (`attention`, each image's)."""
+    position = result["position"]
     minimum = MINIMUM_SHARE_OF_UNIFORM * attention["uniform_px"]
     model, control = position["model"], position["control"]
     grid_known = all(control[axis] < POSITION_STRUCTURE_HELD for axis in ("rows", "columns"))
@@ -523,7 +527,8 @@ def attention_verdicts(result: Summary) -> list[tuple[str, Difference | None, st
 def attention_notes(summary: Summary, folder: Path) -> str:
     notes = ""
     for run in summary["runs"]:
-        for rule, difference, word in attention_verdicts(run["result"]):
+        attention = read_json(folder / run["run"] / FIGURE_7_RIGHT_NUMBERS)
+        for rule, difference, word in attention_verdicts(run["result"], attention):
             measured = (
                 f" Measured: {difference.effect:+.1f} px (± {difference.half_width:.1f})."
                 if difference

@@ -382,15 +382,20 @@ def summarise_sweep(folder: Path) -> dict[str, Any]:
     }
 
 
+def _without_per_image(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: {k: v for k, v in value.items() if not k.startswith("per_image")}
+            if isinstance(value, dict) else value for key, value in record.items()}  # fmt: skip
+
+
 def summarise_figures(checkpoint: Path, folder: Path) -> dict[str, Any]:
     """What the figures command measured of the model and its untrained twin: the structure
-    of the position embeddings (Figure 7 centre) and the attention's distance and entropy
-    (Figure 7 right)."""
+    of the position embeddings (Figure 7 centre) and the attention's distance and entropy by
+    layer and head (Figure 7 right; each image's stay in the run's own file)."""
     from replicate.figures.make import FIGURE_7_CENTRE_NUMBERS, FIGURE_7_RIGHT_NUMBERS
     from replicate.training.checkpoint import run_checkpoint_info
 
     return {
         "position": read_json(folder / FIGURE_7_CENTRE_NUMBERS),
-        "attention": read_json(folder / FIGURE_7_RIGHT_NUMBERS),
+        "attention": _without_per_image(read_json(folder / FIGURE_7_RIGHT_NUMBERS)),
         "step": run_checkpoint_info(str(checkpoint)).step,
     }
