@@ -131,7 +131,7 @@ def figure_7_attention_distance(
             "per_image_entropy": _rounded(entropy),
         }
     numbers = out / FIGURE_7_RIGHT_NUMBERS
-    write_json(numbers, record)
+    write_json(numbers, record, indent=None)  # one line: a number per image, layer and head
     title = (
         f"Mean attention distance by head and depth ({config.image_size}x{config.image_size} "
         f"input)\n{subject.label}; {images.label}"

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 
-def write_json(path: Path, value: Any) -> None:
+def write_json(path: Path, value: Any, indent: int | None = 2) -> None:
     """Atomically: a process killed while writing leaves the previous file or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2) + "\n")
+        tmp.write_text(json.dumps(value, indent=indent) + "\n")
 
 
 @contextmanager
