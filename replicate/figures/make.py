@@ -145,7 +145,7 @@ def figure_7_attention_distance(
 
 
 def _rounded(values: torch.Tensor) -> list:
-    return np.round(values.numpy(), 3).tolist()
+    return np.round(values.double().numpy(), 3).tolist()
 
 
 @torch.no_grad()
