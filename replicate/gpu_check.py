@@ -30,6 +30,7 @@ from pathlib import Path
 from replicate.cli_errors import ArgumentParser, positive_int, run_cli
 
 ARCHIVE = "gpu-check.tar.gz"
+WORK = Path(".gpu-check")  # where the parts write, relative to the checkout (git-ignored)
 MANIFEST = "gpu_check.json"
 # Checkpoints and weights stay behind: a ViT-B/16 checkpoint alone is ~1 GB, and the device
 # hands back at most 16 MB a file.
@@ -201,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--out", type=Path, help="where the parts write and the archive goes")
+    parser.add_argument("--out", type=Path, help="where the archive goes")
     parser.add_argument("--budget", type=positive_int, default=540, help="seconds in all (540)")
     parser.add_argument("--unpack", type=Path, metavar="ARCHIVE", help="extract a run's archive")
     parser.add_argument("--results", type=Path, default=Path("results"), help="for --unpack")
@@ -215,8 +216,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         print(f"unpacked {args.unpack} into {target}")
         return target
     if args.out is None:
-        raise ValueError("--out is needed: the folder the parts write to (on the device, $OUT)")
-    work = args.out / "gpu-check"
+        raise ValueError("--out is needed: the folder the archive goes to (on the device, $OUT)")
+    work = WORK  # in the checkout: the runs' configs record paths that mean something here too
     work.mkdir(parents=True, exist_ok=True)
     outcomes = run_parts(PARTS, args.budget, work)
     archive = pack(work, outcomes, device_name(), args.out)

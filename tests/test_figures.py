@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import vit
@@ -62,6 +64,8 @@ def test_figure_7_measures_a_trained_model_beside_its_untrained_twin(
     subject: Source, images: ImageSet, tmp_path: Path
 ) -> None:
     """The same architecture, seeded random weights: the control the attention study needs."""
+    torch.manual_seed(1)  # weights other than the twin's (seed 0), whatever ran before
+    subject = replace(subject, model=type(subject.model)(subject.model.config).eval())
     _, numbers = make.figure_7_attention_distance(subject, images, tmp_path, batch_size=2)
     record = json.loads(numbers.read_text())
     model, control = record["model"], record["control"]

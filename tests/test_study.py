@@ -20,6 +20,7 @@ from replicate.figures.embeddings import (
 from replicate.runs.paired import verdict
 from replicate.study import STUDIES, runner
 from replicate.study.__main__ import main as study_main
+from replicate.study.definitions import attention, recipe, resolution, self_supervision, transfer
 from replicate.study.runner import STUDY_SUMMARY
 from replicate.study.scales import SMOKE
 
@@ -180,18 +181,18 @@ def _attention(first: list[float], last: list[float], heads: int = 2) -> dict:
 def test_attention_distance_grows_with_depth_beyond_the_untrained_control() -> None:
     """An untrained ViT's distances are flat with depth; a trained one's must grow more."""
     control = _attention([16.0, 16.5, 16.0, 16.2], [16.1, 16.4, 16.0, 16.3])
-    grows = studies.depth_growth(
+    grows = attention.depth_growth(
         {"model": _attention([8.0, 9.0, 10.0, 9.0], [14.0, 15.0, 15.0, 16.0]), "control": control}
     )
     assert grows.effect == pytest.approx(6.0 - 0.025) and verdict(grows, 1.6) == "held"
-    same = studies.depth_growth({"model": control, "control": control})
+    same = attention.depth_growth({"model": control, "control": control})
     assert same.effect == 0 and verdict(same, 1.6) == "not held"
 
 
 def test_the_nearest_first_layer_head_is_compared_with_the_controls() -> None:
     model = {"per_image_px": [[[4.0, 15.0]], [[5.0, 16.0]], [[4.5, 15.5]]]}  # head 1 is local
     control = {"per_image_px": [[[16.0, 15.8]], [[16.2, 16.0]], [[16.1, 15.9]]]}
-    gap = studies.nearest_head_gap({"model": model, "control": control})
+    gap = attention.nearest_head_gap({"model": model, "control": control})
     assert gap.effect == pytest.approx(15.9 - 4.5)
 
 
@@ -204,16 +205,16 @@ def test_attention_notes_decide_each_claim_by_its_rule() -> None:
         "attention": {"model": _attention([8.0, 9.0, 10.0], [14.0, 15.0, 16.0]),
                       "control": control, "uniform_px": 16.5},
     }  # fmt: skip
-    words = [word for _, _, word in studies.attention_verdicts(result, result["attention"])]
+    words = [word for _, _, word in attention.attention_verdicts(result, result["attention"])]
     assert words == ["held", "held", "not held"]  # columns are not encoded
     result["position"]["control"] = grid  # a control that shows the structure already
-    assert studies.attention_verdicts(result, result["attention"])[2][2] == "not testable here"
+    assert attention.attention_verdicts(result, result["attention"])[2][2] == "not testable here"
 
 
 def test_resolution_compares_the_highest_resolution_with_the_pre_training_one() -> None:
     summary = {"runs": [_run("vit-48px", 0.52, image_size=48), _run("vit-32px", 0.46,
                         image_size=32), _run("vit-64px", 0.49, image_size=64)]}  # fmt: skip
-    notes = studies.resolution_notes(summary, Path())
+    notes = resolution.resolution_notes(summary, Path())
     assert "at 64x64 beats fine-tuning at the pre-training 32x32" in notes
     assert "Measured: +3.0 points (± 1.4); **held**" in notes
 
@@ -226,11 +227,11 @@ def test_self_supervision_decides_both_claims_against_data_size_scratch_runs(tmp
     (scratch / "summary.json").write_text(json.dumps(_run("vit-3", 0.40)))
     summary = {"runs": [_run("pretrain-masked-patch", 0.0), _run("vit-masked-3", 0.44),
                         _run("vit-supervised-3", 0.44), _run("vit-masked-10", 0.5)]}  # fmt: skip
-    notes = studies.self_supervision_notes(summary, folder).splitlines()
+    notes = self_supervision.self_supervision_notes(summary, folder).splitlines()
     assert "beats training from scratch" in notes[0] and "+4.0 points" in notes[0]
     assert notes[0].endswith("**held**.")
     assert "supervised pre-training beats" in notes[1] and notes[1].endswith("**within noise**.")
-    table = studies.self_supervision_table(summary, folder)
+    table = self_supervision.self_supervision_table(summary, folder)
     assert table.rows[0][:2] == ["3%", "40.0% [39.0, 41.0]"] and table.rows[1][1] == "-"
 
 
@@ -244,13 +245,13 @@ def test_transfer_decides_each_models_transfer_and_which_transfers_better(tmp_pa
         (tmp_path / run / "confusion_matrix.json").write_text(json.dumps(counts))
     summary = {"runs": [_run("vit-finetune", 0.80), _run("vit-scratch", 0.55),
                         _run("bit-finetune", 0.82), _run("bit-scratch", 0.78)]}  # fmt: skip
-    notes = studies.transfer_notes(summary, tmp_path).splitlines()
+    notes = transfer.transfer_notes(summary, tmp_path).splitlines()
     assert len(notes) == 3
     assert notes[0].startswith("Rule: ViT pre-trained on CIFAR-10 and fine-tuned beats the same")
     assert notes[0].endswith("**held**.") and "+25.0 points" in notes[0]
     assert notes[1].endswith("**within noise**.")  # 82% vs 78% on 153 photos
     assert "BiT ResNet fine-tuned beats the ViT" in notes[2] and "within noise" in notes[2]
-    table = studies.transfer_table(summary, tmp_path)
+    table = transfer.transfer_table(summary, tmp_path)
     assert table.rows[0][1] == "80.0% [73.0, 85.6]"  # Wilson, 153 photos
 
 
@@ -318,14 +319,14 @@ def test_the_recipe_takes_the_crop_best_over_both_models_and_checks_each_final_r
         (tmp_path / run).mkdir(parents=True)
         (tmp_path / run / "confusion_matrix.json").write_text(json.dumps({"counts": [[10_000]]}))
     summary = {"runs": [vit, bit]}
-    floor, best = studies.recipe_choice(summary)
+    floor, best = recipe.recipe_choice(summary)
     assert floor == 0.25  # 0.52 + 0.70 against 0.55 + 0.66
     assert best["vit"]["lr"] == 3e-3 and best["bit"]["lr"] == 1e-3
-    notes = studies.recipe_notes(summary, tmp_path)
+    notes = recipe.recipe_notes(summary, tmp_path)
     assert "a 0.25 area floor for both models" in notes
     assert "target 65%: +1.0 points (± 0.9); **held**" in notes
     assert "target 85%: -5.0 points (± 0.8); **not held**" in notes
-    rows = studies.recipe_table(summary, tmp_path).rows
+    rows = recipe.recipe_table(summary, tmp_path).rows
     assert [r[0].endswith("**(chosen)**") for r in rows] == [
         False, True, False, False, True, False, False, False,
     ]  # fmt: skip
@@ -348,7 +349,7 @@ def test_the_cpu_scale_trains_from_scratch_with_what_the_recipe_study_chose() ->
     from replicate.study.scales import CPU
 
     path = Path(__file__).resolve().parents[1] / "results/studies/recipe/study.json"
-    floor, best = studies.recipe_choice(json.loads(path.read_text()))
+    floor, best = recipe.recipe_choice(json.loads(path.read_text()))
     assert CPU.crop_scale == floor
     chosen = {m: {"lr": c["lr"], "weight_decay": c["weight_decay"]} for m, c in best.items()}
     assert chosen == CPU.scratch
@@ -374,4 +375,6 @@ def test_a_study_json_edited_by_hand_is_one_line_naming_it(tmp_path) -> None:
     summary = json.loads(committed.read_text())
     del summary["runs"]
     with pytest.raises(ValueError, match=r"cannot draw .*study.json: KeyError\('runs'\)"):
-        draw_study(summary, tmp_path / "resolution", tmp_path / "figures")
+        draw_study(
+            summary, tmp_path / "resolution", tmp_path / "figures", STUDIES["resolution"].drawing
+        )

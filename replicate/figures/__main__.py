@@ -20,7 +20,7 @@ from vit.variants import VARIANTS
 
 log = logging.getLogger("replicate.figures")
 
-PARTS = ("table1", "fig1", "fig6", "fig7", "curves", "results", "studies", "from-scratch")
+PARTS = ("table1", "fig1", "fig6", "fig7", "curves", "results", "from-scratch")
 TABLE_1 = "table1_variants.md"
 RESULTS = "results.md"
 UNTRAINED = "untrained"  # sub-folder for Figures 1, 6 and 7 of an untrained model
@@ -131,7 +131,6 @@ def run(args: argparse.Namespace) -> list[Path]:
     anything is computed, so that a bad path fails at once."""
     # matplotlib and the models: after --help has answered
     from replicate.figures import from_scratch, make
-    from replicate.figures.studies import STUDIES_DIR, redraw_studies
     from replicate.figures.tables import results_markdown, table1_markdown
 
     parts = set(args.only or PARTS)
@@ -164,8 +163,6 @@ def run(args: argparse.Namespace) -> list[Path]:
         written.append(out / RESULTS)
         fewshot = fewshot_markdown(read_fewshot_results(runs_dir))  # replicate.fewshot's folders
         written[-1].write_text(results_markdown(runs) + fewshot)
-    if "studies" in parts:
-        written += redraw_studies(STUDIES_DIR, out)
     if "from-scratch" in parts and CIFAR10_VIT.is_dir():
         written.append(from_scratch.draw(CIFAR10_VIT, PLAIN_LOOP, out / from_scratch.FIGURE))
     if subject is None:

@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
             if not args.summarise:
                 summary = runner.run(STUDIES[name])
             if summary is not None:
-                written += draw_study(summary, out / name, figures)
+                written += draw_study(summary, out / name, figures, STUDIES[name].drawing)
     for path in written:
         print(f"wrote {path}")
     return written

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from replicate.figures.studies import Drawing
 
 Tool = Literal["train", "sweep", "fewshot", "figures"]
 Settings = Mapping[str, Any]  # a tool's options by name: {"image_size": 32, "model_arg": [...]}
@@ -131,3 +134,4 @@ class Study:
     title: str
     claim: str  # what the paper found, with its section, for the caption and the README
     runs: Callable[[Scale], list[RunSpec]]
+    drawing: Drawing  # its table, figure and notes from its study.json

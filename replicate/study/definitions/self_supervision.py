@@ -12,6 +12,20 @@ setting (supervised pre-training on a larger labelled set, JFT).
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from replicate.figures.studies import (
+    Drawing,
+    Summary,
+    Table,
+    difference_verdict,
+    rule_line,
+    runs_by_name,
+    tested,
+    trained_on,
+    with_interval,
+)
+from replicate.runs.files import read_json
 from replicate.study.definitions import data_size
 from replicate.study.definitions.common import budget, finetune, percent, upstream
 from replicate.study.spec import RunSpec, Scale, Study, weights_of
@@ -68,6 +82,75 @@ def runs(scale: Scale) -> list[RunSpec]:
     return specs
 
 
+# The study's table, figure and rule, drawn from its study.json
+
+
+SELF_SUPERVISION_STARTS = {
+    "scratch": "from scratch",
+    "masked": "masked patch pre-training",
+    "supervised": "supervised pre-training",
+}
+
+
+def _self_supervision_cells(summary: Summary, folder: Path) -> dict[str, dict]:
+    """label fraction ("3", "10") -> start -> the run's result; the scratch baselines are the
+    data-size study's runs on the same labels, beside this study's folder."""
+    cells: dict[str, dict] = {}
+    for name, run in runs_by_name(summary).items():
+        parts = name.split("-")  # vit-masked-10
+        if len(parts) == 3 and parts[0] == "vit" and parts[1] in SELF_SUPERVISION_STARTS:
+            cells.setdefault(parts[2], {})[parts[1]] = run["result"]
+    for fraction, row in cells.items():
+        scratch = folder.parent / "data-size" / f"vit-{fraction}" / "summary.json"
+        if scratch.is_file():
+            row["scratch"] = read_json(scratch)["result"]
+    return dict(sorted(cells.items(), key=lambda item: float(item[0])))
+
+
+def self_supervision_table(summary: Summary, folder: Path) -> Table:
+    rows = [
+        [
+            f"{fraction}%",
+            *(with_interval(*tested(row[s])) if s in row else "-" for s in SELF_SUPERVISION_STARTS),
+        ]  # fmt: skip
+        for fraction, row in _self_supervision_cells(summary, folder).items()
+    ]
+    return Table(["labels used", *(f"{s} (95% interval)" for s in
+                                   SELF_SUPERVISION_STARTS.values())], rows)  # fmt: skip
+
+
+def self_supervision_figure(summary: Summary, ax, folder: Path) -> None:
+    cells = _self_supervision_cells(summary, folder)
+    width = 0.8 / len(SELF_SUPERVISION_STARTS)
+    for i, (start, label) in enumerate(SELF_SUPERVISION_STARTS.items()):
+        positions = [m + (i - 1) * width for m in range(len(cells))]
+        values = [100 * row[start]["test_acc"] if start in row else float("nan")
+                  for row in cells.values()]  # fmt: skip
+        ax.bar(positions, values, width, label=label)
+    ax.set_xticks(range(len(cells)), [f"{fraction}% of the labels" for fraction in cells])
+    ax.set_ylabel(f"{trained_on(summary)} test top-1 (%)")
+    ax.legend(fontsize="small", loc="lower right")
+
+
+def self_supervision_notes(summary: Summary, folder: Path) -> str:
+    """Section 4.6's two claims on the smallest label fraction that has all three arms: masked
+    patch pre-training beats training from scratch, and stays behind supervised pre-training."""
+    complete = [(f, row) for f, row in _self_supervision_cells(summary, folder).items()
+                if len(row) == len(SELF_SUPERVISION_STARTS)]  # fmt: skip
+    if not complete:
+        return ""
+    fraction, row = complete[0]
+    masked, scratch, supervised = (tested(row[s]) for s in ("masked", "scratch", "supervised"))
+    return rule_line(
+        f"on {fraction}% of the labels, masked patch pre-training beats training from scratch "
+        "for the same total steps",
+        difference_verdict([(1, *masked), (-1, *scratch)]),
+    ) + rule_line(
+        f"on {fraction}% of the labels, supervised pre-training beats masked patch pre-training",
+        difference_verdict([(1, *supervised), (-1, *masked)]),
+    )
+
+
 STUDY = Study(
     name=NAME,
     title="Masked patch prediction (Section 4.6)",
@@ -77,4 +160,5 @@ STUDY = Study(
         'but still 4% behind supervised pre-training."'
     ),
     runs=runs,
+    drawing=Drawing(self_supervision_table, self_supervision_figure, self_supervision_notes),
 )

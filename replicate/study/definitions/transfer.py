@@ -11,6 +11,23 @@ frozen pre-trained model (Section 4.1, "Metrics").
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from replicate.figures.studies import (
+    MODEL_NAMES,
+    Drawing,
+    Summary,
+    Table,
+    difference_verdict,
+    model_label,
+    percent_cell,
+    rule_line,
+    runs_by_name,
+    test_acc,
+    test_images,
+    trained_on,
+    with_interval,
+)
 from replicate.study.definitions import data_size
 from replicate.study.definitions.common import downstream, finetune
 from replicate.study.spec import RunSpec, Scale, Study, weights_of
@@ -56,6 +73,90 @@ def runs(scale: Scale) -> list[RunSpec]:
     return specs
 
 
+# The study's table, figure and rule, drawn from its study.json
+
+
+def transfer_table(summary: Summary, folder: Path | None = None) -> Table:
+    runs = runs_by_name(summary)
+    shots = sorted(
+        {int(k) for r in summary["runs"] if r["tool"] == "fewshot" for k in r["result"]["shots"]}
+    )
+    rows = []
+    for model in MODEL_NAMES:
+        name = model_label(summary, model)
+        finetune = runs.get(f"{model}-finetune")
+        fewshot = runs.get(f"{model}-fewshot", {}).get("result", {}).get("shots", {})
+        best_lr = finetune["result"].get("best_lr") if finetune else None
+        tested = [
+            with_interval(test_acc(runs.get(run)), test_images(folder / run) if folder else None)
+            for run in (f"{model}-finetune", f"{model}-scratch")
+        ]
+        rows.append(
+            [
+                name,
+                tested[0],
+                "-" if best_lr is None else f"{best_lr:g}",
+                tested[1],
+                *(percent_cell(fewshot.get(str(k))) for k in shots),
+            ]
+        )
+    columns = [
+        "model",
+        "fine-tuned (95% interval)",
+        "lr (dev split)",
+        "from scratch (95% interval)",
+    ]
+    return Table([*columns, *(f"{k}-shot linear" for k in shots)], rows)
+
+
+def transfer_notes(summary: Summary, folder: Path) -> str:
+    """Section 4.2's claims on the photos: each pre-trained model fine-tuned beats the same
+    model trained from scratch on them; and (Table 5, Figure 3 at ImageNet scale) the BiT
+    ResNet transfers better than the ViT."""
+    runs = runs_by_name(summary)
+
+    def measured(name: str) -> tuple[float, int] | None:
+        run = runs.get(name)
+        images = test_images(folder / name)
+        return None if run is None or images is None else (test_acc(run), images)
+
+    lines = []
+    for model in MODEL_NAMES:
+        finetuned, scratch = measured(f"{model}-finetune"), measured(f"{model}-scratch")
+        if finetuned and scratch:
+            lines.append(rule_line(
+                f"{model_label(summary, model)} pre-trained on {trained_on(summary)} and "
+                "fine-tuned beats the same model trained from scratch on the photos",
+                difference_verdict([(1, *finetuned), (-1, *scratch)]),
+            ))  # fmt: skip
+    bit, vit = measured("bit-finetune"), measured("vit-finetune")
+    if bit and vit:
+        lines.append(rule_line(
+            "the BiT ResNet fine-tuned beats the ViT fine-tuned",
+            difference_verdict([(1, *bit), (-1, *vit)]),
+        ))  # fmt: skip
+    return "".join(lines)
+
+
+def transfer_figure(summary: Summary, ax, folder: Path | None = None) -> None:
+    table = transfer_table(summary)  # percentages alone: the bars' heights
+    bars = [c for c in table.columns if c not in ("model", "lr (dev split)")]
+    width = 0.8 / len(bars)
+    for i, column in enumerate(bars):
+        index = table.columns.index(column)
+        values = [_as_number(row[index]) for row in table.rows]
+        positions = [m + (i - (len(bars) - 1) / 2) * width for m in range(len(table.rows))]
+        ax.bar(positions, values, width, label=column.removesuffix(" (95% interval)"))
+    ax.set_xticks(range(len(table.rows)), [row[0] for row in table.rows])
+    ax.set_ylabel("ants vs bees test top-1 (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize="small")
+
+
+def _as_number(cell: str) -> float:
+    return float("nan") if cell == "-" else float(cell.rstrip("%"))
+
+
 STUDY = Study(
     name=NAME,
     title="Transfer to a small dataset, in miniature (Tables 2 and 5)",
@@ -66,4 +167,5 @@ STUDY = Study(
         "ResNets transfer better than ViTs (Table 5, Figure 3)."
     ),
     runs=runs,
+    drawing=Drawing(transfer_table, transfer_figure, transfer_notes),
 )
