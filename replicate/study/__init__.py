@@ -2,15 +2,16 @@
 
 replicate/study/spec.py         Study, RunSpec, Scale: a study as data
 replicate/study/scales.py       `cpu` (committed), `gpu` (one H100) and `smoke` (CI)
-replicate/study/definitions/    one module per study, in the order they run:
+replicate/study/definitions/    one module per study, in the order they run: its runs, table,
+                                figure and rule
     recipe.py             the recipe chosen on the dev split, the same search for both models
     data_size.py          Figures 3-4: ViT vs BiT on 3%...100% of CIFAR-10
     transfer.py           Tables 2, 5: CIFAR-10 -> ants vs bees, fine-tuned, few-shot
     resolution.py         Section 3.2: fine-tuning at a higher resolution
     self_supervision.py   Section 4.6: masked patch prediction
-    attention.py          Figures 6, 7, 11 from the data-size study's ViT
+    attention.py          Figures 6, 7, 11 from the best-trained ViT, beside it untrained
 replicate/study/runner.py       runs what has not finished, dependencies first
-replicate/figures/studies.py    each study's table and figure, from its study.json
+replicate/figures/studies.py    what every study's table and figure share (intervals, verdicts)
 """
 
 from replicate.study.definitions import (
