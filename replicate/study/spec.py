@@ -1,10 +1,10 @@
 """A study as data: the runs it needs (each a project tool's settings, named as its options are,
-as configs/ write them), the scale it runs at, and the paper's claim it checks.
-`replicate.study.runner` executes it; the study's figure and table come from
-`replicate.figures.studies`.
+as configs/ write them), the scale it runs at, the paper's claim it checks, and how its table
+and figure are drawn. `replicate.study.runner` executes it.
 
 Like big_vision's configs (one config per experiment, a `runlocal` switch that shrinks it), each
-study is one small module in `replicate/study/definitions/` whose `runs(scale)` lists its runs.
+study is one module in `replicate/study/definitions/`: `runs(scale)` lists its runs, and its
+table, figure and rule sit beside them.
 """
 
 from __future__ import annotations

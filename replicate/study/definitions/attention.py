@@ -6,8 +6,7 @@ control: random weights already attend at a distance and have position embedding
 The figures command records, for the model and the control, each head's attention distance and
 entropy on every image (Figure 7 right) and the position embeddings' structure (Figure 7
 centre): neighbours against distant patches, and rows and columns each on their own. The rules
-that decide the claims are in `replicate.figures.studies` (`ATTENTION_RULES`), fixed before
-the runs.
+that decide the claims are below (`attention_verdicts`), fixed before the runs.
 """
 
 from __future__ import annotations
