@@ -301,7 +301,7 @@ class Trainer:
         start = time.perf_counter()
         test = None
         with progress, logging_redirect_tqdm():  # a logged line (a skipped image) above the bar
-            while self.epoch < self.epochs:
+            while self.epoch < self.epochs and not self._out_of_patience():
                 progress.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
                 timer = PhaseTimer()
                 train_loss, train_acc, images_per_s, steps = self.train_epoch(progress, timer)
@@ -317,6 +317,8 @@ class Trainer:
                     if self.config.early_stopping and test.top1 > self.best.top1:
                         self.best = BestDev(test.top1, self.step)
                         self._save_best()
+                    elif self.config.early_stopping:
+                        self.best = replace(self.best, since=self.best.since + 1)
                     if self.ema is not None:
                         with timer("eval"):
                             ema = self.evaluate(self.ema.module)
@@ -340,10 +342,17 @@ class Trainer:
                     phase_s=dict(timer.seconds),
                 )
                 self.log.epoch(record)  # before the checkpoint: a resumed run drops what follows
-                if self.epoch == self.epochs or self._checkpoint_due():
+                stopping = self._out_of_patience()
+                if self.epoch == self.epochs or stopping or self._checkpoint_due():
                     self.save_checkpoint()
                 if self.runtime.is_main:
                     progress.write(_summary(record))
+                    if stopping:
+                        progress.write(
+                            f"stopping early: no better {self.eval_split} top-1 in "
+                            f"{self.config.patience} evaluations (best {self.best.top1:.2%} at "
+                            f"step {self.best.step})"
+                        )
         if self.config.early_stopping:
             test = self.test_best()
         elif test is None:  # resumed with nothing left to train: the end-of-run outputs still
@@ -379,6 +388,11 @@ class Trainer:
                 f"  python -m replicate.figures --checkpoint {weights} --out {self.out / 'figures'}"
             )
         return "\n".join(lines)
+
+    def _out_of_patience(self) -> bool:
+        """--patience: the dev top-1 has not improved in that many evaluations (a resumed run
+        that stopped stays stopped)."""
+        return self.config.patience is not None and self.best.since >= self.config.patience
 
     def _evaluates_now(self) -> bool:
         """At this epoch's end: always after the last; else as --final-eval-only and
@@ -596,7 +610,7 @@ class Trainer:
                 "step": self.step,
                 "total_steps": self.total_steps,
                 "rng": rng,
-                "best_dev": [self.best.top1, self.best.step],
+                "best_dev": [self.best.top1, self.best.step, self.best.since],
                 "evaluated_step": self.evaluated_step,
             }
             if self.ema is not None:  # in the same checkpoint, so it resumes with the weights
@@ -704,6 +718,7 @@ TEST_RESULT = "test.json"  # ... and their one evaluation on the test split
 class BestDev:
     top1: float = -1.0
     step: int = 0
+    since: int = 0  # evaluations since, for --patience
 
 
 def _summary(record: EpochRecord) -> str:

@@ -8,6 +8,7 @@ import json
 import warnings
 from collections import Counter
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from test_train import (
 from replicate import train as train_module
 from replicate.data.subsets import stratified_subsets
 from replicate.runtime import seed_everything
-from replicate.train import main
+from replicate.train import Trainer, main
 from replicate.training.accumulation import accumulate_gradients, split_batch
 from replicate.training.checkpoint import WEIGHTS
 from replicate.training.ema import EMA_WEIGHTS, averaged_model
@@ -305,3 +306,24 @@ def test_early_stopping_tests_the_best_dev_checkpoint_once(tmp_path: Path) -> No
 def test_early_stopping_needs_a_dev_split(tmp_path: Path, capsys) -> None:
     argv = [*TINY_VIT, "--early-stopping", "--out", str(tmp_path)]
     expect_one_line_error(capsys, argv, "--early-stopping chooses on the dev split")
+
+
+def test_patience_stops_the_run_and_a_resumed_run_stays_stopped(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Every evaluation scored alike, the second is no better than the first: with --patience 1
+    the run ends after 2 of its 6 epochs, and tests the first's weights."""
+    evaluate = Trainer.evaluate
+    monkeypatch.setattr(Trainer, "evaluate", lambda *a: replace(evaluate(*a), top1=0.5))
+    argv = [*TINY_VIT, "--val-fraction", "0.1", "--early-stopping", "--patience", "1"]
+    main([*argv, "--epochs", "6", "--out", str(tmp_path)])
+    assert [r["epoch"] for r in metrics(tmp_path)] == [1, 2]
+    assert "stopping early: no better dev top-1 in 1 evaluations" in capsys.readouterr().out
+    assert json.loads((tmp_path / "test.json").read_text())["step"] == metrics(tmp_path)[0]["step"]
+    main(["--resume", "--out", str(tmp_path)])
+    assert [r["epoch"] for r in metrics(tmp_path)] == [1, 2]  # nothing trained
+
+
+def test_patience_needs_early_stopping(tmp_path: Path, capsys) -> None:
+    argv = [*TINY_VIT, "--val-fraction", "0.1", "--patience", "2", "--out", str(tmp_path)]
+    expect_one_line_error(capsys, argv, "--patience counts evaluations of the dev split")

@@ -103,6 +103,7 @@ class TrainConfig:
     checkpoint_minutes: float = 1.0  # an epoch's end saves when the last save is this old
     eval_every: int | None = None  # evaluate at the first epoch end this many steps on
     early_stopping: bool = False  # keep the best dev weights, test them once (Section 4.3)
+    patience: int | None = None  # stop after this many evaluations without a better dev top-1
     grad_checkpointing: bool = False  # recompute activations in the backward (ViTs)
 
     @classmethod
@@ -328,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --val-fraction: keep the weights of the best dev accuracy (best.safetensors) "
         "and evaluate them once on the test split at the end (test.json), as Section 4.3 "
         '"use[s] early-stopping, and report[s] the best validation accuracy"',
+    )
+    add(
+        "--patience",
+        type=positive_int,
+        metavar="N",
+        help="with --early-stopping: stop the run after N evaluations of the dev split without a "
+        "better top-1 (default: train to the end)",
     )
     add(
         "--eval-every",
@@ -571,6 +579,7 @@ def _resolve(args: argparse.Namespace) -> TrainConfig:
         grad_checkpointing=bool(args.grad_checkpointing),
         eval_every=args.eval_every,
         early_stopping=early_stopping(args),
+        patience=patience(args),
     )
 
 
@@ -591,6 +600,12 @@ def early_stopping(args: argparse.Namespace) -> bool:
     if args.early_stopping and not args.val_fraction:
         raise ValueError("--early-stopping chooses on the dev split: add --val-fraction, e.g. 0.02")
     return bool(args.early_stopping)
+
+
+def patience(args: argparse.Namespace) -> int | None:
+    if args.patience and not args.early_stopping:
+        raise ValueError("--patience counts evaluations of the dev split: add --early-stopping")
+    return args.patience
 
 
 def default_micro_batch(recipe: Recipe) -> int | None:
