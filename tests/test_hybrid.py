@@ -161,7 +161,7 @@ def hybrid_subject() -> Source:
 @pytest.mark.parametrize(
     "figure",
     [
-        lambda s, i, out: make.figure_7_position_similarity(s, out),
+        lambda s, i, out: make.figure_7_position_similarity(s, out)[0],
         lambda s, i, out: make.figure_7_attention_distance(s, i, out, batch_size=2)[0],
         lambda s, i, out: make.figure_6_rollout(s, i, out),
     ],
@@ -196,6 +196,13 @@ def test_figures_command_skips_what_a_hybrid_lacks(
     assert (
         sorted(p.name for p in written)
         == sorted(p.name for p in out.iterdir())
-        == sorted([make.FIGURE_7_CENTRE, make.FIGURE_7_RIGHT, make.FIGURE_7_RIGHT_NUMBERS])
+        == sorted(
+            [
+                make.FIGURE_7_CENTRE,
+                make.FIGURE_7_CENTRE_NUMBERS,
+                make.FIGURE_7_RIGHT,
+                make.FIGURE_7_RIGHT_NUMBERS,
+            ]
+        )
     )
     assert "skipped: Figure 7 left" in caplog.text and "no RGB patch filters" in caplog.text

@@ -37,6 +37,8 @@ def test_the_notebook_runs_top_to_bottom(
     assert "z_0: (1, 65, 192)" in printed and "logits: (1, 10)" in printed
     assert namespace["similarity"].shape == (8, 8, 8, 8)  # the CIFAR-10 ViT's 8x8 grid
     attention = json.loads((NOTEBOOK.parents[1] / ATTENTION_SUMMARY).read_text())["runs"][0]
-    committed = round(attention["result"]["position_structure"], 3)  # the same weights' number
+    position = attention["result"]["position"]["model"]  # the same weights' numbers
+    committed = round(position["neighbours_minus_distant"], 3)
     assert f"position structure: {committed}" in printed
+    assert f"'rows': {round(position['rows'], 3)}" in printed
     assert (namespace["out"] / "model.safetensors").is_file()
