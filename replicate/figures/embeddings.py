@@ -53,11 +53,7 @@ def position_structure(similarity: np.ndarray) -> float:
 
     similarity: (g, g, g, g), as `position_similarity` returns it.
     """
-    grid_size = similarity.shape[0]
-    rows, cols = (axis.ravel() for axis in np.indices((grid_size, grid_size)))
-    row_gap = np.abs(rows[:, None] - rows[None, :])  # (N, N)
-    col_gap = np.abs(cols[:, None] - cols[None, :])
-    pairs = similarity.reshape(grid_size**2, grid_size**2)
+    grid_size, pairs, row_gap, col_gap = _pairs_and_gaps(similarity)
     neighbours = row_gap + col_gap == 1
     distant = np.maximum(row_gap, col_gap) >= grid_size / 2
     return float(pairs[neighbours].mean() - pairs[distant].mean())
@@ -71,14 +67,20 @@ def row_column_structure(similarity: np.ndarray) -> dict[str, float]:
 
     similarity: (g, g, g, g), as `position_similarity` returns it.
     """
-    grid_size = similarity.shape[0]
-    rows, cols = (axis.ravel() for axis in np.indices((grid_size, grid_size)))
-    row_gap = np.abs(rows[:, None] - rows[None, :])  # (N, N)
-    col_gap = np.abs(cols[:, None] - cols[None, :])
-    pairs = similarity.reshape(grid_size**2, grid_size**2)
+    grid_size, pairs, row_gap, col_gap = _pairs_and_gaps(similarity)
     far = grid_size / 2
     unrelated = pairs[(row_gap >= far) & (col_gap >= far)].mean()
     return {
         "rows": float(pairs[(row_gap == 0) & (col_gap >= far)].mean() - unrelated),
         "columns": float(pairs[(col_gap == 0) & (row_gap >= far)].mean() - unrelated),
     }
+
+
+def _pairs_and_gaps(similarity: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """(g, g, g, g) -> g, and (N, N) each: the similarities, and the row and column gaps
+    between the two patches of every pair (patches in row-major order)."""
+    grid_size = similarity.shape[0]
+    rows, cols = (axis.ravel() for axis in np.indices((grid_size, grid_size)))
+    row_gap = np.abs(rows[:, None] - rows[None, :])
+    col_gap = np.abs(cols[:, None] - cols[None, :])
+    return grid_size, similarity.reshape(grid_size**2, grid_size**2), row_gap, col_gap
