@@ -124,6 +124,35 @@ def plot_with_intervals(ax, x: Sequence[float], accuracy: Sequence[float],
     ax.errorbar(x, [100 * a for a in accuracy], yerr=errors, marker="o", capsize=3, **style)
 
 
+Measured = tuple[float, int] | None  # (accuracy, images scored), or None: not run
+
+
+def grouped_bars(ax, groups: Sequence[str], series: dict[str, Sequence[Measured]]) -> None:
+    """One group of bars per `groups` entry, one bar per series, each accuracy in percent with
+    its 95% Wilson interval as an error bar; a missing measurement leaves a gap."""
+    width = 0.8 / len(series)
+    for i, (label, measured) in enumerate(series.items()):
+        positions = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        heights, errors = [], [[], []]
+        for m in measured:
+            low, high = wilson_interval(*m) if m else (float("nan"),) * 2
+            heights.append(100 * m[0] if m else float("nan"))
+            errors[0].append(100 * (m[0] - low) if m else 0)
+            errors[1].append(100 * (high - m[0]) if m else 0)
+        ax.bar(positions, heights, width, yerr=errors, capsize=3, label=label)
+    ax.set_xticks(range(len(groups)), groups)
+
+
+def majority_share(run_folder: Path) -> float | None:
+    """The share of the most common class among the images a run was scored on (from its
+    confusion matrix): what always guessing that class scores."""
+    matrix = next(iter(sorted(run_folder.rglob(CONFUSION_MATRIX))), None)
+    if matrix is None:
+        return None
+    per_class = [sum(row) for row in json.loads(matrix.read_text())["counts"]]
+    return max(per_class) / sum(per_class)
+
+
 def test_images(run_folder: Path) -> int | None:
     """How many test images a run (or a sweep's final runs) was scored on: its confusion
     matrix's total."""

@@ -169,10 +169,12 @@ def data_size_figure(summary: Summary, ax, folder: Path | None = None) -> None:
     for model, points in _data_size_points(summary).items():
         images, accuracy, tested = zip(*points, strict=True)
         plot_with_intervals(ax, images, accuracy, tested, label=model_label(summary, model))
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import NullLocator
 
+    sizes = sorted({n for points in _data_size_points(summary).values() for n, _, _ in points})
     ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels overlap
+    ax.xaxis.set_minor_locator(NullLocator())  # a tick and a label at each subset's size
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
     ax.set_xlabel(f"training images (class-balanced subsets of {trained_on(summary)})")
     ax.set_ylabel(f"{trained_on(summary)} test top-1 (%)")
     ax.legend()

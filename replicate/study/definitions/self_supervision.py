@@ -19,6 +19,7 @@ from replicate.figures.studies import (
     Summary,
     Table,
     difference_verdict,
+    grouped_bars,
     rule_line,
     runs_by_name,
     tested,
@@ -121,14 +122,11 @@ def self_supervision_table(summary: Summary, folder: Path) -> Table:
 
 def self_supervision_figure(summary: Summary, ax, folder: Path) -> None:
     cells = _self_supervision_cells(summary, folder)
-    width = 0.8 / len(SELF_SUPERVISION_STARTS)
-    for i, (start, label) in enumerate(SELF_SUPERVISION_STARTS.items()):
-        positions = [m + (i - 1) * width for m in range(len(cells))]
-        values = [100 * row[start]["test_acc"] if start in row else float("nan")
-                  for row in cells.values()]  # fmt: skip
-        ax.bar(positions, values, width, label=label)
-    ax.set_xticks(range(len(cells)), [f"{fraction}% of the labels" for fraction in cells])
-    ax.set_ylabel(f"{trained_on(summary)} test top-1 (%)")
+    grouped_bars(ax, [f"{fraction}% of the labels" for fraction in cells],
+                 {label: [tested(row[start]) if start in row else None for row in cells.values()]
+                  for start, label in SELF_SUPERVISION_STARTS.items()})  # fmt: skip
+    ax.axhline(10, color="grey", ls="--", lw=1, label="chance (10 classes)")
+    ax.set_ylabel(f"{trained_on(summary)} test top-1 (%, 95% interval)")
     ax.legend(fontsize="small", loc="lower right")
 
 

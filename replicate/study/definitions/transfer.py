@@ -19,6 +19,8 @@ from replicate.figures.studies import (
     Summary,
     Table,
     difference_verdict,
+    grouped_bars,
+    majority_share,
     model_label,
     percent_cell,
     rule_line,
@@ -138,23 +140,24 @@ def transfer_notes(summary: Summary, folder: Path) -> str:
     return "".join(lines)
 
 
-def transfer_figure(summary: Summary, ax, folder: Path | None = None) -> None:
-    table = transfer_table(summary)  # percentages alone: the bars' heights
-    bars = [c for c in table.columns if c not in ("model", "lr (dev split)")]
-    width = 0.8 / len(bars)
-    for i, column in enumerate(bars):
-        index = table.columns.index(column)
-        values = [_as_number(row[index]) for row in table.rows]
-        positions = [m + (i - (len(bars) - 1) / 2) * width for m in range(len(table.rows))]
-        ax.bar(positions, values, width, label=column.removesuffix(" (95% interval)"))
-    ax.set_xticks(range(len(table.rows)), [row[0] for row in table.rows])
-    ax.set_ylabel("ants vs bees test top-1 (%)")
+def transfer_figure(summary: Summary, ax, folder: Path) -> None:
+    """Fine-tuned and from scratch with their 95% intervals, and the majority class's share."""
+    runs = runs_by_name(summary)
+
+    def measured(name: str) -> tuple[float, int] | None:
+        images = test_images(folder / name)
+        return None if name not in runs or images is None else (test_acc(runs[name]), images)
+
+    arms = {"fine-tuned": "finetune", "from scratch": "scratch"}
+    grouped_bars(ax, [model_label(summary, m) for m in MODEL_NAMES],
+                 {label: [measured(f"{m}-{arm}") for m in MODEL_NAMES]
+                  for label, arm in arms.items()})  # fmt: skip
+    majority = majority_share(folder / "vit-scratch")
+    if majority is not None:
+        ax.axhline(100 * majority, color="grey", ls="--", lw=1, label="the majority class")
+    ax.set_ylabel("ants vs bees test top-1 (%, 95% interval)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize="small")
-
-
-def _as_number(cell: str) -> float:
-    return float("nan") if cell == "-" else float(cell.rstrip("%"))
+    ax.legend(fontsize="small", loc="lower right")
 
 
 STUDY = Study(
