@@ -93,6 +93,23 @@ PARTS = (
         ),
         min_s=60,
     ),
+    # The CPU flagship's config, as it is: its accuracy by epoch in minutes, not hours.
+    Part(
+        "flagship-recipe",
+        180,
+        (
+            (
+                PYTHON,
+                "-m",
+                "replicate.train",
+                "--config",
+                "configs/cifar10_vit_ti4_flagship.py",
+                "--out",
+                "{out}/run",
+            ),
+        ),  # fmt: skip
+        min_s=60,
+    ),
     Part(
         "studies-gpu",
         240,
