@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -100,6 +101,23 @@ def test_image_folder_classes_and_splits(tmp_path: Path) -> None:
     splits = image_folder_splits(write_image_folder(tmp_path))
     assert splits.classes == ["bright", "dark"]
     assert (len(splits.train), len(splits.test)) == (8, 8)
+
+
+def test_an_image_folder_can_keep_some_of_its_classes(tmp_path: Path) -> None:
+    """`imagefolder:PATH[bright]` reads that class alone, labelled from 0 in the order given;
+    an unknown class or an unclosed list is one line naming it."""
+    root = write_image_folder(tmp_path)
+    for extra in ("grey", "red"):
+        for split in ("train", "val"):
+            shutil.copytree(root / split / "dark", root / split / extra)
+    splits = load_splits(get_dataset_spec(f"imagefolder:{root}[red, bright]"), tmp_path)
+    assert splits.classes == ["red", "bright"]
+    assert sorted(set(splits.train.targets)) == [0, 1] and len(splits.test) == 8
+    assert all(Path(path).parent.name in ("red", "bright") for path, _ in splits.train.samples)
+    with pytest.raises(DataError, match="has no class blue; its classes: bright, dark, grey, red"):
+        load_splits(get_dataset_spec(f"imagefolder:{root}[blue]"), tmp_path)
+    with pytest.raises(DataError, match=r"imagefolder:PATH\[class,class,...\]"):
+        get_dataset_spec(f"imagefolder:{root}[red")
 
 
 def test_verify_images_reports_a_corrupt_image_by_path(tmp_path: Path) -> None:

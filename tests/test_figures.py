@@ -130,7 +130,7 @@ def test_images_from_a_folder_cover_every_class(tmp_path: Path) -> None:
 
 def test_a_runs_image_folder_dataset_gives_its_test_images(tmp_path: Path) -> None:
     (tmp_path / "data" / "val").mkdir(parents=True)
-    assert run_dataset_folder(f"imagefolder:{tmp_path / 'data'}") == tmp_path / "data" / "val"
+    assert run_dataset_folder(f"imagefolder:{tmp_path / 'data'}") == (tmp_path / "data" / "val", ())
     assert run_dataset_folder("cifar10") is None and run_dataset_folder(None) is None
 
 
@@ -278,3 +278,13 @@ def test_the_from_scratch_figure_draws_the_run_beside_its_anchors(tmp_path: Path
     plain.write_text(json.dumps({"test_top1": {"plain loop": 0.69, "replicate.train": 0.70}}))
     _assert_png(from_scratch.draw(run, plain, tmp_path / "curve.png"))
     assert from_scratch.KENTAROY47[10] == 67.90  # the anchor at 10 epochs
+
+
+def test_a_run_on_some_classes_is_drawn_on_images_of_those(tmp_path: Path) -> None:
+    for name in ("ants", "bees", "wasps"):
+        (tmp_path / "val" / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "val" / name / "0.png")
+    (tmp_path / "train").mkdir()
+    folder, classes = run_dataset_folder(f"imagefolder:{tmp_path}[wasps,ants]")
+    assert (folder, classes) == (tmp_path / "val", ("wasps", "ants"))
+    assert sorted(folder_images(folder, 8, 16, classes).classes) == ["ants", "wasps"]

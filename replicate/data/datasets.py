@@ -14,7 +14,7 @@ every image file up front. The images themselves, their files and decoding: `rep
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -69,10 +69,11 @@ def digits_splits(data_dir: Path) -> Splits:
     )
 
 
-def image_folder_splits(root: Path) -> Splits:
-    """`root/train` and `root/val` (or `root/test`), each with one subfolder per class."""
+def image_folder_splits(root: Path, classes: Sequence[str] = ()) -> Splits:
+    """`root/train` and `root/val` (or `root/test`), each with one subfolder per class; with
+    `classes`, those alone (pre-train on some of a data set's classes, transfer to the rest)."""
     test_dir = test_folder(root, "image folder", "one subfolder of images per class")
-    train, test = (ImageFiles.scan(d) for d in (root / "train", test_dir))
+    train, test = (ImageFiles.scan(d, classes) for d in (root / "train", test_dir))
     return matching_splits(root, train, test, test_dir.name)
 
 
@@ -133,12 +134,26 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+def image_folder(name: str) -> tuple[Path, tuple[str, ...]] | None:
+    """`imagefolder:PATH` -> (PATH, ()); `imagefolder:PATH[dog,cat]` -> (PATH, those classes
+    alone); None for any other dataset."""
+    if not name.startswith(IMAGEFOLDER):
+        return None
+    path, _, listed = name.removeprefix(IMAGEFOLDER).partition("[")
+    classes = tuple(c.strip() for c in listed.removesuffix("]").split(",") if c.strip())
+    if listed and (not listed.endswith("]") or not classes):
+        raise DataError(f"{name!r}: name the classes as imagefolder:PATH[class,class,...]")
+    return Path(path).expanduser(), classes
+
+
 def get_dataset_spec(name: str) -> DatasetSpec:
-    """The spec of a named dataset, of `imagefolder:PATH` or of `wds:PATH`."""
-    for prefix, build in ((IMAGEFOLDER, image_folder_splits), (WDS, wds_splits)):
-        if name.startswith(prefix):
-            path = Path(name.removeprefix(prefix)).expanduser()
-            return DatasetSpec(name, lambda _, build=build, path=path: build(path), offline=True)
+    """The spec of a named dataset, of `imagefolder:PATH` (`imagefolder:PATH[dog,cat]`: those
+    classes alone) or of `wds:PATH`."""
+    if folder := image_folder(name):
+        return DatasetSpec(name, lambda _: image_folder_splits(*folder), offline=True)
+    if name.startswith(WDS):
+        path = Path(name.removeprefix(WDS)).expanduser()
+        return DatasetSpec(name, lambda _: wds_splits(path), offline=True)
     if name not in DATASETS:
         raise DataError(
             f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, imagefolder:PATH "

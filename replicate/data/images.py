@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
@@ -59,12 +59,21 @@ class ImageFiles(Dataset):
         self.targets = [label for _, label in samples]
 
     @classmethod
-    def scan(cls, folder: Path) -> ImageFiles:
-        """The files of `folder/CLASS/...` with an image extension, listed without opening them."""
+    def scan(cls, folder: Path, only: Sequence[str] = ()) -> ImageFiles:
+        """The files of `folder/CLASS/...` with an image extension, listed without opening them;
+        with `only`, of those classes alone, labelled in that order."""
         from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
         try:
             classes, class_to_idx = find_classes(str(folder))
+            if only:
+                unknown = [name for name in only if name not in class_to_idx]
+                if unknown:
+                    raise DataError(
+                        f"{folder} has no class {', '.join(unknown)}; its classes: "
+                        f"{', '.join(classes)}"
+                    )
+                classes, class_to_idx = list(only), {name: i for i, name in enumerate(only)}
             for name in classes:
                 _check_links(folder / name)
             samples = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS)

@@ -114,9 +114,11 @@ def load_subject(args: argparse.Namespace) -> Source:
 
 def load_images(args: argparse.Namespace, subject: Source) -> ImageSet:
     size = subject.model.config.image_size
-    folder = args.images or run_dataset_folder(subject.dataset)
-    if folder:
-        return folder_images(folder, args.num_images, size)
+    if args.images:
+        return folder_images(args.images, args.num_images, size)
+    if found := run_dataset_folder(subject.dataset):  # the run's test images, its classes
+        folder, classes = found
+        return folder_images(folder, args.num_images, size, classes)
     if subject.dataset not in (None, "digits"):  # a model's figures show its own data
         raise ValueError(
             f"Figures 1, 6 and 7 of {subject.label} show test images of {subject.dataset}, "

@@ -8,6 +8,7 @@ titles say so. Images are resized to S x S as `replicate.data.images` shows them
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from replicate.data.datasets import digits_splits
+from replicate.data.datasets import digits_splits, image_folder
 from replicate.data.images import SquareImages, load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -45,13 +46,16 @@ def _spread(count: int, num: int) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, num=min(num, count)).round().astype(int))
 
 
-def folder_images(folder: str | Path, num: int, image_size: int) -> ImageSet:
-    """Up to `num` images found under `folder` (recursively), resized to image_size x
-    image_size."""
+def folder_images(
+    folder: str | Path, num: int, image_size: int, classes: Sequence[str] = ()
+) -> ImageSet:
+    """Up to `num` images found under `folder` (recursively; with `classes`, in those class
+    folders alone), resized to image_size x image_size."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"image folder {str(folder)!r} does not exist")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                   and (not classes or p.parent.name in classes))  # fmt: skip
     if not paths:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
     spread = [paths[i] for i in _spread(len(paths), num)]
@@ -60,13 +64,15 @@ def folder_images(folder: str | Path, num: int, image_size: int) -> ImageSet:
     return ImageSet(images, f"{len(images)} images from {folder.name}/", classes)
 
 
-def run_dataset_folder(dataset: str | None) -> Path | None:
+def run_dataset_folder(dataset: str | None) -> tuple[Path, tuple[str, ...]] | None:
     """The test images of a run's `imagefolder:PATH` dataset (PATH/val or PATH/test), if they
-    are on this machine."""
-    if not dataset or not dataset.startswith("imagefolder:"):
+    are on this machine, and the classes the run kept (none: all)."""
+    found = image_folder(dataset) if dataset else None
+    if found is None:
         return None
-    root = Path(dataset.removeprefix("imagefolder:")).expanduser()
-    return next((root / split for split in ("val", "test") if (root / split).is_dir()), None)
+    root, classes = found
+    test = next((root / split for split in ("val", "test") if (root / split).is_dir()), None)
+    return (test, classes) if test else None
 
 
 def digit_images(num: int, image_size: int) -> ImageSet:

@@ -49,6 +49,7 @@ from replicate.data.datasets import (
     WDS,
     DatasetSpec,
     get_dataset_spec,
+    image_folder,
     load_splits,
 )
 from replicate.data.loader import Placement, default_workers
@@ -586,10 +587,10 @@ def _resolve(args: argparse.Namespace) -> TrainConfig:
 def refuse_out_inside_data(out: Path, dataset: str) -> None:
     """A run folder inside an image-folder data set would be read back as images (a confusion
     matrix in a class folder) or as a class of its own."""
-    root = next(
-        (dataset.removeprefix(p) for p in (IMAGEFOLDER, WDS) if dataset.startswith(p)), None
-    )
-    if root and out.expanduser().resolve().is_relative_to(Path(root).expanduser().resolve()):
+    folder = image_folder(dataset)
+    root = Path(dataset.removeprefix(WDS)) if dataset.startswith(WDS) else None
+    root = folder[0] if folder else root
+    if root and out.expanduser().resolve().is_relative_to(root.expanduser().resolve()):
         raise ValueError(
             f"--out {out} lies inside the data set {root}, whose folders are read as classes; "
             "choose an --out outside it"
