@@ -37,7 +37,7 @@ from replicate.training.checkpoint import latest_checkpoint
 BASELINE = "scratch-small"
 ENVIRONMENT = "environment.json"  # where an arm ran: device, cores, commit, versions
 EPOCHS = 2
-# Each arm's options beside the baseline's; None: the arm does not apply to the model.
+# Each arm's options beside the baseline's; None: the model has no such arm.
 ARMS: dict[str, dict[str, dict | None]] = {
     BASELINE: {"vit": {}, "bit": {}},
     # The control: what results/studies trained with, the recipe study's choice. Its decay
@@ -53,6 +53,8 @@ ARMS: dict[str, dict[str, dict | None]] = {
     "label-smoothing-0.1": {m: {"label_smoothing": 0.1} for m in ("vit", "bit")},
     "lr-0.0005": {m: {"lr": 0.0005} for m in ("vit", "bit")},
     "lr-0.002": {m: {"lr": 0.002} for m in ("vit", "bit")},
+    # The rule's next step where lr 0.002 was adopted (the ResNet's); the ViT's was rejected.
+    "lr-0.004": {"vit": None, "bit": {"lr": 0.004}},
 }
 
 
