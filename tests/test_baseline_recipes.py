@@ -128,6 +128,18 @@ def test_scratch_small_resolves_to_the_short_cifar_recipe() -> None:
     assert vit.config.dropout == 0 and vit.config.representation_size is None
 
 
+def test_scratch_small_resnet_is_scratch_small_with_the_resnets_three_changes() -> None:
+    """What the dev-split search adopted for the ResNet (results/recipe-ablation/bit.md)."""
+    argv = ("--recipe", "scratch-small-resnet", "--batch-size", "128", "--steps", "3910")
+    config = resolve("--variant", "bit_r50x1", *argv, "--dataset", "imagefolder:x")
+    recipe, small = config.recipe, RECIPES["scratch-small"]
+    assert (recipe.lr, recipe.weight_decay, recipe.crop, recipe.crop_scale) == (
+        4e-3, 0.3, "inception", (0.5, 1.0))  # fmt: skip
+    unchanged = ("optimizer", "schedule", "grad_clip", "dropout", "label_smoothing", "pre_logits")
+    assert all(getattr(recipe, f) == getattr(small, f) for f in unchanged)
+    assert warmup_steps(recipe, config.steps) == 391
+
+
 def test_label_smoothing_reaches_the_training_loss(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
