@@ -25,9 +25,9 @@ from replicate.runtime import Runtime
 dataset, out = sys.argv[1], Path(sys.argv[2])
 runtime = Runtime.start("fp32")
 scan = data.ImageFiles.scan.__func__
-def counted(cls, folder):  # which ranks list the folder
+def counted(cls, folder, *only):  # which ranks list the folder
     (out / f"scan-rank{runtime.rank}-{folder.name}").touch()
-    return scan(cls, folder)
+    return scan(cls, folder, *only)
 data.ImageFiles.scan = classmethod(counted)
 spec = datasets.get_dataset_spec(dataset)
 splits = runtime.once_per_node(lambda: datasets.load_splits(spec, out))
