@@ -158,7 +158,8 @@ def figure(summary: dict, path: Path) -> None:
     ax.set_yticks(list(y), [r["arm"] for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel(f"dev top-1 minus {BASELINE}'s (points, 95% paired interval)")
-    ax.set_title(f"CIFAR-10 dev split ({summary['dev_images']:,} images), "
+    model = CPU.vit_name if summary["model"] == "vit" else CPU.bit_name
+    ax.set_title(f"{model}: CIFAR-10 dev split ({summary['dev_images']:,} images), "
                  f"{summary['epochs']} epochs each")  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=120)
