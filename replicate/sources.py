@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -85,11 +86,14 @@ def untrained(variant: str = "vit_b16", image_size: int | None = None) -> Source
     )  # fmt: skip  (no classes: it predicts nothing)
 
 
+@cache
 def untrained_twin(source: Source, seed: int = 0) -> Source:
-    """The same architecture randomly initialised (seeded): the control for what training put in
-    the weights, since an untrained ViT's attention already has a distance and an entropy."""
-    torch.manual_seed(seed)
-    model = type(source.model)(source.model.config).eval()
+    """The same architecture randomly initialised (seeded, the global RNG left as it was): the
+    control for what training put in the weights, since an untrained ViT's attention already
+    has a distance and an entropy. Built once per source."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = type(source.model)(source.model.config).eval()
     label = f"{paper_name(source.variant, model)}, untrained (random init, seed {seed})"
     return replace(source, model=model, classes=(), label=label, trained=False)
 

@@ -81,19 +81,26 @@ def figure_7_position_similarity(subject: Source, out: Path) -> list[Path]:
     """Figure 7 centre: cosine similarity between the position embeddings E_pos; beside it,
     how much of the grid they encode, for the model and (where it is trained) its untrained
     twin, the control."""
-    similarity = _position_similarity(subject)
-    subjects = {"model": subject} | (
-        {"control": untrained_twin(subject)} if subject.trained else {}
-    )
     record = {}
-    for name, source in subjects.items():
-        mine = similarity if source is subject else _position_similarity(source)
-        record[name] = {"label": source.label, "neighbours_minus_distant":
-                        position_structure(mine), **row_column_structure(mine)}  # fmt: skip
+    for name, source in with_control(subject).items():
+        similarity = _position_similarity(source)
+        structure = position_structure(similarity)
+        record[name] = {"label": source.label, "neighbours_minus_distant": structure,
+                        **row_column_structure(similarity)}  # fmt: skip
     numbers = out / FIGURE_7_CENTRE_NUMBERS
     write_json(numbers, record)
-    figure = plots.draw_position_similarity(similarity, out / FIGURE_7_CENTRE, subject.label)
+    figure = plots.draw_position_similarity(
+        _position_similarity(subject), out / FIGURE_7_CENTRE, subject.label
+    )
     return [figure, numbers]
+
+
+def with_control(subject: Source) -> dict[str, Source]:
+    """{"model": subject}, and where it is trained {"control": its untrained twin}: the one
+    twin both Figure 7 measures use."""
+    if not subject.trained:
+        return {"model": subject}
+    return {"model": subject, "control": untrained_twin(subject)}
 
 
 def _position_similarity(subject: Source) -> np.ndarray:
@@ -111,15 +118,12 @@ def figure_7_attention_distance(
     Beside the PNG, its numbers: each head's distance and entropy for every image (for paired
     intervals), for the model and, where it is trained, for the control."""
     config = subject.model.config
-    subjects = {"model": subject} | (
-        {"control": untrained_twin(subject)} if subject.trained else {}
-    )
     record: dict = {
         "uniform_px": patch_distances(config.grid_size, config.downsampling).mean().item(),
         "uniform_entropy": float(np.log(config.grid_size**2)),
         "images": images.label,
     }
-    for name, source in subjects.items():
+    for name, source in with_control(subject).items():
         distance, entropy = attention_measures(
             source.model, images.batches(source.mean, source.std, batch_size), len(images.images)
         )  # each (images, L, heads)

@@ -146,18 +146,22 @@ def grouped_bars(ax, groups: Sequence[str], series: dict[str, Sequence[Measured]
 def majority_share(run_folder: Path) -> float | None:
     """The share of the most common class among the images a run was scored on (from its
     confusion matrix): what always guessing that class scores."""
-    matrix = next(iter(sorted(run_folder.rglob(CONFUSION_MATRIX))), None)
-    if matrix is None:
-        return None
-    per_class = [sum(row) for row in json.loads(matrix.read_text())["counts"]]
-    return max(per_class) / sum(per_class)
+    counts = _confusion_counts(run_folder)
+    per_class = [sum(row) for row in counts] if counts else None
+    return max(per_class) / sum(per_class) if per_class else None
 
 
 def test_images(run_folder: Path) -> int | None:
     """How many test images a run (or a sweep's final runs) was scored on: its confusion
     matrix's total."""
+    counts = _confusion_counts(run_folder)
+    return None if counts is None else int(sum(map(sum, counts)))
+
+
+def _confusion_counts(run_folder: Path) -> list[list[int]] | None:
+    """The confusion matrix of a run (or of a sweep's first final run), true class by row."""
     matrix = next(iter(sorted(run_folder.rglob(CONFUSION_MATRIX))), None)
-    return None if matrix is None else int(sum(map(sum, json.loads(matrix.read_text())["counts"])))
+    return None if matrix is None else json.loads(matrix.read_text())["counts"]
 
 
 def machines(summary: Summary) -> str:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from replicate.cli_errors import ArgumentParser, run_cli
+from replicate.runs import paired
 from replicate.runs.log import PREDICTIONS, read_metrics
 from replicate.runs.paired import Difference, correct, paired_difference
 from replicate.study.runner import environment, shared_environment
@@ -97,12 +98,13 @@ def run_arms(model: str, out: Path) -> None:
             train_main(list(command_line(arm_settings(model, arm, out))))
 
 
+ADOPTION = {"held": "adopted", "not held": "rejected"}  # the paired rule with no minimum
+
+
 def verdict(difference: Difference) -> str:
-    if difference.effect - difference.half_width > 0:
-        return "adopted"
-    if difference.effect + difference.half_width < 0:
-        return "rejected"
-    return "within noise"
+    """Adopted when the interval lies above zero, rejected below it, else within noise."""
+    word = paired.verdict(difference, minimum=0.0)
+    return ADOPTION.get(word, word)
 
 
 def summarise(model: str, out: Path) -> dict:

@@ -11,6 +11,7 @@ frozen pre-trained model (Section 4.1, "Metrics").
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from replicate.figures.studies import (
@@ -111,17 +112,17 @@ def transfer_table(summary: Summary, folder: Path | None = None) -> Table:
     return Table([*columns, *(f"{k}-shot linear" for k in shots)], rows)
 
 
+def _measured(runs: dict[str, Summary], folder: Path, name: str) -> tuple[float, int] | None:
+    """(test top-1, test images) of run `name`, or None where it has not run."""
+    images = test_images(folder / name)
+    return None if name not in runs or images is None else (test_acc(runs[name]), images)
+
+
 def transfer_notes(summary: Summary, folder: Path) -> str:
     """Section 4.2's claims on the photos: each pre-trained model fine-tuned beats the same
     model trained from scratch on them; and (Table 5, Figure 3 at ImageNet scale) the BiT
     ResNet transfers better than the ViT."""
-    runs = runs_by_name(summary)
-
-    def measured(name: str) -> tuple[float, int] | None:
-        run = runs.get(name)
-        images = test_images(folder / name)
-        return None if run is None or images is None else (test_acc(run), images)
-
+    measured = partial(_measured, runs_by_name(summary), folder)
     lines = []
     for model in MODEL_NAMES:
         finetuned, scratch = measured(f"{model}-finetune"), measured(f"{model}-scratch")
@@ -142,12 +143,7 @@ def transfer_notes(summary: Summary, folder: Path) -> str:
 
 def transfer_figure(summary: Summary, ax, folder: Path) -> None:
     """Fine-tuned and from scratch with their 95% intervals, and the majority class's share."""
-    runs = runs_by_name(summary)
-
-    def measured(name: str) -> tuple[float, int] | None:
-        images = test_images(folder / name)
-        return None if name not in runs or images is None else (test_acc(runs[name]), images)
-
+    measured = partial(_measured, runs_by_name(summary), folder)
     arms = {"fine-tuned": "finetune", "from scratch": "scratch"}
     grouped_bars(ax, [model_label(summary, m) for m in MODEL_NAMES],
                  {label: [measured(f"{m}-{arm}") for m in MODEL_NAMES]
