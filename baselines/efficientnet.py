@@ -1,5 +1,5 @@
 """EfficientNet-B0 and -B2 (Tan & Le, 2019) from torchvision: the course's transfer-learning
-baselines (B0 as a feature extractor scored 85.6% on pizza/steak/sushi, GUIDE item 1).
+baselines (B0 as a feature extractor scored 85.6% on pizza/steak/sushi in the course).
 
 The classifier is torchvision's, Dropout + Linear, with num_classes outputs. ImageNet weights come
 with `pretrained="torchvision:IMAGENET1K_V1"` (or "torchvision:DEFAULT", or a local state-dict

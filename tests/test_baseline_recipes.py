@@ -83,7 +83,7 @@ def test_bit_hyperrule_follows_the_dataset_size() -> None:
 
 
 def test_bit_fine_tunes_with_the_papers_recipe_by_default() -> None:
-    """The paper fine-tunes its ResNets with the ViT setup (issue 14): Table 4's finetune."""
+    """The paper fine-tunes its ResNets with the ViT setup: Table 4's finetune."""
     config = resolve("--variant", "bit_r50x1", "--pretrained", "x.pth")
     assert config.recipe.name == "finetune"
     assert config.sources["recipe"] == "model bit_r50x1, --pretrained"

@@ -1,4 +1,4 @@
-"""The CUDA path of `replicate.train` and `replicate.evaluate` (project issue 13): mixed
+"""The CUDA path of `replicate.train` and `replicate.evaluate`: mixed
 precision, loss scaling, torch.compile, channels-last, images kept on the GPU or streamed to it,
 resumption, evaluation, a diverging fp16 run, gradient checkpointing.
 

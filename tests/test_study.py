@@ -75,15 +75,10 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch, caplo
     out = tmp_path / "studies"
     with caplog.at_level("INFO", logger="replicate.study"):
         written = study_main(["all", "--scale", "smoke", "--out", str(out)])
-    plans = [
-        r.message for r in caplog.records if "in all (training rates measured here" in r.message
-    ]
-    assert len(plans) == len(STUDIES) and "none yet" in plans[0]  # data-size: nothing measured
-    assert "vit_ti16" in plans[-1] and "? in all" not in plans[-1]  # later: from data-size's runs
     for table in out.glob("study_*.md"):  # digits are named as digits, not CIFAR-10
         assert "CIFAR-10" not in table.read_text(), table.name
     progress = [r.message for r in caplog.records if "runs done" in r.message]
-    assert progress and not any("?" in m or "done left" in m for m in progress), progress
+    assert len(progress) == sum(len(study.runs(SMOKE)) for study in STUDIES.values())
     for name in STUDIES:
         summary = json.loads((out / name / STUDY_SUMMARY).read_text())
         assert [run["run"] for run in summary["runs"]] == [
@@ -128,30 +123,6 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch, caplo
     partial = json.loads((out / "data-size" / STUDY_SUMMARY).read_text())
     assert not partial["complete"] and "bit-10" not in [r["run"] for r in partial["runs"]]
     assert "not yet run: bit-10" in (out / "study_data-size.md").read_text()
-
-
-def test_a_runs_estimate_is_its_training_flops_at_the_rate_measured_here() -> None:
-    from replicate.flops import forward_flops
-    from replicate.study.definitions import data_size, transfer
-    from replicate.study.estimate import TrainingShape, estimate_seconds, training_shape
-
-    sweep = next(s for s in transfer.runs(SMOKE) if s.name == "vit-finetune")
-    shape = training_shape(sweep)
-    runs = len(SMOKE.learning_rates) + SMOKE.finetune_seeds  # the candidates, then the finals
-    assert shape == TrainingShape(
-        "vit_ti16",
-        {"patch_size": 8, "depth": 1, "hidden_size": 32, "num_heads": 2, "mlp_size": 64},
-        2 * SMOKE.image_size,
-        runs * SMOKE.finetune_steps * SMOKE.finetune_batch_size,
-    )
-    forward = forward_flops("vit_ti16", image_size=32, num_classes=10, **shape.overrides)
-    assert estimate_seconds(sweep, {"vit_ti16": 1e9}) == 3 * forward * shape.images / 1e9
-    bit = next(s for s in data_size.runs(SMOKE) if s.name.startswith("bit"))
-    slowest = {"vit_ti16": 4e9, "other": 1e9}  # no BiT measured: the slowest rate measured
-    assert estimate_seconds(bit, slowest) == training_shape(bit).flops() / 1e9
-    assert estimate_seconds(bit, {}) is None
-    fewshot = next(s for s in transfer.runs(SMOKE) if s.tool == "fewshot")
-    assert estimate_seconds(fewshot, {}) == 0.0
 
 
 def _run(name: str, accuracy: float, images: int = 10_000, **result) -> dict:
@@ -255,20 +226,6 @@ def test_transfer_decides_each_models_transfer_and_which_transfers_better(tmp_pa
     assert table.rows[0][1] == "80.0% [73.0, 85.6]"  # Wilson, 153 photos
 
 
-def test_the_gpu_scale_fits_8_minutes_of_an_h100_on_paper(capsys) -> None:
-    """Every study at the gpu scale: its training FLOPs at the measured H100 rate of timm's
-    ViT-B/16 (a floor: small models keep the GPU less busy) fit the device call's 8 minutes."""
-    from replicate.study.estimate import h100_training_flops_per_s, training_flops
-    from replicate.study.scales import GPU
-
-    seconds = (
-        sum(training_flops(s.runs(GPU)) for s in STUDIES.values()) / h100_training_flops_per_s()
-    )
-    assert 60 < seconds <= 8 * 60
-    study_main(["all", "--scale", "gpu", "--plan"])
-    assert f"gpu scale: {seconds / 60:.1f} min on paper in all" in capsys.readouterr().out
-
-
 def test_the_definitions_give_the_committed_runs_their_command_lines() -> None:
     """Each committed cpu-scale run ran the command line its study's settings give today: the
     results in results/studies are what the definitions describe."""
@@ -330,18 +287,6 @@ def test_the_recipe_takes_the_crop_best_over_both_models_and_checks_each_final_r
     assert [r[0].endswith("**(chosen)**") for r in rows] == [
         False, True, False, False, True, False, False, False,
     ]  # fmt: skip
-
-
-def test_a_sweeps_estimate_counts_its_grid_and_its_longer_final_runs() -> None:
-    from replicate.study.definitions import recipe
-    from replicate.study.estimate import training_shape
-
-    search = SMOKE.search
-    for spec in recipe.runs(SMOKE):
-        grid = len(search.lrs) * len(search.weight_decays) * len(search.crop_scales)
-        final = search.final_steps[spec.name.split("-")[0]]
-        steps = grid * search.steps + final
-        assert training_shape(spec).images == steps * SMOKE.batch_size
 
 
 def test_the_cpu_scale_trains_from_scratch_with_what_the_recipe_study_chose() -> None:

@@ -1,11 +1,10 @@
-"""replicate.bench: throughput, MFU and peak memory of this project's ViT beside timm's,
-torchvision's and the official Flax model. `python -m replicate.bench --help` runs it;
-`python -m replicate.bench --loader` times the data loader (`loader.py`) and
-`python -m replicate.bench.startup` every command's start-up.
+"""replicate.bench: throughput, MFU and peak memory of this project's ViT beside timm's and
+torchvision's. `python -m replicate.bench --help` runs it; `python -m replicate.bench.startup`
+times every command's start-up.
 
     replicate/bench/__main__.py     the command line
-    replicate/bench/contenders.py   ours, timm, torchvision, official: what each step runs
-    replicate/bench/measure.py      BenchConfig -> BenchReport: timing, MFU, max batch, graph breaks
+    replicate/bench/contenders.py   ours, timm, torchvision: what each step runs
+    replicate/bench/measure.py      BenchConfig -> BenchReport: timing, MFU, max batch
     replicate/bench/report.py       device and versions, the JSON and the Markdown table, and the
                                     training loop's throughput beside the bench's (--train-run)
 """

@@ -1,9 +1,7 @@
-"""`python -m replicate.bench`: time this project's ViT against timm's, torchvision's and the
-official Flax model.
+"""`python -m replicate.bench`: time this project's ViT against timm's and torchvision's.
 
     python -m replicate.bench --variant vit_b16                    # eager, bf16 on a GPU
     python -m replicate.bench --variant vit_b16 --compile          # torch.compile, default mode
-    python -m replicate.bench --variant vit_b16 --official-src .official/vision_transformer
     python -m replicate.bench --variant vit_b16 --precision fp8 --compile --models ours,timm
     python -m replicate.bench --variant vit_l16 --find-max-batch --batch-size 64
     python -m replicate.bench --variant vit_h14 --image-size 518 --grad-checkpointing \\
@@ -11,7 +9,6 @@ official Flax model.
     python -m replicate.bench --train-run runs/vit_b16-cifar10-...  # the loop against the bench
     python -m replicate.bench --variant vit_ti16 --image-size 32 --batch-size 4 \\
         --steps 2 --warmup 1 --out /tmp/bench                     # a CPU smoke run
-    python -m replicate.bench --loader --dataset imagefolder:PATH  # the data loader instead
 
 Writes `<out>/<variant>-<size>-<device>-<precision>-<mode>.json` and `.md` (default out:
 results/bench).
@@ -21,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from replicate.bench import loader as loader_bench
 from replicate.bench.contenders import CONTENDERS
 from replicate.bench.measure import BenchConfig, run_bench
 from replicate.bench.report import BenchReport, to_markdown, train_loop, write_report
@@ -42,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="python -m replicate.bench",
         description="Training and inference throughput, MFU and peak memory of this project's "
-        "ViT beside timm's, torchvision's and the official Flax model, in one process on one "
+        "ViT beside timm's and torchvision's, in one process on one "
         "synthetic batch.",
     )
     add = parser.add_argument
@@ -83,14 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--grad-checkpointing",
         action="store_true",
         help="recompute each encoder block's activations in the backward pass (ours, timm)",
-    )
-    add("--explain", action="store_true", help="count graph breaks in our model (dynamo)")
-    add(
-        "--official-src",
-        type=Path,
-        metavar="PATH",
-        help="a checkout of google-research/vision_transformer, for the official contender "
-        "(needs jax, flax and optax)",
     )
     add(
         "--model-arg",
@@ -133,9 +120,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, argparse
         repeats=args.repeats,
         find_max_batch=args.find_max_batch,
         grad_checkpointing=args.grad_checkpointing,
-        explain=args.explain,
         device=args.device,
-        official_src=args.official_src,
         model_overrides=dict(parse_model_arg(a) for a in args.model_arg or ()),
     )
     return config, args
@@ -175,9 +160,6 @@ def _contenders(value: str) -> tuple[str, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> BenchReport | dict:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if "--loader" in argv:  # replicate.bench.loader, with its own options
-        return loader_bench.main([a for a in argv if a != "--loader"])
     config, args = parse_args(argv)
     if args.suite:
         reports, table = run_suite(args.suite, args.out)

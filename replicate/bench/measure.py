@@ -14,13 +14,11 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-from torch import nn
 
 from replicate.bench.contenders import CONTENDERS, Step, build_contender, label
-from replicate.bench.report import BenchReport, GraphBreaks, describe_device, library_versions
+from replicate.bench.report import BenchReport, describe_device, library_versions
 from replicate.errors import Unavailable
 from replicate.flops import TRAIN_FLOPS_PER_FORWARD, forward_flops
 from replicate.runtime import COMPUTE_DTYPES, default_precision, keep_freed_memory
@@ -40,10 +38,8 @@ class BenchConfig:
     repeats: int = 5  # timed blocks; the median is reported
     find_max_batch: bool = False  # each model at its largest training batch (GPU only)
     grad_checkpointing: bool = False  # recompute the encoder's activations in the backward
-    explain: bool = False  # count graph breaks in our model with torch._dynamo.explain
     device: str | None = None  # None: cuda when available, else cpu
     train: bool = True  # time training steps (inference is always timed)
-    official_src: Path | None = None  # a checkout of google-research/vision_transformer
     model_overrides: dict = field(default_factory=dict)  # create_model(**) for ours alone
 
 
@@ -54,12 +50,12 @@ class Phase:
     images_per_s: float  # median over the timed blocks
     images_per_s_blocks: tuple[float, ...]
     mfu: float  # model FLOP utilisation: model FLOP/s over the measured matmul peak
-    peak_memory_bytes: int | None  # torch.cuda.max_memory_allocated; None on CPU and for JAX
+    peak_memory_bytes: int | None  # torch.cuda.max_memory_allocated; None on CPU
 
 
 @dataclass(frozen=True)
 class ModelResult:
-    model: str  # "ours", "timm", "torchvision" or "official"
+    model: str  # "ours", "timm" or "torchvision"
     name: str  # e.g. "timm vit_base_patch16_224"
     params: int | None = None
     batch_size: int | None = None
@@ -94,7 +90,6 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> BenchR
         forward_flops=flops,
         matmul_peak_flops=peak,
         results=tuple(results),
-        graph_breaks=_explain_ours(config, device) if config.explain else None,
     )
 
 
@@ -207,24 +202,6 @@ def _cpu_peak_size(dtype: torch.dtype, budget_s: float = 0.5, largest: int = 204
     while n > probe and 2 * n**3 / rate > budget_s:
         n //= 2
     return n
-
-
-def explain(model: nn.Module, images: torch.Tensor) -> GraphBreaks:
-    """Graph breaks under torch.compile: trace one forward of `model` with dynamo
-    (torch._dynamo.explain, no compiler needed) and report where it fell back to Python."""
-    explanation = torch._dynamo.explain(model)(images)
-    torch._dynamo.reset()  # leave no traced state behind for later torch.compile calls
-    return GraphBreaks(
-        explanation.graph_count,
-        explanation.graph_break_count,
-        tuple(str(reason.reason) for reason in explanation.break_reasons),
-    )
-
-
-def _explain_ours(config: BenchConfig, device: torch.device) -> GraphBreaks:
-    model = build_contender("ours", config, device, "fp32").model
-    size = config.image_size
-    return explain(model, torch.randn(2, 3, size, size, device=device))
 
 
 def _summary(result: ModelResult) -> str:

@@ -21,7 +21,7 @@ from replicate.runs.log import METRICS, last_epoch, read_metrics
 if TYPE_CHECKING:
     from replicate.bench.measure import BenchConfig, ModelResult, Phase
 
-LIBRARIES = ("torch", "torchvision", "timm", "einops", "torchao", "jax", "flax", "optax")
+LIBRARIES = ("torch", "torchvision", "timm", "einops", "torchao")
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,6 @@ class DeviceInfo:
     name: str  # e.g. "NVIDIA H100 80GB HBM3"
     slug: str  # the name for file names, e.g. "nvidia-h100-80gb-hbm3"; "cpu" for any CPU
     memory_bytes: int | None  # the GPU's total memory; None for a CPU
-
-
-@dataclass(frozen=True)
-class GraphBreaks:
-    graph_count: int  # FX graphs dynamo captured; 1 means the whole forward is one graph
-    graph_break_count: int
-    reasons: tuple[str, ...]  # why dynamo broke the graph, one line each
 
 
 @dataclass(frozen=True)
@@ -62,7 +55,6 @@ class BenchReport:
     forward_flops: int  # per image, counted by replicate.flops; a training step costs 3x
     matmul_peak_flops: float  # FLOP/s of large matmuls at `precision` on this device
     results: tuple[ModelResult, ...]
-    graph_breaks: GraphBreaks | None  # of our model, when asked for
     train_loop: TrainLoop | None = None  # with --train-run
 
     def to_dict(self) -> dict:
@@ -164,12 +156,6 @@ def to_markdown(report: BenchReport) -> str:
         f"measured matmul peak {report.matmul_peak_flops / 1e12:.2f} TFLOP/s "
         "(MFU is against it)",
     ]
-    if report.graph_breaks:
-        breaks = report.graph_breaks
-        lines.append(
-            f"- torch._dynamo.explain on ours: {breaks.graph_break_count} graph breaks, "
-            f"{breaks.graph_count} graph(s)"
-        )
     lines += [f"- {r.name}: skipped ({r.skipped})" for r in report.results if r.skipped]
     lines += ["", *_table(report.results)]
     if report.train_loop:
@@ -189,7 +175,7 @@ def _settings(report: BenchReport) -> str:
     overrides = "".join(f", {k}={v}" for k, v in config.model_overrides.items())
     return (
         f"{precision}, {mode}, {batch}{checkpointing}{overrides}, synthetic data, {optimizer} "
-        f"(official: optax.adamw, jit); {config.warmup} untimed warm-up steps, then the median "
+        f"; {config.warmup} untimed warm-up steps, then the median "
         f"of {config.repeats} blocks of {config.steps} steps"
     )
 

@@ -17,10 +17,8 @@ from pathlib import Path
 
 from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.study import STUDIES
-from replicate.study.estimate import h100_training_flops_per_s, training_flops
 from replicate.study.runner import Runner
 from replicate.study.scales import SCALES
-from replicate.study.spec import Scale
 from replicate.training.checkpoint import run_folder_lock
 
 RESULTS = Path("results/studies")
@@ -54,12 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="run nothing: summarise and draw the runs that have finished (a study cut off)",
     )
     parser.add_argument(
-        "--plan",
-        action="store_true",
-        help="run nothing: print each study's training FLOPs and its time on paper at the "
-        "measured H100 anchor (timm's ViT-B/16 training rate), a floor for the gpu scale",
-    )
-    parser.add_argument(
         "--figures",
         type=Path,
         help=f"where tables and figures go (default {FIGURES}; smoke: --out)",
@@ -76,8 +68,6 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     out = args.out or (Path("runs/studies-smoke") if smoke else RESULTS)
     figures = args.figures or (out if smoke else FIGURES)
     names = list(STUDIES) if "all" in args.names else args.names
-    if args.plan:
-        return print_plan(names, scale)
     runner = Runner(STUDIES, scale, out)
     written = []
     # One runner per --out: a second would remove the first's runs that have no checkpoint yet.
@@ -91,19 +81,6 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     for path in written:
         print(f"wrote {path}")
     return written
-
-
-def print_plan(names: Sequence[str], scale: Scale) -> list[Path]:
-    """Each study's training FLOPs at `scale` and its minutes at the H100 anchor rate."""
-    rate = h100_training_flops_per_s()
-    total = 0.0
-    for name in names:
-        flops = training_flops(STUDIES[name].runs(scale))
-        total += flops
-        print(f"{name}: {flops / 1e15:.2f} PFLOPs of training, {flops / rate / 60:.1f} min at "
-              f"{rate / 1e12:.0f} TFLOP/s")  # fmt: skip
-    print(f"{scale.name} scale: {total / rate / 60:.1f} min on paper in all (a floor)")
-    return []
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ from safetensors.torch import save_file
 from replicate.bench.report import describe_device, library_versions
 from replicate.runs.files import atomic_path, read_json, write_json
 from replicate.runs.log import CONFIG, PUBLISHED_WEIGHTS, STUDY_SUMMARY, SUMMARY, last_epoch
-from replicate.study.estimate import estimate_seconds, measured_rates
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
 from replicate.study.spec import RunSpec, Scale, Study
 from replicate.train import BEST_WEIGHTS, TEST_RESULT
@@ -147,25 +146,6 @@ def publish_weights(run_folder: Path) -> Path:
     return target
 
 
-def minutes(seconds: float | None) -> str:
-    """ "12 min", "done" for 0, "?" when unknown."""
-    if seconds is None:
-        return "?"
-    return "done" if seconds == 0 else f"{max(1, round(seconds / 60))} min"
-
-
-def _estimated(seconds: float | None) -> str:
-    """ " (estimated 12 min)", or nothing where no estimate or the run had finished before."""
-    return f" (estimated {minutes(seconds)})" if seconds else ""
-
-
-def _left(estimates: Sequence[float | None]) -> str:
-    """ ", about 40 min left" when every run left has an estimate; nothing when none is left."""
-    if not any(estimates) or None in estimates:
-        return ""
-    return f", about {minutes(sum(estimates))} left"  # type: ignore[arg-type]
-
-
 def _can_resume(folder: Path) -> bool:
     return (folder / CONFIG).is_file() and latest_checkpoint(folder) is not None
 
@@ -249,50 +229,19 @@ class Runner:
         """Every run of `study`; its study.json after each, so that a study cut off part-way
         has its finished runs summarised (`complete` false) and can be committed as it is."""
         specs = study.runs(self.scale)
-        estimates = self.estimates(study, specs)
         summaries: list[dict[str, Any]] = []
         for index, spec in enumerate(specs):
             summaries.append(self.ensure(study.name, spec))
             self.write_summary(study, summaries, complete=index + 1 == len(specs))
             log.info(
-                "%s/%s: %.1f min%s; %d of %d runs done%s",
+                "%s/%s: %.1f min; %d of %d runs done",
                 study.name,
                 spec.name,
                 summaries[-1]["wall_time_s"] / 60,
-                _estimated(estimates[spec.name]),
                 index + 1,
                 len(specs),
-                _left([estimates[s.name] for s in specs[index + 1 :]]),
             )
         return read_json(self.out / study.name / STUDY_SUMMARY)
-
-    def estimates(self, study: Study, specs: Sequence[RunSpec]) -> dict[str, float | None]:
-        """Each run's estimated seconds (0 once finished), from the training FLOP/s that the
-        finished runs on this device reached; logged before the first run starts."""
-        device = self.environment["device"]
-        finished_here = [
-            path.parent
-            for path in self.out.glob(f"*/*/{SUMMARY}")
-            if read_json(path).get("device") == device and read_json(path)["tool"] == "train"
-        ]
-        rates = measured_rates(finished_here)
-        estimates = {
-            spec.name: 0.0
-            if (self.folder(study.name, spec.name) / SUMMARY).is_file()
-            else estimate_seconds(spec, rates)
-            for spec in specs
-        }
-        plan = ", ".join(f"{name} {minutes(seconds)}" for name, seconds in estimates.items())
-        total = None if None in estimates.values() else sum(estimates.values())  # type: ignore[arg-type]
-        basis = ", ".join(f"{v} {r / 1e9:.0f} GFLOP/s" for v, r in rates.items()) or "none yet"
-        log.info(
-            "%s: %s; %s in all (training rates measured here: %s)",
-            study.name,
-            plan,
-            minutes(total),
-            basis,
-        )
-        return estimates
 
     def write_summary(self, study: Study, summaries: list[dict[str, Any]], complete: bool) -> None:
         summary = {

@@ -12,8 +12,7 @@ cpu     what `results/studies/` holds: CIFAR-10 upstream (`.data/cifar10`, unpac
         Sized for this project's 2-core CPU (bf16 on AMX): each run at most about 30 minutes,
         the whole set about 5 hours.
 gpu     the same studies larger (ViT-S/4 and BiT-R50x1 with the small stem, 3,000 steps of
-        256), for one H100/H200 beside the GPU checks: 6.3 minutes on paper at the measured
-        H100 rate (`python -m replicate.study all --scale gpu --plan`); smoke-tested here.
+        256), for one H100/H200 beside the GPU checks; smoke-tested here.
 smoke   the same runs on scikit-learn's digits with one-layer models and two steps each: the
         whole pipeline (training, fine-tuning, sweeps, few-shot, figures) on a CPU in seconds.
 """
