@@ -116,8 +116,25 @@ def test_an_image_folder_can_keep_some_of_its_classes(tmp_path: Path) -> None:
     assert all(Path(path).parent.name in ("red", "bright") for path, _ in splits.train.samples)
     with pytest.raises(DataError, match="has no class blue; its classes: bright, dark, grey, red"):
         load_splits(get_dataset_spec(f"imagefolder:{root}[blue]"), tmp_path)
-    with pytest.raises(DataError, match=r"imagefolder:PATH\[class,class,...\]"):
+    with pytest.raises(DataError, match=r"imagefolder:.*\[red': name the classes as NAME\[class"):
         get_dataset_spec(f"imagefolder:{root}[red")
+
+
+def test_digits_can_keep_some_of_their_classes(tmp_path: Path) -> None:
+    """`digits[7,3]`: those digits alone, relabelled 0 and 1 in the order given."""
+    full = load_splits(get_dataset_spec("digits"), tmp_path)
+    spec = get_dataset_spec("digits[7,3]")
+    splits = load_splits(spec, tmp_path)
+    assert spec.name == "digits[7,3]" and splits.classes == ["7", "3"]
+    for cut, whole in ((splits.train, full.train), (splits.test, full.test)):
+        images, labels = cut.tensors
+        kept = torch.isin(whole.tensors[1], torch.tensor([7, 3]))
+        assert torch.equal(images, whole.tensors[0][kept])
+        assert torch.equal(labels, (whole.tensors[1][kept] == 3).long())  # 7 -> 0, 3 -> 1
+    with pytest.raises(DataError, match="has no class 12; its classes: 0, 1, 2"):
+        load_splits(get_dataset_spec("digits[12]"), tmp_path)
+    with pytest.raises(DataError, match="image folders and digits only"):
+        get_dataset_spec("cifar10[cat]")
 
 
 def test_verify_images_reports_a_corrupt_image_by_path(tmp_path: Path) -> None:

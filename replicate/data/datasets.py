@@ -15,7 +15,7 @@ every image file up front. The images themselves, their files and decoding: `rep
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -134,32 +134,66 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+def named_classes(name: str) -> tuple[str, tuple[str, ...]]:
+    """`NAME[dog,cat]` -> (NAME, ("dog", "cat")): the data set and the classes it is cut to;
+    (NAME, ()) for all of them."""
+    base, _, listed = name.partition("[")
+    classes = tuple(c.strip() for c in listed.removesuffix("]").split(",") if c.strip())
+    if listed and (not listed.endswith("]") or not classes):
+        raise DataError(f"{name!r}: name the classes as NAME[class,class,...], e.g. digits[3,7]")
+    return base, classes
+
+
 def image_folder(name: str) -> tuple[Path, tuple[str, ...]] | None:
     """`imagefolder:PATH` -> (PATH, ()); `imagefolder:PATH[dog,cat]` -> (PATH, those classes
     alone); None for any other dataset."""
     if not name.startswith(IMAGEFOLDER):
         return None
-    path, _, listed = name.removeprefix(IMAGEFOLDER).partition("[")
-    classes = tuple(c.strip() for c in listed.removesuffix("]").split(",") if c.strip())
-    if listed and (not listed.endswith("]") or not classes):
-        raise DataError(f"{name!r}: name the classes as imagefolder:PATH[class,class,...]")
-    return Path(path).expanduser(), classes
+    path, classes = named_classes(name)
+    return Path(path.removeprefix(IMAGEFOLDER)).expanduser(), classes
+
+
+def only_classes(splits: Splits, classes: Sequence[str]) -> Splits:
+    """An in-memory data set (digits) cut to `classes`, labelled from 0 in the order given."""
+    unknown = sorted(set(classes) - set(splits.classes))
+    if unknown:
+        raise DataError(
+            f"the data set has no class {', '.join(unknown)}; its classes: "
+            + ", ".join(splits.classes)
+        )
+    old = torch.tensor([splits.classes.index(c) for c in classes])
+
+    def cut(split: TensorDataset) -> TensorDataset:
+        images, labels = split.tensors
+        kept = torch.isin(labels, old)
+        new = (labels[kept, None] == old).int().argmax(dim=1)  # old label -> its place in `old`
+        return TensorDataset(images[kept], new)
+
+    return Splits(cut(splits.train), cut(splits.test), list(classes))
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
-    """The spec of a named dataset, of `imagefolder:PATH` (`imagefolder:PATH[dog,cat]`: those
-    classes alone) or of `wds:PATH`."""
+    """The spec of a named dataset, of `imagefolder:PATH` or of `wds:PATH`; `NAME[dog,cat]`
+    keeps those classes alone (image folders and digits)."""
     if folder := image_folder(name):
         return DatasetSpec(name, lambda _: image_folder_splits(*folder), offline=True)
     if name.startswith(WDS):
         path = Path(name.removeprefix(WDS)).expanduser()
         return DatasetSpec(name, lambda _: wds_splits(path), offline=True)
-    if name not in DATASETS:
+    base, classes = named_classes(name)
+    if base not in DATASETS:
         raise DataError(
             f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, imagefolder:PATH "
             "or wds:PATH"
         )
-    return DATASETS[name]
+    spec = DATASETS[base]
+    if not classes:
+        return spec
+    if base != "digits":
+        raise DataError(f"{name!r}: classes are chosen in image folders and digits only")
+    return replace(
+        spec, name=name, build=lambda data_dir: only_classes(spec.build(data_dir), classes)
+    )
 
 
 def load_splits(spec: DatasetSpec, data_dir: Path, verify: bool = False) -> Splits:
