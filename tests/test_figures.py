@@ -264,19 +264,23 @@ def test_cli_bad_input_exits_2_with_one_line(
     assert err.startswith("replicate.figures: error: ") and message in err and "\n" not in err
 
 
-def test_the_from_scratch_figure_draws_the_run_beside_its_anchors(tmp_path: Path) -> None:
+def test_the_from_scratch_figure_draws_the_runs_beside_their_anchors(tmp_path: Path) -> None:
     from replicate.figures import from_scratch
 
-    run = tmp_path / "cifar10-vit_ti4"
-    run.mkdir()
-    config = {"variant": "vit_ti16", "model_overrides": {"patch_size": 4, "depth": 5},
-              "recipe": {"name": "scratch-small"}}  # fmt: skip
-    (run / "config.json").write_text(json.dumps(config))
-    rows = [{"epoch": e, "step": 391 * e, "test_acc": 0.3 + 0.04 * e} for e in range(1, 11)]
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = []
+    for name, epochs in (("cifar10-vit_ti4", 10), ("cifar10-vit_ti4-flagship", 40)):
+        run = tmp_path / name
+        run.mkdir()
+        config = {"variant": "vit_ti16", "model_overrides": {"patch_size": 4, "depth": 5},
+                  "recipe": {"name": "scratch-small"}, "epochs": epochs}  # fmt: skip
+        (run / "config.json").write_text(json.dumps(config))
+        rows = [{"epoch": e, "step": 391 * e, "test_acc": 0.3 + 0.01 * e} for e in range(1, 11)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        runs.append(run)
+    assert from_scratch._curve(runs[1])[2].endswith("--recipe scratch-small, 40 epochs")
     plain = tmp_path / "vit.json"
     plain.write_text(json.dumps({"test_top1": {"plain loop": 0.69, "replicate.train": 0.70}}))
-    _assert_png(from_scratch.draw(run, plain, tmp_path / "curve.png"))
+    _assert_png(from_scratch.draw(runs, plain, tmp_path / "curve.png"))
     assert from_scratch.KENTAROY47[10] == 67.90  # the anchor at 10 epochs
 
 

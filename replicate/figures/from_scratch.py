@@ -1,5 +1,6 @@
-"""A ViT trained from scratch on CIFAR-10 on this project's CPU: its test accuracy after each
-epoch beside public ViT recipes' at equal epochs, and the plain PyTorch loop's at the same budget.
+"""ViTs trained from scratch on CIFAR-10 on this project's CPU: each run's test accuracy after
+each epoch beside public ViT recipes' at equal epochs, and the plain PyTorch loop's at the first
+run's budget.
 
     python -m replicate.figures --only from-scratch      # figures/cifar10_from_scratch.png
 """
@@ -28,31 +29,40 @@ KENTAROY47 = {
 OMIHUB777 = (200, 90.92)
 
 
-def draw(run: Path, plain_loop: Path | None, path: Path) -> Path:
-    """Our run's test top-1 by epoch, the anchors, and the plain loop's final point."""
+def _curve(run: Path) -> tuple[list[int], list[float], str]:
+    """(epochs, test top-1 in percent, label) of a run folder."""
     records = [r for r in read_metrics(run / "metrics.jsonl") if "test_acc" in r]
-    epochs = [r["epoch"] for r in records]
-    ours = [100 * r["test_acc"] for r in records]
     config = json.loads((run / "config.json").read_text())
-    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
-    ax = fig.subplots()
-    shown = [e for e in KENTAROY47 if e <= max(2 * epochs[-1], 10)]
-    ax.plot(shown, [KENTAROY47[e] for e in shown], "s--", ms=3, color="grey",
-            label="kentaroy47 ViT (6 layers, D 512, ~9.5M), Adam 1e-4")  # fmt: skip
     model = " ".join(
         [config["variant"], *(f"{k}={v}" for k, v in config["model_overrides"].items())]
     )
-    label = f"ours: {model}, --recipe {config['recipe']['name']}"
-    ax.plot(epochs, ours, "o-", ms=4, color="C0", label=label)
+    length = f"{config['epochs']} epochs" if config.get("epochs") else f"{config['steps']} steps"
+    label = f"ours: {model}, --recipe {config['recipe']['name']}, {length}"
+    return [r["epoch"] for r in records], [100 * r["test_acc"] for r in records], label
+
+
+def draw(runs: list[Path], plain_loop: Path | None, path: Path) -> Path:
+    """Our runs' test top-1 by epoch, the anchors, and the plain loop's final point beside the
+    first run's last."""
+    curves = [_curve(run) for run in runs]
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    ax = fig.subplots()
+    last = max(epochs[-1] for epochs, _, _ in curves)
+    shown = [e for e in KENTAROY47 if e <= max(2 * last, 10)]
+    ax.plot(shown, [KENTAROY47[e] for e in shown], "s--", ms=3, color="grey",
+            label="kentaroy47 ViT (6 layers, D 512, ~9.5M), Adam 1e-4")  # fmt: skip
+    for i, (epochs, ours, label) in enumerate(curves):
+        ax.plot(epochs, ours, "o-", ms=4 if len(epochs) <= 20 else 2, color=f"C{i}", label=label)
     if plain_loop and plain_loop.is_file():
         result = json.loads(plain_loop.read_text())
         final = 100 * result["test_top1"]["plain loop"]
-        ax.plot([epochs[-1]], [final], "D", color="C3", ms=7,
+        ax.plot([curves[0][0][-1]], [final], "D", color="C3", ms=7,
                 label=f"plain PyTorch loop, same recipe and budget: {final:.1f}%")  # fmt: skip
     ax.axhline(OMIHUB777[1], color="C2", ls=":", lw=1)
     ax.text(ax.get_xlim()[0], OMIHUB777[1] - 2.5, f"omihub777 ViT at {OMIHUB777[0]} epochs: "
             f"{OMIHUB777[1]:.1f}%", color="C2", fontsize=8)  # fmt: skip
-    title = f"A ViT from scratch on CIFAR-10: {ours[-1]:.1f}% after {epochs[-1]} epochs"
+    best = max(curves, key=lambda curve: curve[1][-1])
+    title = f"A ViT from scratch on CIFAR-10: {best[1][-1]:.1f}% after {best[0][-1]} epochs"
     ax.set(xlabel="epoch", ylabel="CIFAR-10 test top-1 (%)", ylim=(0, 100), title=title)
     ax.set_xticks(np.arange(0, max(shown) + 1, 2 if max(shown) <= 20 else 5))
     ax.grid(alpha=0.3)
