@@ -206,24 +206,35 @@ def test_self_supervision_decides_both_claims_against_data_size_scratch_runs(tmp
     assert table.rows[0][:2] == ["3%", "40.0% [39.0, 41.0]"] and table.rows[1][1] == "-"
 
 
-def test_transfer_decides_each_models_transfer_and_which_transfers_better(tmp_path) -> None:
-    """The test images each accuracy was measured on come from the runs' confusion matrices
-    (a sweep's: its final runs')."""
-    counts = {"counts": [[60, 10], [13, 70]]}  # 153 photos
-    for run in ("vit-finetune/final-lr-0.01-seed-0", "vit-scratch", "bit-finetune/final-x",
-                "bit-scratch"):  # fmt: skip
-        (tmp_path / run).mkdir(parents=True)
-        (tmp_path / run / "confusion_matrix.json").write_text(json.dumps(counts))
-    summary = {"runs": [_run("vit-finetune", 0.80), _run("vit-scratch", 0.55),
-                        _run("bit-finetune", 0.82), _run("bit-scratch", 0.78)]}  # fmt: skip
-    notes = transfer.transfer_notes(summary, tmp_path).splitlines()
-    assert len(notes) == 3
-    assert notes[0].startswith("Rule: ViT pre-trained on CIFAR-10 and fine-tuned beats the same")
-    assert notes[0].endswith("**held**.") and "+25.0 points" in notes[0]
-    assert notes[1].endswith("**within noise**.")  # 82% vs 78% on 153 photos
-    assert "BiT ResNet fine-tuned beats the ViT" in notes[2] and "within noise" in notes[2]
+def _sweep(name: str, folder: Path, right: int, images: int = 100) -> dict:
+    """A finished sweep whose one final run got its first `right` of `images` test images."""
+    final = folder / name / "final-lr-0.01"
+    final.mkdir(parents=True)
+    predicted = list(range(right)) + [-1] * (images - right)
+    record = {"split": "test", "true": list(range(images)), "predicted": predicted}
+    (final / "predictions.json").write_text(json.dumps(record))
+    result = {"test_acc": right / images, "test_accs": [right / images],
+              "final_runs": [final.name], "best_lr": 0.01}  # fmt: skip
+    return {"run": name, "tool": "sweep", "result": result}
+
+
+def test_transfer_pairs_each_arm_on_bs_test_images_by_the_rules_fixed_before(tmp_path) -> None:
+    """Nested right answers: fine-tuning 30 points over scratch (held), BiT's fine-tuning one
+    point over its scratch (below the 5-point minimum: not held) and 5 over the ViT's (held);
+    a model that did not learn A makes every claim not testable."""
+    sweeps = [_sweep(name, tmp_path, right) for name, right in
+              (("vit-finetune", 80), ("vit-scratch", 50), ("bit-finetune", 85),
+               ("bit-scratch", 84))]  # fmt: skip
+    summary = {"runs": [_run("vit-pretrain", 0.7), _run("bit-pretrain", 0.8), *sweeps]}
+    words = [word for _, _, word in transfer.transfer_verdicts(summary, tmp_path)]
+    assert words == ["held", "not held", "held"]
+    notes = transfer.transfer_notes(summary, tmp_path)
+    assert "+30.0 points" in notes and "+5.0 points" in notes
     table = transfer.transfer_table(summary, tmp_path)
-    assert table.rows[0][1] == "80.0% [73.0, 85.6]"  # Wilson, 153 photos
+    assert table.rows[0][1:4] == ["70.0%", "80.0% (80.0)", "0.01"]
+    summary["runs"][0] = _run("vit-pretrain", 0.5)  # below the floor: A was not learned
+    words = [word for _, _, word in transfer.transfer_verdicts(summary, tmp_path)]
+    assert words == ["not testable here"] * 3
 
 
 def test_the_definitions_give_the_committed_runs_their_command_lines() -> None:

@@ -6,7 +6,7 @@ replicate/study/definitions/    one module per study, in the order they run: its
                                 figure and rule
     recipe.py             the recipe chosen on the dev split, the same search for both models
     data_size.py          Figures 3-4: ViT vs BiT on 3%...100% of CIFAR-10
-    transfer.py           Tables 2, 5: CIFAR-10 -> ants vs bees, fine-tuned, few-shot
+    transfer.py           Tables 2, 5: five CIFAR-10 classes to the other five, 100 labels each
     resolution.py         Section 3.2: fine-tuning at a higher resolution
     self_supervision.py   Section 4.6: masked patch prediction
     attention.py          Figures 6, 7, 11 from the best-trained ViT, beside it untrained

@@ -10,7 +10,7 @@
     OUT/STUDY/study.json      every run's summary, the scale and the device time spent
 
 A run that needs another's weights (`{weights:STUDY/RUN}` in its arguments) runs it first, in
-whichever study it belongs to, so `transfer` alone trains the data-size models it starts from.
+whichever study it belongs to, so `resolution` alone trains the data-size ViT it starts from.
 """
 
 from __future__ import annotations

@@ -83,6 +83,14 @@ class Scale:
     # Each model's settings from scratch by model ("vit", "bit"), as the recipe study chose them
     # on the dev split; none: the recipe's own (Table 3).
     scratch: Mapping[str, Settings] = field(default_factory=dict)
+    # The transfer study: the upstream data set's classes split in two, pre-training on the
+    # first and training on the second from few labels, each run `transfer_steps` long.
+    transfer_split: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    transfer_steps: int = 0
+    # Each model's from-scratch recipe (`replicate.training.recipes`) and the grid of rates its
+    # from-scratch runs search, as many points as `learning_rates` around the recipe's own.
+    recipes: Mapping[str, str] = field(default_factory=dict)
+    scratch_lrs: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     workers: int = 0  # DataLoader processes (images are kept on the device when they fit)
     best_vit: str | None = None  # the attention study's model; None: data-size's all-data ViT
     finetune_seeds: int = 3  # final fine-tuning runs of a sweep: ~150 test photos are noisy

@@ -1,82 +1,194 @@
-"""Study 2, `transfer`: Tables 2 and 5 in miniature.
+"""Study 2, `transfer`: Tables 2 and 5 in miniature, on a downstream task with thousands of test
+images.
 
-The ViT and the ResNet of the data-size study, pre-trained on all of CIFAR-10, are fine-tuned on
-the ants vs bees photos with the paper's protocol (Appendix B.1.1, Table 4): SGD with momentum,
-the head replaced by a zero-initialised layer, twice the pre-training resolution with E_pos
-interpolated (Section 3.2), the learning rate chosen from Table 4's grid on a 10% dev split, then
-trained on the whole training set and evaluated once on the test set. Beside each: the same model
-trained from scratch on the photos with the same budget, and the few-shot linear accuracy of the
-frozen pre-trained model (Section 4.1, "Metrics").
+CIFAR-10's classes split in two (`Scale.transfer_split`): the scale's ViT and BiT ResNet are
+pre-trained from scratch on the first five (A: airplane, automobile, bird, cat, deer; all their
+training images, each model's own from-scratch recipe, early stopping on a 2% dev split), then
+trained on the other five (B: dog, frog, horse, ship, truck) from 100 labelled images a class
+and scored on B's 5,000 test images. Two arms per model, tuned alike:
+
+    fine-tuned      from A's weights with Appendix B.1.1's protocol (SGD with momentum, the head
+                    replaced by a zero-initialised layer), the rate from Table 4's grid
+    from scratch    the model's from-scratch recipe, the rate from a grid of as many points
+                    around the recipe's own
+
+Each arm's rate is chosen on a dev split of 100 more labelled images a class (98 train on each
+candidate), with the same steps for every run; the chosen rate then trains three seeds on the
+100 labels and is tested once. Beside them: the frozen A model's few-shot linear accuracy on B
+(Section 4.1, "Metrics"). Every comparison is paired image by image on B's test images, the
+interval covering the seeds' spread too (`replicate.runs.paired`).
+
+The rules, fixed before the runs: fine-tuning beats scratch by at least `FINETUNE_MINIMUM` for
+each model (Section 4.2); the BiT ResNet fine-tuned beats the ViT fine-tuned by at least
+`BIT_MINIMUM` (Table 5 and Figure 3 at ImageNet scale: with little pre-training data, ResNets
+transfer better). Neither is testable when a model failed to learn A (`PRETRAINED_FLOOR`).
 """
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
+
+import numpy as np
 
 from replicate.figures.studies import (
     MODEL_NAMES,
     Drawing,
     Summary,
     Table,
-    difference_verdict,
     grouped_bars,
-    majority_share,
     model_label,
     percent_cell,
-    rule_line,
     runs_by_name,
     test_acc,
-    test_images,
-    trained_on,
-    with_interval,
 )
-from replicate.study.definitions import data_size
-from replicate.study.definitions.common import downstream, finetune
+from replicate.runs.files import read_json
+from replicate.runs.paired import Difference, correct, paired_difference, verdict
+from replicate.study.definitions.common import budget, finetune
 from replicate.study.spec import RunSpec, Scale, Study, weights_of
 
 NAME = "transfer"
-DEV_FRACTION = 0.1  # Appendix B.1.1: 10% for the small datasets (Pets, Flowers)
+MODELS = ("vit", "bit")
+DEV_FRACTION = 0.02  # of B's training images: 100 a class, as many as the labels trained on
+LABELS_FRACTION = 0.02  # of B's training images: 100 a class (98 beside the dev split)
+EVAL_EVERY = 100  # steps: a candidate's dev accuracy a few times, not after every tiny epoch
+FINETUNE_MINIMUM = 0.05  # fine-tuned over scratch, per model
+BIT_MINIMUM = 0.02  # BiT fine-tuned over ViT fine-tuned
+PRETRAINED_FLOOR = 0.6  # test top-1 on A's 5 classes (chance 0.2) below which nothing transfers
+
+
+def classes(dataset: str, names: tuple[str, ...]) -> str:
+    """`imagefolder:PATH` with some classes: `imagefolder:PATH[dog,frog]`."""
+    return f"{dataset}[{','.join(names)}]"
+
+
+def pretrain_name(model: str) -> str:
+    return f"{model}-pretrain"
 
 
 def runs(scale: Scale) -> list[RunSpec]:
+    upstream, downstream = (classes(scale.upstream, names) for names in scale.transfer_split)
     specs = []
-    for model in data_size.MODELS:
-        paper_name = data_size.model_name(scale, model)
-        pretrained = weights_of(data_size.NAME, data_size.run_name(model, 1.0))
+    for model in MODELS:
+        name, settings = _model_name(scale, model), scale.models[model]
+        recipe = {"recipe": scale.recipes[model]}
+        weights = weights_of(NAME, pretrain_name(model))
+        on_b = {
+            **settings,
+            "dataset": downstream,
+            "image_size": scale.image_size,
+            "batch_size": scale.finetune_batch_size,
+            "workers": scale.workers,
+            "train_fraction": LABELS_FRACTION,
+            "eval_every": EVAL_EVERY,
+            **budget(scale.transfer_steps),
+        }
+        sweep = {"val_fraction": DEV_FRACTION, "seeds": scale.finetune_seeds}
         specs += [
+            RunSpec(
+                pretrain_name(model),
+                "train",
+                {
+                    **settings,
+                    **recipe,
+                    "dataset": upstream,
+                    "image_size": scale.image_size,
+                    "batch_size": scale.batch_size,
+                    "workers": scale.workers,
+                    "val_fraction": scale.dev_fraction,
+                    "early_stopping": True,
+                    "eval_every": scale.eval_every,
+                    "checkpoint_every": scale.checkpoint_every,
+                    "steps": scale.steps,
+                },
+                label=f"{name}, pre-trained on A",
+            ),
             RunSpec(
                 f"{model}-finetune",
                 "sweep",
-                {
-                    "lrs": scale.learning_rates,
-                    "val_fraction": DEV_FRACTION,
-                    "seeds": scale.finetune_seeds,
-                },
-                label=f"{paper_name}, {scale.upstream_name} pre-trained, fine-tuned",
-                train={
-                    **scale.models[model],
-                    **downstream(scale),
-                    **finetune(pretrained, scale.finetune_batch_size),
-                },
+                {"lrs": scale.learning_rates, **sweep},
+                label=f"{name}, pre-trained on A, fine-tuned on B",
+                train={**on_b, **finetune(weights, scale.finetune_batch_size)},
             ),
             RunSpec(
                 f"{model}-scratch",
-                "train",
-                {**scale.models[model], **downstream(scale)},
-                label=f"{paper_name}, from scratch on the photos",
+                "sweep",
+                {"lrs": scale.scratch_lrs[model], **sweep},
+                label=f"{name}, from scratch on B",
+                train={**on_b, **recipe},
             ),
             RunSpec(
                 f"{model}-fewshot",
                 "fewshot",
-                {"checkpoint": pretrained, "dataset": scale.downstream, "shots": scale.shots},
-                label=f"{paper_name}, {scale.upstream_name} pre-trained, frozen: few-shot linear",
+                {"checkpoint": weights, "dataset": downstream, "shots": scale.shots},
+                label=f"{name}, pre-trained on A, frozen: few-shot linear on B",
             ),
         ]
     return specs
 
 
+def _model_name(scale: Scale, model: str) -> str:
+    return scale.vit_name if model == "vit" else scale.bit_name
+
+
 # The study's table, figure and rule, drawn from its study.json
+
+
+def final_scores(summary: Summary, folder: Path, run: str) -> list[np.ndarray] | None:
+    """Right (1) or wrong (0) on each of B's test images, one array per final seed of the sweep
+    `run`; None where it has not finished."""
+    sweep = runs_by_name(summary).get(run)
+    if sweep is None:
+        return None
+    return [correct(folder / run / final, "test") for final in sweep["result"]["final_runs"]]
+
+
+def transfer_verdicts(summary: Summary, folder: Path) -> list[tuple[str, Difference | None, str]]:
+    """(rule, measured difference or None, verdict) of each claim, by the rules above."""
+    runs = runs_by_name(summary)
+    learned = all(
+        (test_acc(runs.get(pretrain_name(m))) or 0) >= PRETRAINED_FLOOR for m in MODELS
+    )
+    scores = {
+        (model, arm): final_scores(summary, folder, f"{model}-{arm}")
+        for model in MODELS
+        for arm in ("finetune", "scratch")
+    }
+    claims = [
+        (f"{model_label(summary, model)} pre-trained on A and fine-tuned beats the same model "
+         f"from scratch on B's labels by at least {100 * FINETUNE_MINIMUM:.0f} points",
+         (model, "finetune"), (model, "scratch"), FINETUNE_MINIMUM)
+        for model in MODELS
+    ]  # fmt: skip
+    claims.append((
+        f"the BiT ResNet fine-tuned beats the ViT fine-tuned by at least "
+        f"{100 * BIT_MINIMUM:.0f} points", ("bit", "finetune"), ("vit", "finetune"), BIT_MINIMUM,
+    ))  # fmt: skip
+    decided = []
+    for rule, arm, control, minimum in claims:
+        if scores[arm] is None or scores[control] is None:
+            decided.append((rule, None, "not yet run"))
+            continue
+        difference = paired_difference(scores[arm], scores[control])
+        decided.append((rule, difference, verdict(difference, minimum, testable=learned)))
+    return decided
+
+
+def transfer_notes(summary: Summary, folder: Path) -> str:
+    notes = (
+        f"Rules fixed before the runs, paired on B's test images, the interval covering the "
+        f"seeds: a claim is testable only if both models learned A (test top-1 >= "
+        f"{100 * PRETRAINED_FLOOR:.0f}%, chance 20%).\n\n"
+    )
+    for rule, difference, word in transfer_verdicts(summary, folder):
+        measured = (
+            f" Measured: {100 * difference.effect:+.1f} points (± "
+            f"{100 * difference.half_width:.1f}; seeds {difference.seeds[0]} and "
+            f"{difference.seeds[1]})."
+            if difference
+            else ""
+        )
+        notes += f"Rule: {rule}.{measured} **{word}**.\n\n"
+    return notes
 
 
 def transfer_table(summary: Summary, folder: Path | None = None) -> Table:
@@ -86,84 +198,64 @@ def transfer_table(summary: Summary, folder: Path | None = None) -> Table:
     )
     rows = []
     for model in MODEL_NAMES:
-        name = model_label(summary, model)
-        finetune = runs.get(f"{model}-finetune")
+        pretrained = runs.get(pretrain_name(model), {}).get("result", {})
+        cells = [model_label(summary, model), percent_cell(pretrained.get("test_acc"))]
+        for arm in ("finetune", "scratch"):
+            sweep = runs.get(f"{model}-{arm}", {}).get("result", {})
+            accs = sweep.get("test_accs") or []
+            seeds = ", ".join(f"{100 * a:.1f}" for a in accs)
+            lr = sweep.get("best_lr")
+            cells += [percent_cell(sweep.get("test_acc")) + (f" ({seeds})" if seeds else ""),
+                      "-" if lr is None else f"{lr:g}"]  # fmt: skip
         fewshot = runs.get(f"{model}-fewshot", {}).get("result", {}).get("shots", {})
-        best_lr = finetune["result"].get("best_lr") if finetune else None
-        tested = [
-            with_interval(test_acc(runs.get(run)), test_images(folder / run) if folder else None)
-            for run in (f"{model}-finetune", f"{model}-scratch")
-        ]
-        rows.append(
-            [
-                name,
-                tested[0],
-                "-" if best_lr is None else f"{best_lr:g}",
-                tested[1],
-                *(percent_cell(fewshot.get(str(k))) for k in shots),
-            ]
-        )
+        rows.append([*cells, *(percent_cell(fewshot.get(str(k))) for k in shots)])
     columns = [
         "model",
-        "fine-tuned (95% interval)",
-        "lr (dev split)",
-        "from scratch (95% interval)",
+        "A test top-1",
+        "B fine-tuned (seeds)",
+        "lr",
+        "B from scratch (seeds)",
+        "lr",
     ]
-    return Table([*columns, *(f"{k}-shot linear" for k in shots)], rows)
-
-
-def _measured(runs: dict[str, Summary], folder: Path, name: str) -> tuple[float, int] | None:
-    """(test top-1, test images) of run `name`, or None where it has not run."""
-    images = test_images(folder / name)
-    return None if name not in runs or images is None else (test_acc(runs[name]), images)
-
-
-def transfer_notes(summary: Summary, folder: Path) -> str:
-    """Section 4.2's claims on the photos: each pre-trained model fine-tuned beats the same
-    model trained from scratch on them; and (Table 5, Figure 3 at ImageNet scale) the BiT
-    ResNet transfers better than the ViT."""
-    measured = partial(_measured, runs_by_name(summary), folder)
-    lines = []
-    for model in MODEL_NAMES:
-        finetuned, scratch = measured(f"{model}-finetune"), measured(f"{model}-scratch")
-        if finetuned and scratch:
-            lines.append(rule_line(
-                f"{model_label(summary, model)} pre-trained on {trained_on(summary)} and "
-                "fine-tuned beats the same model trained from scratch on the photos",
-                difference_verdict([(1, *finetuned), (-1, *scratch)]),
-            ))  # fmt: skip
-    bit, vit = measured("bit-finetune"), measured("vit-finetune")
-    if bit and vit:
-        lines.append(rule_line(
-            "the BiT ResNet fine-tuned beats the ViT fine-tuned",
-            difference_verdict([(1, *bit), (-1, *vit)]),
-        ))  # fmt: skip
-    return "".join(lines)
+    return Table([*columns, *(f"B {k}-shot linear" for k in shots)], rows)
 
 
 def transfer_figure(summary: Summary, ax, folder: Path) -> None:
-    """Fine-tuned and from scratch with their 95% intervals, and the majority class's share."""
-    measured = partial(_measured, runs_by_name(summary), folder)
-    arms = {"fine-tuned": "finetune", "from scratch": "scratch"}
+    """Each arm's mean over seeds on B's test images, with a 95% interval over the images."""
+    runs = runs_by_name(summary)
+    arms = {"fine-tuned from A": "finetune", "from scratch": "scratch"}
+    images = _test_images(summary, folder)
     grouped_bars(ax, [model_label(summary, m) for m in MODEL_NAMES],
-                 {label: [measured(f"{m}-{arm}") for m in MODEL_NAMES]
+                 {label: [_measured(runs, f"{m}-{arm}", images) for m in MODEL_NAMES]
                   for label, arm in arms.items()})  # fmt: skip
-    majority = majority_share(folder / "vit-scratch")
-    if majority is not None:
-        ax.axhline(100 * majority, color="grey", ls="--", lw=1, label="the majority class")
-    ax.set_ylabel("ants vs bees test top-1 (%, 95% interval)")
+    ax.axhline(20, color="grey", ls="--", lw=1, label="chance (5 classes)")
+    ax.set_ylabel(f"B test top-1 (%, {images:,} images, 95% interval)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize="small", loc="lower right")
 
 
+def _test_images(summary: Summary, folder: Path) -> int:
+    """How many of B's test images the final runs were scored on."""
+    for run in summary["runs"]:
+        if run["tool"] == "sweep":
+            path = folder / run["run"] / run["result"]["final_runs"][0] / "predictions.json"
+            return len(read_json(path)["true"])
+    return 0
+
+
+def _measured(runs: dict[str, Summary], run: str, images: int) -> tuple[float, int] | None:
+    sweep = runs.get(run)
+    return None if sweep is None else (sweep["result"]["test_acc"], images)
+
+
 STUDY = Study(
     name=NAME,
-    title="Transfer to a small dataset, in miniature (Tables 2 and 5)",
+    title="Transfer with few labels, in miniature (Tables 2 and 5)",
     claim=(
-        "Section 4.2 and Appendix B.1.1: pre-trained models fine-tuned with SGD, a "
-        "zero-initialised head and a higher resolution transfer well to small datasets, far "
-        "above training from scratch on them; at small pre-training scale (ImageNet) BiT "
-        "ResNets transfer better than ViTs (Table 5, Figure 3)."
+        "Section 4.2 and Appendix B.1.1: pre-trained models fine-tuned with SGD and a "
+        "zero-initialised head transfer well to data sets with few labels, far above training "
+        "from scratch on them; at small pre-training scale (ImageNet) BiT ResNets transfer "
+        "better than ViTs (Table 5, Figure 3)."
     ),
     runs=runs,
     drawing=Drawing(transfer_table, transfer_figure, transfer_notes),
