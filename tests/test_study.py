@@ -190,20 +190,43 @@ def test_resolution_compares_the_highest_resolution_with_the_pre_training_one() 
     assert "Measured: +3.0 points (± 1.4); **held**" in notes
 
 
-def test_self_supervision_decides_both_claims_against_data_size_scratch_runs(tmp_path) -> None:
-    """The scratch arm is data-size's run on the same labels, read from beside the study."""
-    folder = tmp_path / "self-supervision"
-    scratch = tmp_path / "data-size" / "vit-3"
-    scratch.mkdir(parents=True)
-    (scratch / "summary.json").write_text(json.dumps(_run("vit-3", 0.40)))
-    summary = {"runs": [_run("pretrain-masked-patch", 0.0), _run("vit-masked-3", 0.44),
-                        _run("vit-supervised-3", 0.44), _run("vit-masked-10", 0.5)]}  # fmt: skip
-    notes = self_supervision.self_supervision_notes(summary, folder).splitlines()
-    assert "beats training from scratch" in notes[0] and "+4.0 points" in notes[0]
-    assert notes[0].endswith("**held**.")
-    assert "supervised pre-training beats" in notes[1] and notes[1].endswith("**within noise**.")
-    table = self_supervision.self_supervision_table(summary, folder)
-    assert table.rows[0][:2] == ["3%", "40.0% [39.0, 41.0]"] and table.rows[1][1] == "-"
+def test_the_pretext_baselines_on_hand_made_patches() -> None:
+    """Two 8x8 images of 4x4 patches (2x2 grids): the prior is the training patches' most
+    common colour; the neighbour copy predicts each patch from its left (column 0: right)."""
+    black, white = torch.zeros(3, 4, 4), torch.ones(3, 4, 4)
+    rows = [torch.cat([black, white], dim=2), torch.cat([white, white], dim=2)]
+    images = torch.stack([torch.cat(rows, dim=1), torch.zeros(3, 8, 8)])
+    result = self_supervision.pretext_baselines(images, torch.zeros(1, 3, 8, 8), patch=4)
+    assert result["colour_prior_acc"] == 5 / 8  # black: 1 patch + 4 of the second image
+    assert result["neighbour_copy_acc"] == 6 / 8  # the first image's top row disagrees
+    assert result["images"] == 2 and result["colour_prior_nats"] > 0
+
+
+def test_self_supervision_decides_both_claims_only_when_the_pretext_was_learned(tmp_path) -> None:
+    """Masked 4 points over scratch (held), supervised half a point over masked (below the minimum: not
+    held); a pretext accuracy within 5 points of the neighbour copy makes both not testable."""
+    from replicate.study.definitions.self_supervision import BASELINES, PRETRAIN
+
+    baselines = {"colour_prior_acc": 0.06, "colour_prior_nats": 4.2,
+                 "neighbour_copy_acc": 0.29, "images": 100}  # fmt: skip
+    (tmp_path / BASELINES).write_text(json.dumps(baselines))
+    arms = [_sweep(name, tmp_path, right, images=1000) for name, right in
+            (("vit-scratch-3", 400), ("vit-masked-3", 440), ("vit-supervised-3", 445))]  # fmt: skip
+    pretrain = {
+        "run": PRETRAIN,
+        "tool": "sweep",
+        "result": {"test_acc": 0.5, "best_lr": 0.001, "final_runs": ["final-lr-0.001"]},
+    }
+    summary = {"runs": [pretrain, *arms]}  # fmt: skip
+    decided = self_supervision.self_supervision_verdicts(summary, tmp_path)
+    assert [word for _, _, word in decided] == ["held", "not held"]
+    notes = self_supervision.self_supervision_notes(summary, tmp_path)
+    assert "the neighbour copy 29.0%" in notes and "+4.0 points" in notes
+    assert self_supervision.self_supervision_table(summary, tmp_path).rows[1][1:] == [
+        "44.0% (44.0)", "0.01"]  # fmt: skip
+    pretrain["result"]["test_acc"] = 0.33
+    decided = self_supervision.self_supervision_verdicts(summary, tmp_path)
+    assert [word for _, _, word in decided] == ["not testable here"] * 2
 
 
 def _sweep(name: str, folder: Path, right: int, images: int = 100) -> dict:

@@ -113,13 +113,18 @@ TOOLS: dict[str, Callable[[Sequence[str], Path, bool], None]] = {
 
 def run_weights(run_folder: Path) -> Path | None:
     """The weights a run of `replicate.train` left here for others to start from: early
-    stopping's best dev checkpoint, else the latest checkpoint, else the published bf16 copy
-    (the one that is committed); None when there are none."""
+    stopping's best dev checkpoint, else the latest checkpoint, else (a sweep) its first final
+    run's, else the published bf16 copy (the one that is committed); None when there are none."""
+    from replicate.sweep import SWEEP
+
     best, published = run_folder / BEST_WEIGHTS, run_folder / PUBLISHED_WEIGHTS
     if best.is_file():
         return best
     if _checkpointed(run_folder):
         return resolve_weights(run_folder)
+    final = read_json(run_folder / SWEEP)["final_runs"] if (run_folder / SWEEP).is_file() else []
+    if final and (weights := run_weights(run_folder / final[0])):
+        return weights
     return published if published.is_file() else None
 
 
@@ -181,7 +186,11 @@ class Runner:
             summary = read_json(folder / SUMMARY)
         else:
             summary = self._run(study, spec, folder, finished)
-        if weights and spec.tool == "train" and not (folder / PUBLISHED_WEIGHTS).is_file():
+        if (
+            weights
+            and spec.tool in ("train", "sweep")
+            and not (folder / PUBLISHED_WEIGHTS).is_file()
+        ):
             publish_weights(folder)  # others start from it: its weights are committed
         return summary
 

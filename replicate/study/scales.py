@@ -67,7 +67,9 @@ CPU = Scale(
         ("airplane", "automobile", "bird", "cat", "deer"),
         ("dog", "frog", "horse", "ship", "truck"),
     ),
-    transfer_steps=500,  # Table 4's for the small data sets: 64 epochs of B's 500 labels
+    few_label_steps=500,  # Table 4's for the small data sets: 64 epochs of B's 500 labels
+    pretext_lrs=(0.0005, 0.001, 0.002),  # around scratch-small's Adam rate at batch 128
+    pretext_steps=3_000,  # about 8 epochs of the training images, without their labels
     # The recipes the dev-split ablation chose (results/recipe-ablation), and around each
     # one's rate the from-scratch grid (its ablation: 2e-3 lost for the ViT, 8e-3 for BiT).
     recipes={"vit": "scratch-small", "bit": "scratch-small-resnet"},
@@ -130,7 +132,9 @@ SMOKE = Scale(
     ),  # fmt: skip
     finetune_seeds=1,
     transfer_split=(("0", "1", "2", "3", "4"), ("5", "6", "7", "8", "9")),
-    transfer_steps=2,
+    few_label_steps=2,
+    pretext_lrs=(0.001, 0.003),
+    pretext_steps=3,
     recipes={"vit": "scratch-small", "bit": "scratch-small-resnet"},
     scratch_lrs={"vit": (0.001, 0.003), "bit": (0.003, 0.01)},
 )

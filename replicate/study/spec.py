@@ -84,9 +84,11 @@ class Scale:
     # on the dev split; none: the recipe's own (Table 3).
     scratch: Mapping[str, Settings] = field(default_factory=dict)
     # The transfer study: the upstream data set's classes split in two, pre-training on the
-    # first and training on the second from few labels, each run `transfer_steps` long.
+    # first and training on the second from few labels.
     transfer_split: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
-    transfer_steps: int = 0
+    few_label_steps: int = 0  # every run on few labels (transfer, self-supervision)
+    pretext_lrs: tuple[float, ...] = ()  # masked patch prediction's rates, chosen on the dev split
+    pretext_steps: int = 0  # the chosen rate's pre-training
     # Each model's from-scratch recipe (`replicate.training.recipes`) and the grid of rates its
     # from-scratch runs search, as many points as `learning_rates` around the recipe's own.
     recipes: Mapping[str, str] = field(default_factory=dict)

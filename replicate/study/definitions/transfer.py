@@ -80,7 +80,7 @@ def runs(scale: Scale) -> list[RunSpec]:
             "workers": scale.workers,
             "train_fraction": LABELS_FRACTION,
             "eval_every": EVAL_EVERY,
-            **budget(scale.transfer_steps),
+            **budget(scale.few_label_steps),
         }
         sweep = {"val_fraction": DEV_FRACTION, "seeds": scale.finetune_seeds}
         specs += [
@@ -145,9 +145,7 @@ def final_scores(summary: Summary, folder: Path, run: str) -> list[np.ndarray] |
 def transfer_verdicts(summary: Summary, folder: Path) -> list[tuple[str, Difference | None, str]]:
     """(rule, measured difference or None, verdict) of each claim, by the rules above."""
     runs = runs_by_name(summary)
-    learned = all(
-        (test_acc(runs.get(pretrain_name(m))) or 0) >= PRETRAINED_FLOOR for m in MODELS
-    )
+    learned = all((test_acc(runs.get(pretrain_name(m))) or 0) >= PRETRAINED_FLOOR for m in MODELS)
     scores = {
         (model, arm): final_scores(summary, folder, f"{model}-{arm}")
         for model in MODELS
