@@ -203,8 +203,8 @@ def test_the_pretext_baselines_on_hand_made_patches() -> None:
 
 
 def test_self_supervision_decides_both_claims_only_when_the_pretext_was_learned(tmp_path) -> None:
-    """Masked 4 points over scratch (held), supervised half a point over masked (below the minimum: not
-    held); a pretext accuracy within 5 points of the neighbour copy makes both not testable."""
+    """Masked 4 points over scratch (held), supervised half a point over masked (below the
+    minimum: not held); a pretext accuracy within 5 points of a baseline: both not testable."""
     from replicate.study.definitions.self_supervision import BASELINES, PRETRAIN
 
     baselines = {"colour_prior_acc": 0.06, "colour_prior_nats": 4.2,

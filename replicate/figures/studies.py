@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from replicate.runs.log import CONFUSION_MATRIX, STUDY_SUMMARY
-from replicate.runs.paired import Z95
+from replicate.runs.paired import Z95, Difference
 
 Summary = dict[str, Any]
 
@@ -100,6 +100,19 @@ def rule_line(claim: str, verdict: Verdict) -> str:
         f"Measured: {100 * verdict.effect:+.1f} points (± {100 * verdict.half_width:.1f}); "
         f"**{verdict.word}**.\n"
     )
+
+
+def paired_rule_line(rule: str, difference: Difference | None, word: str) -> str:
+    """One claim decided by `replicate.runs.paired`: the rule, the difference in points with its
+    95% half-width and the runs behind each side, the word."""
+    measured = (
+        f" Measured, paired by image: {100 * difference.effect:+.1f} points "
+        f"(± {100 * difference.half_width:.1f}; seeds {difference.seeds[0]} and "
+        f"{difference.seeds[1]})."
+        if difference
+        else ""
+    )
+    return f"Rule: {rule}.{measured} **{word}**.\n\n"
 
 
 MODEL_NAMES = {"vit": "ViT", "bit": "ResNet (BiT)"}

@@ -35,6 +35,7 @@ from replicate.figures.studies import (
     Summary,
     Table,
     grouped_bars,
+    paired_rule_line,
     percent_cell,
     runs_by_name,
     trained_on,
@@ -215,15 +216,8 @@ def self_supervision_notes(summary: Summary, folder: Path) -> str:
             f"{100 * b['neighbour_copy_acc']:.1f}%. The claims are testable when the pretext "
             f"accuracy beats both by {100 * PRETEXT_MARGIN:.0f} points.\n\n"
         )
-    for rule, difference, word in self_supervision_verdicts(summary, folder):
-        measured = (
-            f" Measured, paired on the test images with the seeds' spread: "
-            f"{100 * difference.effect:+.1f} points (± {100 * difference.half_width:.1f})."
-            if difference
-            else ""
-        )
-        notes += f"Rule: {rule}.{measured} **{word}**.\n\n"
-    return notes
+    verdicts = self_supervision_verdicts(summary, folder)
+    return notes + "".join(paired_rule_line(*decided) for decided in verdicts)
 
 
 def self_supervision_table(summary: Summary, folder: Path) -> Table:

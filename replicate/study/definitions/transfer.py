@@ -37,6 +37,7 @@ from replicate.figures.studies import (
     Table,
     grouped_bars,
     model_label,
+    paired_rule_line,
     percent_cell,
     runs_by_name,
     test_acc,
@@ -44,6 +45,7 @@ from replicate.figures.studies import (
 from replicate.runs.files import read_json
 from replicate.runs.paired import Difference, correct, paired_difference, verdict
 from replicate.study.definitions.common import budget, finetune
+from replicate.study.definitions.common import upstream as upstream_settings
 from replicate.study.spec import RunSpec, Scale, Study, weights_of
 
 NAME = "transfer"
@@ -90,16 +92,10 @@ def runs(scale: Scale) -> list[RunSpec]:
                 {
                     **settings,
                     **recipe,
+                    **upstream_settings(scale),
                     "dataset": upstream,
-                    "image_size": scale.image_size,
-                    "batch_size": scale.batch_size,
-                    "workers": scale.workers,
-                    "val_fraction": scale.dev_fraction,
-                    "early_stopping": True,
-                    "eval_every": scale.eval_every,
-                    "checkpoint_every": scale.checkpoint_every,
                     "steps": scale.steps,
-                },
+                },  # fmt: skip
                 label=f"{name}, pre-trained on A",
             ),
             RunSpec(
@@ -177,16 +173,9 @@ def transfer_notes(summary: Summary, folder: Path) -> str:
         f"seeds: a claim is testable only if both models learned A (test top-1 >= "
         f"{100 * PRETRAINED_FLOOR:.0f}%, chance 20%).\n\n"
     )
-    for rule, difference, word in transfer_verdicts(summary, folder):
-        measured = (
-            f" Measured: {100 * difference.effect:+.1f} points (± "
-            f"{100 * difference.half_width:.1f}; seeds {difference.seeds[0]} and "
-            f"{difference.seeds[1]})."
-            if difference
-            else ""
-        )
-        notes += f"Rule: {rule}.{measured} **{word}**.\n\n"
-    return notes
+    return notes + "".join(
+        paired_rule_line(*decided) for decided in transfer_verdicts(summary, folder)
+    )
 
 
 def transfer_table(summary: Summary, folder: Path | None = None) -> Table:
