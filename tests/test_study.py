@@ -20,7 +20,14 @@ from replicate.figures.embeddings import (
 from replicate.runs.paired import verdict
 from replicate.study import STUDIES, runner
 from replicate.study.__main__ import main as study_main
-from replicate.study.definitions import attention, recipe, resolution, self_supervision, transfer
+from replicate.study.definitions import (
+    attention,
+    data_size,
+    recipe,
+    resolution,
+    self_supervision,
+    transfer,
+)
 from replicate.study.runner import STUDY_SUMMARY
 from replicate.study.scales import SMOKE
 
@@ -192,6 +199,51 @@ def test_resolution_compares_the_highest_resolution_with_the_pre_training_one(tm
     assert "+3.0 points (± 1.1; seeds 1 and 1). **held**" in notes
     rows = resolution.resolution_table(summary, tmp_path).rows
     assert [row[0] for row in rows] == ["32x32", "48x48", "64x64"]
+
+
+def _write_dev(run: Path, dev: list[float]) -> None:
+    records = [{"epoch": i + 1, "step": 100 * (i + 1), "dev_acc": d} for i, d in enumerate(dev)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def _trained_run(folder: Path, name: str, right: int, dev: list[float], steps: int) -> dict:
+    """A finished training run on 1,000 test images (its first `right` correct) and its dev
+    accuracy every 100 steps."""
+    run = folder / name
+    run.mkdir(parents=True)
+    record = {"split": "test", "true": list(range(1000)),
+              "predicted": list(range(right)) + [-1] * (1000 - right)}  # fmt: skip
+    (run / "predictions.json").write_text(json.dumps(record))
+    (run / "config.json").write_text(json.dumps({"steps": steps}))
+    _write_dev(run, dev)
+    result = {
+        "test_acc": right / 1000,
+        "test_images": 1000,
+        "train_images": 100 * (1 + ("100" in name)),
+    }
+    return {"run": name, "tool": "train", "result": result}
+
+
+def test_data_size_decides_whether_the_vit_closes_the_gap_once_the_large_runs_converged(
+    tmp_path,
+) -> None:
+    """The ResNet leads by 10 points on the small subset and by 4 on all the data: the ViT
+    closes 6 points (held); an all-data run still rising in its last fifth: not testable."""
+    flat = [0.5, 0.6, 0.65, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7]
+    runs = [_trained_run(tmp_path, name, right, flat, 1000) for name, right in
+            (("vit-10", 400), ("bit-10", 500), ("vit-100", 600), ("bit-100", 640))]  # fmt: skip
+    summary = {"runs": runs}
+    rule, difference, word = data_size.data_size_verdict(summary, tmp_path)
+    assert (round(difference.effect, 3), word) == (0.06, "held")
+    assert data_size.converged(tmp_path / "vit-100")
+    rising = flat[:8] + [0.72, 0.75]
+    _write_dev(tmp_path / "bit-100", rising)
+    assert not data_size.converged(tmp_path / "bit-100")
+    assert data_size.data_size_verdict(summary, tmp_path)[2] == "not testable here"
+    _write_dev(tmp_path / "bit-100", rising[:6])  # stopped by patience at step 600 of 1,000
+    assert data_size.converged(tmp_path / "bit-100")
+    table = data_size.data_size_table(summary, tmp_path)
+    assert [row[0] for row in table.rows] == ["100", "200"]
 
 
 def test_the_pretext_baselines_on_hand_made_patches() -> None:

@@ -70,6 +70,10 @@ CPU = Scale(
     few_label_steps=500,  # Table 4's for the small data sets: 64 epochs of B's 500 labels
     pretext_lrs=(0.0005, 0.001, 0.002),  # around scratch-small's Adam rate at batch 128
     pretext_steps=3_000,  # about 8 epochs of the training images, without their labels
+    # About 40 epochs of all of CIFAR-10 (2.5 hours of the ViT here): what the flagship run
+    # (configs/cifar10_vit_ti4_flagship.py) trains; the small subsets stop far earlier.
+    data_size_steps=15_000,
+    patience=20,  # 3,000 steps: 8 epochs of all the data
     # The recipes the dev-split ablation chose (results/recipe-ablation), and around each
     # one's rate the from-scratch grid (its ablation: 2e-3 lost for the ViT, 8e-3 for BiT).
     recipes={"vit": "scratch-small", "bit": "scratch-small-resnet"},
@@ -135,6 +139,8 @@ SMOKE = Scale(
     few_label_steps=2,
     pretext_lrs=(0.001, 0.003),
     pretext_steps=3,
+    data_size_steps=3,
+    patience=1,
     recipes={"vit": "scratch-small", "bit": "scratch-small-resnet"},
     scratch_lrs={"vit": (0.001, 0.003), "bit": (0.003, 0.01)},
 )

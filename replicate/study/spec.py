@@ -89,6 +89,9 @@ class Scale:
     few_label_steps: int = 0  # every run on few labels (transfer, self-supervision)
     pretext_lrs: tuple[float, ...] = ()  # masked patch prediction's rates, chosen on the dev split
     pretext_steps: int = 0  # the chosen rate's pre-training
+    # The data-size study: every subset's run at most this long, stopped by patience.
+    data_size_steps: int = 0
+    patience: int = 0  # evaluations of the dev split without a better top-1
     # Each model's from-scratch recipe (`replicate.training.recipes`) and the grid of rates its
     # from-scratch runs search, as many points as `learning_rates` around the recipe's own.
     recipes: Mapping[str, str] = field(default_factory=dict)
