@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from replicate.figures import studies
 from replicate.figures.embeddings import (
     position_similarity,
     position_structure,
@@ -23,7 +22,6 @@ from replicate.study.__main__ import main as study_main
 from replicate.study.definitions import (
     attention,
     data_size,
-    recipe,
     resolution,
     self_supervision,
     transfer,
@@ -135,17 +133,6 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch, caplo
 def _run(name: str, accuracy: float, images: int = 10_000, **result) -> dict:
     result = {"test_acc": accuracy, "test_images": images, **result}
     return {"run": name, "tool": "train", "result": result}
-
-
-def test_a_verdict_is_held_not_held_or_within_noise_by_its_interval() -> None:
-    """Two accuracies on 10,000 images each: a 95% half-width of about 1.4 points."""
-    held = studies.difference_verdict([(1, 0.60, 10_000), (-1, 0.50, 10_000)])
-    assert held.word == "held" and held.half_width == pytest.approx(0.0137, abs=1e-4)
-    assert studies.difference_verdict([(1, 0.50, 10_000), (-1, 0.60, 10_000)]).word == "not held"
-    assert studies.difference_verdict([(1, 0.505, 10_000), (-1, 0.50, 10_000)]).word == (
-        "within noise"
-    )
-    assert studies.difference_verdict([(1, 0.60, 150), (-1, 0.50, 150)]).word == "within noise"
 
 
 def _attention(first: list[float], last: list[float], heads: int = 2) -> dict:
@@ -349,47 +336,6 @@ def _sweep_run(name: str, candidates: list[tuple[float, float, float, float]], *
     return {"run": name, "tool": "sweep", "result": {"candidates": found, **result}}
 
 
-def test_the_recipe_takes_the_crop_best_over_both_models_and_checks_each_final_run(
-    tmp_path,
-) -> None:
-    """The crop floor is the one whose best candidates sum highest over the two models, even
-    where one model alone prefers the other; each model then takes its best at that floor."""
-    vit = _sweep_run("vit-search", [(1e-3, 0.05, 0.25, 0.50), (3e-3, 0.3, 0.25, 0.52),
-                                    (1e-3, 0.05, 0.5, 0.55), (3e-3, 0.3, 0.5, 0.54)],
-                     test_acc=0.66, best_lr=1e-3, best_weight_decay=0.05, best_crop_scale=0.5,
-                     final_runs=["final-c2"], final_steps=4000, train_images=50_000)  # fmt: skip
-    bit = _sweep_run("bit-search", [(1e-3, 0.3, 0.25, 0.70), (3e-3, 0.05, 0.25, 0.60),
-                                    (1e-3, 0.3, 0.5, 0.64), (3e-3, 0.05, 0.5, 0.66)],
-                     test_acc=0.80, best_lr=1e-3, best_weight_decay=0.3, best_crop_scale=0.25,
-                     final_runs=["final-c0"], final_steps=2500, train_images=50_000)  # fmt: skip
-    for run in ("vit-search/final-c2", "bit-search/final-c0"):
-        (tmp_path / run).mkdir(parents=True)
-        (tmp_path / run / "confusion_matrix.json").write_text(json.dumps({"counts": [[10_000]]}))
-    summary = {"runs": [vit, bit]}
-    floor, best = recipe.recipe_choice(summary)
-    assert floor == 0.25  # 0.52 + 0.70 against 0.55 + 0.66
-    assert best["vit"]["lr"] == 3e-3 and best["bit"]["lr"] == 1e-3
-    notes = recipe.recipe_notes(summary, tmp_path)
-    assert "a 0.25 area floor for both models" in notes
-    assert "target 65%: +1.0 points (± 0.9); **held**" in notes
-    assert "target 85%: -5.0 points (± 0.8); **not held**" in notes
-    rows = recipe.recipe_table(summary, tmp_path).rows
-    assert [r[0].endswith("**(chosen)**") for r in rows] == [
-        False, True, False, False, True, False, False, False,
-    ]  # fmt: skip
-
-
-def test_the_cpu_scale_trains_from_scratch_with_what_the_recipe_study_chose() -> None:
-    """The committed recipe study's choice, read by its own rule, is what the studies train with."""
-    from replicate.study.scales import CPU
-
-    path = Path(__file__).resolve().parents[1] / "results/studies/recipe/study.json"
-    floor, best = recipe.recipe_choice(json.loads(path.read_text()))
-    assert CPU.crop_scale == floor
-    chosen = {m: {"lr": c["lr"], "weight_decay": c["weight_decay"]} for m, c in best.items()}
-    assert chosen == CPU.scratch
-
-
 def test_a_second_runner_on_the_same_out_is_refused(tmp_path, capsys) -> None:
     """It would remove the first runner's live run folders (those without a checkpoint yet)."""
     from replicate.cli_errors import run_cli
@@ -406,10 +352,10 @@ def test_a_second_runner_on_the_same_out_is_refused(tmp_path, capsys) -> None:
 def test_a_study_json_edited_by_hand_is_one_line_naming_it(tmp_path) -> None:
     from replicate.figures.studies import draw_study
 
-    committed = Path(__file__).resolve().parents[1] / "results/studies/resolution/study.json"
+    committed = Path(__file__).resolve().parents[1] / "results/studies/attention/study.json"
     summary = json.loads(committed.read_text())
     del summary["runs"]
     with pytest.raises(ValueError, match=r"cannot draw .*study.json: KeyError\('runs'\)"):
         draw_study(
-            summary, tmp_path / "resolution", tmp_path / "figures", STUDIES["resolution"].drawing
+            summary, tmp_path / "attention", tmp_path / "figures", STUDIES["attention"].drawing
         )

@@ -9,7 +9,6 @@ study's own table, figure and rule are in its definition, `replicate/study/defin
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from collections.abc import Callable, Sequence
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from replicate.runs.log import CONFUSION_MATRIX, STUDY_SUMMARY
+from replicate.runs.log import STUDY_SUMMARY
 from replicate.runs.paired import Z95, Difference
 
 Summary = dict[str, Any]
@@ -47,10 +46,6 @@ def runs_by_name(summary: Summary) -> dict[str, Summary]:
     return {run["run"]: run for run in summary["runs"]}
 
 
-def test_acc(run: Summary | None) -> float | None:
-    return None if run is None else run["result"].get("test_acc")
-
-
 def wilson_interval(p: float, n: int) -> tuple[float, float]:
     """The 95% Wilson score interval of an accuracy p measured on n images."""
     centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
@@ -63,43 +58,6 @@ def with_interval(p: float | None, n: int | None) -> str:
         return percent_cell(p)
     low, high = wilson_interval(p, n)
     return f"{100 * p:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A claim decided by a rule written down before the numbers: the measured effect, its 95%
-    half-width, and "held" / "not held" / "within noise"."""
-
-    effect: float
-    half_width: float
-
-    @property
-    def word(self) -> str:
-        if abs(self.effect) <= self.half_width:
-            return "within noise"
-        return "held" if self.effect > 0 else "not held"
-
-
-def difference_verdict(terms: list[tuple[float, float, int]]) -> Verdict:
-    """The verdict on sum(sign x accuracy): each term (sign, accuracy, test images) an
-    independent binomial measurement, so the variances add."""
-    effect = sum(sign * p for sign, p, _ in terms)
-    variance = sum(p * (1 - p) / n for _, p, n in terms)
-    return Verdict(effect, Z95 * math.sqrt(variance))
-
-
-def tested(result: Summary, default_images: int = 10_000) -> tuple[float, int]:
-    """(test top-1, test images) of a run's result; CIFAR-10's 10,000 where it has no count."""
-    return result["test_acc"], result.get("test_images") or default_images
-
-
-def rule_line(claim: str, verdict: Verdict) -> str:
-    """One decided claim: the rule, the measured difference with its 95% half-width, the word."""
-    return (
-        f"Rule: {claim}, by the difference of the binomial test accuracies with a 95% interval. "
-        f"Measured: {100 * verdict.effect:+.1f} points (± {100 * verdict.half_width:.1f}); "
-        f"**{verdict.word}**.\n"
-    )
 
 
 def paired_rule_line(rule: str, difference: Difference | None, word: str) -> str:
@@ -154,27 +112,6 @@ def grouped_bars(ax, groups: Sequence[str], series: dict[str, Sequence[Measured]
             errors[1].append(100 * (high - m[0]) if m else 0)
         ax.bar(positions, heights, width, yerr=errors, capsize=3, label=label)
     ax.set_xticks(range(len(groups)), groups)
-
-
-def majority_share(run_folder: Path) -> float | None:
-    """The share of the most common class among the images a run was scored on (from its
-    confusion matrix): what always guessing that class scores."""
-    counts = _confusion_counts(run_folder)
-    per_class = [sum(row) for row in counts] if counts else None
-    return max(per_class) / sum(per_class) if per_class else None
-
-
-def test_images(run_folder: Path) -> int | None:
-    """How many test images a run (or a sweep's final runs) was scored on: its confusion
-    matrix's total."""
-    counts = _confusion_counts(run_folder)
-    return None if counts is None else int(sum(map(sum, counts)))
-
-
-def _confusion_counts(run_folder: Path) -> list[list[int]] | None:
-    """The confusion matrix of a run (or of a sweep's first final run), true class by row."""
-    matrix = next(iter(sorted(run_folder.rglob(CONFUSION_MATRIX))), None)
-    return None if matrix is None else json.loads(matrix.read_text())["counts"]
 
 
 def machines(summary: Summary) -> str:

@@ -4,7 +4,6 @@ replicate/study/spec.py         Study, RunSpec, Scale: a study as data
 replicate/study/scales.py       `cpu` (committed), `gpu` (one H100) and `smoke` (CI)
 replicate/study/definitions/    one module per study, in the order they run: its runs, table,
                                 figure and rule
-    recipe.py             the recipe chosen on the dev split, the same search for both models
     data_size.py          Figures 3-4: ViT vs BiT on 3%...100% of CIFAR-10
     transfer.py           Tables 2, 5: five CIFAR-10 classes to the other five, 100 labels each
     resolution.py         Section 3.2: fine-tuning at a higher resolution
@@ -17,7 +16,6 @@ replicate/figures/studies.py    what every study's table and figure share (inter
 from replicate.study.definitions import (
     attention,
     data_size,
-    recipe,
     resolution,
     self_supervision,
     transfer,
@@ -26,7 +24,7 @@ from replicate.study.spec import RunSpec, Scale, Study
 
 STUDIES: dict[str, Study] = {
     module.STUDY.name: module.STUDY
-    for module in (recipe, data_size, transfer, resolution, self_supervision, attention)
+    for module in (data_size, transfer, resolution, self_supervision, attention)
 }
 
 __all__ = ["STUDIES", "RunSpec", "Scale", "Study"]

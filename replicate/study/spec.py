@@ -10,7 +10,7 @@ table, figure and rule sit beside them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -40,19 +40,6 @@ def command_line(settings: Settings) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class Search:
-    """The recipe study's search: every learning rate with every weight decay and crop floor,
-    each candidate trained `steps` on the dev split; the chosen one then trains `final_steps`
-    on the whole training set (the sanity run) and is tested once."""
-
-    lrs: tuple[float, ...]
-    weight_decays: tuple[float, ...]
-    crop_scales: tuple[float, ...]
-    steps: int
-    final_steps: Mapping[str, int]  # by model, "vit" and "bit": as long as the budget allows
-
-
-@dataclass(frozen=True)
 class Scale:
     """How big a study runs. `cpu` is what is committed (sized for the project's 2-core CPU),
     `gpu` the same larger for one H100; `smoke` runs the same plumbing end to end on a CPU in
@@ -61,44 +48,41 @@ class Scale:
     name: str
     upstream: str  # the dataset models are trained on: CIFAR-10
     upstream_name: str  # how tables and figures name it: "CIFAR-10", "digits"
-    downstream: str  # the transfer target: the ants vs bees photos
     vit: Settings  # the replicate.train settings that build the study's ViT
     bit: Settings  # ... and its ResNet (BiT)
     vit_name: str  # how tables and figures name them
     bit_name: str
+    # Each model's from-scratch recipe (`replicate.training.recipes`) and the grid of rates its
+    # from-scratch runs search, as many points as `learning_rates` around the recipe's own.
+    recipes: Mapping[str, str]
+    scratch_lrs: Mapping[str, tuple[float, ...]]
     image_size: int  # upstream resolution
     batch_size: int
-    steps: int  # optimiser steps of every upstream run, whatever the subset's size
-    finetune_steps: int  # optimiser steps of every fine-tuning run
-    finetune_batch_size: int
-    fractions: tuple[float, ...]  # of the upstream training set (data-size study)
-    shots: tuple[int, ...]  # images per class for few-shot linear evaluation
-    finetune_sizes: tuple[int, ...]  # resolutions of the resolution study, beyond image_size
-    learning_rates: tuple[float, ...]  # fine-tuning grid searched on the dev split
     dev_fraction: float  # held out of the upstream training set for early stopping
     eval_every: int  # steps between dev evaluations of an upstream run
     checkpoint_every: int  # steps between checkpoints, so a stop loses little
-    crop_scale: float  # the inception crop's area floor at 32x32
-    search: Search  # the recipe study's grid, the same for both models
-    # Each model's settings from scratch by model ("vit", "bit"), as the recipe study chose them
-    # on the dev split; none: the recipe's own (Table 3).
-    scratch: Mapping[str, Settings] = field(default_factory=dict)
-    # The transfer study: the upstream data set's classes split in two, pre-training on the
-    # first and training on the second from few labels.
-    transfer_split: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
-    few_label_steps: int = 0  # every run on few labels (transfer, self-supervision)
-    pretext_lrs: tuple[float, ...] = ()  # masked patch prediction's rates, chosen on the dev split
-    pretext_steps: int = 0  # the chosen rate's pre-training
-    # The data-size study: every subset's run at most this long, stopped by patience.
-    data_size_steps: int = 0
-    patience: int = 0  # evaluations of the dev split without a better top-1
-    # Each model's from-scratch recipe (`replicate.training.recipes`) and the grid of rates its
-    # from-scratch runs search, as many points as `learning_rates` around the recipe's own.
-    recipes: Mapping[str, str] = field(default_factory=dict)
-    scratch_lrs: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    learning_rates: tuple[float, ...]  # Table 4's fine-tuning grid, searched on the dev split
+    shots: tuple[int, ...]  # images per class for few-shot linear evaluation
+    # data-size: every subset's run at most this long, stopped by patience
+    fractions: tuple[float, ...]  # of the upstream training set
+    data_size_steps: int
+    patience: int  # evaluations of the dev split without a better top-1
+    # transfer: the upstream classes split in two, pre-training on the first for `steps`
+    transfer_split: tuple[tuple[str, ...], tuple[str, ...]]
+    steps: int
+    few_label_steps: int  # every run on few labels (transfer, self-supervision)
+    finetune_batch_size: int  # of the runs on few labels
+    # self-supervision: masked patch prediction's rates, each tried `candidate_steps` on the
+    # dev split, the chosen one pre-training `pretext_steps`
+    pretext_lrs: tuple[float, ...]
+    candidate_steps: int
+    pretext_steps: int
+    # resolution: the best ViT fine-tuned `finetune_steps` at each size
+    finetune_sizes: tuple[int, ...]  # beyond image_size
+    finetune_steps: int
     workers: int = 0  # DataLoader processes (images are kept on the device when they fit)
-    best_vit: str | None = None  # the attention study's model; None: data-size's all-data ViT
-    finetune_seeds: int = 3  # final fine-tuning runs of a sweep: ~150 test photos are noisy
+    best_vit: str | None = None  # the best-trained ViT; None: data-size's all-data ViT
+    finetune_seeds: int = 3  # the final runs of every sweep
 
     @property
     def models(self) -> dict[str, Settings]:

@@ -18,8 +18,8 @@ batch size and length: AdamW's weights are an exponential average of their updat
 row (λ 0.3, lr 3e-3, batch 4096, 300 epochs of 1.28M) averages over τ = 1,111 steps, 3.6 epochs,
 1.2% of its run. The same λ at batch 128 with the square-root rate (5.3e-4) averages over 6,300
 steps, 16 epochs: longer than a short run, so a short run's decay is chosen on its dev split
-(the `recipe` study's grid holds Table 3's 0.3 and the short CIFAR recipes' 0.05), not carried
-over from the paper.
+(the ablation of `results/recipe-ablation` tries Table 3's 0.3 against the short CIFAR recipes'
+0.05), not carried over from the paper.
 
 The warm-up is Table 3's 10k steps, capped at a tenth of a shorter run (the paper is silent on
 short runs); finetune's 500 steps are the official fine-tuning configs', never longer than the run

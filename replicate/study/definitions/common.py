@@ -18,19 +18,6 @@ def upstream(scale: Scale, image_size: int | None = None) -> Settings:
         "early_stopping": True,
         "eval_every": scale.eval_every,
         "checkpoint_every": scale.checkpoint_every,
-        "crop_scale": scale.crop_scale,
-    }
-
-
-def downstream(scale: Scale) -> Settings:
-    """Train on the downstream photos at twice the upstream resolution (Section 3.2: fine-tune
-    at a higher resolution than pre-training)."""
-    return {
-        "dataset": scale.downstream,
-        "image_size": 2 * scale.image_size,
-        "batch_size": scale.finetune_batch_size,
-        "workers": scale.workers,
-        **budget(scale.finetune_steps),
     }
 
 

@@ -2,7 +2,7 @@
 
 The scale's ViT is pre-trained on CIFAR-10's training images without their labels (50% of the
 patch embeddings corrupted, the 3-bit mean colour of each predicted), at the rate that predicts
-the colours best on the dev split (`Scale.pretext_lrs`, each candidate `Scale.search.steps`
+the colours best on the dev split (`Scale.pretext_lrs`, each candidate `Scale.candidate_steps`
 long), the chosen rate then trained `Scale.pretext_steps`. Its pretext accuracy on the test
 images is recorded beside what needs no learning: always the training patches' most common
 colour (the colour prior) and each patch's left neighbour's colour (the neighbour copy).
@@ -88,7 +88,7 @@ def runs(scale: Scale) -> list[RunSpec]:
                 "final_steps": scale.pretext_steps,
             },  # fmt: skip
             label="masked patch prediction, no labels",
-            train={**common, "recipe": "masked-patch", "steps": scale.search.steps},
+            train={**common, "recipe": "masked-patch", "steps": scale.candidate_steps},
         ),
         RunSpec(
             f"vit-scratch-{percent(fraction)}",

@@ -40,7 +40,6 @@ from replicate.figures.studies import (
     paired_rule_line,
     percent_cell,
     runs_by_name,
-    test_acc,
 )
 from replicate.runs.files import read_json
 from replicate.runs.paired import Difference, correct, paired_difference, verdict
@@ -141,7 +140,8 @@ def final_scores(summary: Summary, folder: Path, run: str) -> list[np.ndarray] |
 def transfer_verdicts(summary: Summary, folder: Path) -> list[tuple[str, Difference | None, str]]:
     """(rule, measured difference or None, verdict) of each claim, by the rules above."""
     runs = runs_by_name(summary)
-    learned = all((test_acc(runs.get(pretrain_name(m))) or 0) >= PRETRAINED_FLOOR for m in MODELS)
+    pretrained = [runs.get(pretrain_name(model)) for model in MODELS]
+    learned = all(run and run["result"]["test_acc"] >= PRETRAINED_FLOOR for run in pretrained)
     scores = {
         (model, arm): final_scores(summary, folder, f"{model}-{arm}")
         for model in MODELS
