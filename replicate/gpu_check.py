@@ -110,6 +110,7 @@ PARTS = (
         ),  # fmt: skip
         min_s=60,
     ),
+    # The study whose runs are short at the gpu scale (data-size's run for about 200 epochs).
     Part(
         "studies-gpu",
         240,
@@ -118,8 +119,7 @@ PARTS = (
                 PYTHON,
                 "-m",
                 "replicate.study",
-                "data-size",
-                "attention",
+                "transfer",
                 "--scale",
                 "gpu",
                 "--out",
