@@ -89,6 +89,11 @@ class Scale:
         """The settings that build each model, by the name its runs carry: "vit", "bit"."""
         return {"vit": self.vit, "bit": self.bit}
 
+    @property
+    def names(self) -> dict[str, str]:
+        """How tables and figures name each model, by the same keys."""
+        return {"vit": self.vit_name, "bit": self.bit_name}
+
 
 @dataclass(frozen=True)
 class RunSpec:

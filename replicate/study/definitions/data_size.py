@@ -44,13 +44,8 @@ from replicate.study.definitions.common import percent, upstream
 from replicate.study.spec import RunSpec, Scale, Study, weights_of
 
 NAME = "data-size"
-MODELS = ("vit", "bit")
 MINIMUM = 0.02  # points of the ResNet's lead the ViT recovers
 CONVERGED = 0.01  # best dev accuracy's rise over the last fifth of a run's evaluations
-
-
-def model_name(scale: Scale, model: str) -> str:
-    return scale.vit_name if model == "vit" else scale.bit_name
 
 
 def run_name(model: str, fraction: float) -> str:
@@ -68,15 +63,15 @@ def run_order(fractions: tuple[float, ...]) -> list[float]:
 def runs(scale: Scale) -> list[RunSpec]:
     specs = []
     for fraction in run_order(scale.fractions):
-        for model in MODELS:
+        for model, settings in scale.models.items():
             name = run_name(model, fraction)
-            label = f"{model_name(scale, model)}, {percent(fraction)}% of the training set"
+            label = f"{scale.names[model]}, {percent(fraction)}% of the training set"
             specs += [
                 RunSpec(
                     name,
                     "train",
                     {
-                        **scale.models[model],
+                        **settings,
                         "recipe": scale.recipes[model],
                         **upstream(scale),
                         "train_fraction": fraction,
@@ -126,7 +121,7 @@ def data_size_verdict(summary: Summary, folder: Path) -> tuple[str, Difference, 
     """Section 4.3's claim: the ResNet's lead over the ViT on the smallest subset minus its lead
     on the largest, per image: (bit small + vit large) - (vit small + bit large)."""
     runs = _trained(summary)
-    if set(runs) != set(MODELS):
+    if set(runs) != set(MODEL_NAMES):
         return None
     shared = sorted(set(runs["vit"]) & set(runs["bit"]))
     if len(shared) < 2:
@@ -139,7 +134,7 @@ def data_size_verdict(summary: Summary, folder: Path) -> tuple[str, Difference, 
     arm = scores("bit", small) + scores("vit", large)
     control = scores("vit", small) + scores("bit", large)
     difference = paired_difference([arm], [control])
-    testable = all(converged(folder / runs[m][large]["run"]) for m in MODELS)
+    testable = all(converged(folder / runs[m][large]["run"]) for m in MODEL_NAMES)
     rule = (f"the ResNet's lead over the ViT on {small:,} training images minus its lead on "
             f"{large:,}, at least {100 * MINIMUM:.0f} points (the ViT closes the gap; testable "
             "when both all-data runs converged)")  # fmt: skip

@@ -48,7 +48,6 @@ from replicate.study.definitions.common import upstream as upstream_settings
 from replicate.study.spec import RunSpec, Scale, Study, weights_of
 
 NAME = "transfer"
-MODELS = ("vit", "bit")
 DEV_FRACTION = 0.02  # of B's training images: 100 a class, as many as the labels trained on
 LABELS_FRACTION = 0.02  # of B's training images: 100 a class (98 beside the dev split)
 EVAL_EVERY = 100  # steps: a candidate's dev accuracy a few times, not after every tiny epoch
@@ -69,8 +68,8 @@ def pretrain_name(model: str) -> str:
 def runs(scale: Scale) -> list[RunSpec]:
     upstream, downstream = (classes(scale.upstream, names) for names in scale.transfer_split)
     specs = []
-    for model in MODELS:
-        name, settings = _model_name(scale, model), scale.models[model]
+    for model, settings in scale.models.items():
+        name = scale.names[model]
         recipe = {"recipe": scale.recipes[model]}
         weights = weights_of(NAME, pretrain_name(model))
         on_b = {
@@ -94,7 +93,7 @@ def runs(scale: Scale) -> list[RunSpec]:
                     **upstream_settings(scale),
                     "dataset": upstream,
                     "steps": scale.steps,
-                },  # fmt: skip
+                },
                 label=f"{name}, pre-trained on A",
             ),
             RunSpec(
@@ -121,10 +120,6 @@ def runs(scale: Scale) -> list[RunSpec]:
     return specs
 
 
-def _model_name(scale: Scale, model: str) -> str:
-    return scale.vit_name if model == "vit" else scale.bit_name
-
-
 # The study's table, figure and rule, drawn from its study.json
 
 
@@ -140,18 +135,18 @@ def final_scores(summary: Summary, folder: Path, run: str) -> list[np.ndarray] |
 def transfer_verdicts(summary: Summary, folder: Path) -> list[tuple[str, Difference | None, str]]:
     """(rule, measured difference or None, verdict) of each claim, by the rules above."""
     runs = runs_by_name(summary)
-    pretrained = [runs.get(pretrain_name(model)) for model in MODELS]
+    pretrained = [runs.get(pretrain_name(model)) for model in MODEL_NAMES]
     learned = all(run and run["result"]["test_acc"] >= PRETRAINED_FLOOR for run in pretrained)
     scores = {
         (model, arm): final_scores(summary, folder, f"{model}-{arm}")
-        for model in MODELS
+        for model in MODEL_NAMES
         for arm in ("finetune", "scratch")
     }
     claims = [
         (f"{model_label(summary, model)} pre-trained on A and fine-tuned beats the same model "
          f"from scratch on B's labels by at least {100 * FINETUNE_MINIMUM:.0f} points",
          (model, "finetune"), (model, "scratch"), FINETUNE_MINIMUM)
-        for model in MODELS
+        for model in MODEL_NAMES
     ]  # fmt: skip
     claims.append((
         f"the BiT ResNet fine-tuned beats the ViT fine-tuned by at least "
