@@ -86,7 +86,7 @@ def runs(scale: Scale) -> list[RunSpec]:
                 "lrs": scale.pretext_lrs,
                 "val_fraction": scale.dev_fraction,
                 "final_steps": scale.pretext_steps,
-            },  # fmt: skip
+            },
             label="masked patch prediction, no labels",
             train={**common, "recipe": "masked-patch", "steps": scale.candidate_steps},
         ),
@@ -138,7 +138,8 @@ def pretext_baselines(pixels: torch.Tensor, prior_pixels: torch.Tensor, patch: i
 
 def measured_baselines(summary: Summary, folder: Path) -> dict:
     """`pretext_baselines` of the upstream test images (the prior from as many training
-    images), computed once and kept in the study folder."""
+    images, spread evenly over the split, which a folder lists class by class), computed once
+    and kept in the study folder."""
     path = folder / BASELINES
     if not path.is_file():
         from replicate.data.datasets import DEFAULT_DATA_DIR, get_dataset_spec, load_splits
@@ -151,8 +152,8 @@ def measured_baselines(summary: Summary, folder: Path) -> dict:
 
         def pixels(split) -> torch.Tensor:
             view = SquareImages(split, size)
-            count = min(len(view), len(splits.test))
-            return torch.stack([view[i][0] for i in range(count)]).float() / 255
+            picked = torch.linspace(0, len(view) - 1, min(len(view), len(splits.test))).long()
+            return torch.stack([view[int(i)][0] for i in picked]).float() / 255
 
         baselines = pretext_baselines(pixels(splits.test), pixels(splits.train), patch)
         path.write_text(json.dumps(baselines, indent=2) + "\n")
