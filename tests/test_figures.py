@@ -277,7 +277,7 @@ def test_the_from_scratch_figure_draws_the_runs_beside_their_anchors(tmp_path: P
         rows = [{"epoch": e, "step": 391 * e, "test_acc": 0.3 + 0.01 * e} for e in range(1, 11)]
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         runs.append(run)
-    assert from_scratch._curve(runs[1])[2].endswith("--recipe scratch-small, 40 epochs")
+    assert from_scratch._curve(runs[1])[2].endswith("--recipe scratch-small, 40 epochs: 40.0%")
     plain = tmp_path / "vit.json"
     plain.write_text(json.dumps({"test_top1": {"plain loop": 0.69, "replicate.train": 0.70}}))
     _assert_png(from_scratch.draw(runs, plain, tmp_path / "curve.png"))

@@ -30,6 +30,7 @@ RESULTS_DIR = Path(__file__).resolve().parents[2] / "results"
 # it or --variant asks for another. Beside it, the plain loop at the same budget.
 CIFAR10_VIT = RESULTS_DIR / "cifar10-vit_ti4"
 CIFAR10_FLAGSHIP = RESULTS_DIR / "cifar10-vit_ti4-flagship"  # configs/cifar10_vit_ti4_flagship.py
+CIFAR10_RESNET = RESULTS_DIR / "cifar10-bit_r14"  # configs/cifar10_bit_r14.py
 PLAIN_LOOP = RESULTS_DIR / "plain-loop" / "vit.json"
 USER_FIGURES = Path("runs/figures")  # the figures of a model you name: beside your runs
 # Your own runs (where runs/ holds any) first, else the runs committed with the project
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         fewshot = fewshot_markdown(read_fewshot_results(runs_dir))  # replicate.fewshot's folders
         written[-1].write_text(results_markdown(runs) + fewshot)
     if "from-scratch" in parts and CIFAR10_VIT.is_dir():
-        runs = [run for run in (CIFAR10_VIT, CIFAR10_FLAGSHIP) if run.is_dir()]
+        runs = [run for run in (CIFAR10_VIT, CIFAR10_FLAGSHIP, CIFAR10_RESNET) if run.is_dir()]
         written.append(from_scratch.draw(runs, PLAIN_LOOP, out / from_scratch.FIGURE))
     if subject is None:
         return written
