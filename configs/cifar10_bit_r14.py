@@ -1,7 +1,7 @@
 """The studies' ResNet on all of CIFAR-10 from scratch: a BiT ResNet (pre-activation,
 GroupNorm, weight standardisation) of one bottleneck block per stage at half width with a 3x3
 stride-1 stem, BiT-R14x0.5, of about the ViT-Ti/4's cost. Data as configs/cifar10_vit_ti4.py,
-7 epochs: what fits 30 minutes of the 2-core AMD EPYC (about 4.2 minutes an epoch). The recipe
+7 epochs: what fits 30 minutes of the 2-core AMD EPYC (about 3.9 minutes an epoch). The recipe
 is `scratch-small-resnet`, what the same dev-split search chose for the ResNet
 (results/recipe-ablation/bit.md: lr 4e-3, weight decay 0.3, the inception crop with a 50% floor).
 
