@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from replicate.runs.log import STUDY_SUMMARY
-from replicate.runs.paired import Z95, Difference
+from replicate.runs.paired import Z95, Difference, correct
 
 Summary = dict[str, Any]
 
@@ -58,6 +58,14 @@ def with_interval(p: float | None, n: int | None) -> str:
         return percent_cell(p)
     low, high = wilson_interval(p, n)
     return f"{100 * p:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def sweep_scores(folder: Path, sweep: Summary) -> list:
+    """Right (1) or wrong (0) on each test image, one array per final seed of a sweep's run in
+    the study folder `folder`: what `replicate.runs.paired` compares."""
+    return [
+        correct(folder / sweep["run"] / final, "test") for final in sweep["result"]["final_runs"]
+    ]
 
 
 def paired_rule_line(rule: str, difference: Difference | None, word: str) -> str:

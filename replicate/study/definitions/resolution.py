@@ -23,9 +23,10 @@ from replicate.figures.studies import (
     paired_rule_line,
     percent_cell,
     plot_with_intervals,
+    sweep_scores,
     trained_on,
 )
-from replicate.runs.paired import Difference, correct, paired_difference, verdict
+from replicate.runs.paired import Difference, paired_difference, verdict
 from replicate.study.definitions import data_size
 from replicate.study.definitions.common import budget, finetune
 from replicate.study.spec import RunSpec, Scale, Study, weights_of
@@ -69,10 +70,6 @@ def _by_size(summary: Summary) -> list[tuple[int, Summary]]:
     return sorted((int(run["run"][4:-2]), run) for run in summary["runs"])
 
 
-def _scores(folder: Path, run: Summary) -> list:
-    return [correct(folder / run["run"] / final, "test") for final in run["result"]["final_runs"]]
-
-
 def resolution_table(summary: Summary, folder: Path | None = None) -> Table:
     rows = []
     for size, run in _by_size(summary):
@@ -89,7 +86,7 @@ def resolution_verdict(summary: Summary, folder: Path) -> tuple[str, Difference,
     if len(runs) < 2:
         return None
     (low, low_run), (high, high_run) = runs[0], runs[-1]
-    difference = paired_difference(_scores(folder, high_run), _scores(folder, low_run))
+    difference = paired_difference(sweep_scores(folder, high_run), sweep_scores(folder, low_run))
     rule = (f"fine-tuning at {high}x{high} beats fine-tuning at the pre-training {low}x{low} "
             f"for the same steps by at least {100 * MINIMUM:.0f} point")  # fmt: skip
     return rule, difference, verdict(difference, MINIMUM)
@@ -103,7 +100,7 @@ def resolution_notes(summary: Summary, folder: Path) -> str:
 def resolution_figure(summary: Summary, ax, folder: Path) -> None:
     runs = _by_size(summary)
     sizes = [size for size, _ in runs]
-    images = [len(_scores(folder, run)[0]) for _, run in runs]
+    images = [len(sweep_scores(folder, run)[0]) for _, run in runs]
     plot_with_intervals(ax, sizes, [run["result"]["test_acc"] for _, run in runs], images)
     ax.set_xticks(sizes, [f"{s}x{s}" for s in sizes])
     ax.set_xlabel("fine-tuning resolution (patch size kept, E_pos interpolated)")

@@ -38,9 +38,10 @@ from replicate.figures.studies import (
     paired_rule_line,
     percent_cell,
     runs_by_name,
+    sweep_scores,
     trained_on,
 )
-from replicate.runs.paired import Difference, correct, paired_difference, verdict
+from replicate.runs.paired import Difference, paired_difference, verdict
 from replicate.study.definitions import data_size
 from replicate.study.definitions.common import budget, finetune, percent
 from replicate.study.spec import RunSpec, Scale, Study, weights_of
@@ -186,10 +187,7 @@ def self_supervision_verdicts(
         baselines = measured_baselines(summary, folder)
         floor = max(baselines["colour_prior_acc"], baselines["neighbour_copy_acc"])
         testable = pretrain["result"]["test_acc"] >= floor + PRETEXT_MARGIN
-    scores = {
-        arm: [correct(folder / run["run"] / final, "test") for final in run["result"]["final_runs"]]
-        for arm, run in arms.items()
-    }
+    scores = {arm: sweep_scores(folder, run) for arm, run in arms.items()}
     decided = []
     for better, worse, what in (("masked", "scratch", "masked patch pre-training beats training "
                                  "from scratch"), ("supervised", "masked", "supervised "
@@ -235,7 +233,7 @@ def self_supervision_table(summary: Summary, folder: Path) -> Table:
 
 def self_supervision_figure(summary: Summary, ax, folder: Path) -> None:
     arms = _arm_runs(summary)
-    images = {arm: len(correct(folder / run["run"] / run["result"]["final_runs"][0], "test"))
+    images = {arm: len(sweep_scores(folder, run)[0])
               for arm, run in arms.items()}  # fmt: skip
     grouped_bars(ax, ["the smallest label fraction"],
                  {label: [(arms[arm]["result"]["test_acc"], images[arm]) if arm in arms else None]

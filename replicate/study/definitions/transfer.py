@@ -40,9 +40,10 @@ from replicate.figures.studies import (
     paired_rule_line,
     percent_cell,
     runs_by_name,
+    sweep_scores,
 )
 from replicate.runs.files import read_json
-from replicate.runs.paired import Difference, correct, paired_difference, verdict
+from replicate.runs.paired import Difference, paired_difference, verdict
 from replicate.study.definitions.common import budget, finetune
 from replicate.study.definitions.common import upstream as upstream_settings
 from replicate.study.spec import RunSpec, Scale, Study, weights_of
@@ -129,7 +130,7 @@ def final_scores(summary: Summary, folder: Path, run: str) -> list[np.ndarray] |
     sweep = runs_by_name(summary).get(run)
     if sweep is None:
         return None
-    return [correct(folder / run / final, "test") for final in sweep["result"]["final_runs"]]
+    return sweep_scores(folder, sweep)
 
 
 def transfer_verdicts(summary: Summary, folder: Path) -> list[tuple[str, Difference | None, str]]:
