@@ -86,15 +86,14 @@ def plain_loop(data: Path, steps: int, model_name: str = "vit", seed: int = 0) -
         [{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
         lr=1e-3,
     )
-    warmup = steps // 10
-    schedule = torch.optim.lr_scheduler.LambdaLR(
+    # torch's own schedulers, not the trainer's: linear warm-up over a tenth, then cosine to 0
+    warmup, schedules = max(steps // 10, 1), torch.optim.lr_scheduler
+    schedule = schedules.SequentialLR(
         optimizer,
-        lambda s: (
-            (s + 1) / warmup
-            if s < warmup
-            else 0.5 * (1 + math.cos(math.pi * (s - warmup) / (steps - warmup)))
-        ),
-    )
+        [schedules.LinearLR(optimizer, 1 / warmup, 1.0, warmup - 1),
+         schedules.CosineAnnealingLR(optimizer, steps - warmup)],
+        milestones=[warmup],
+    )  # fmt: skip
     precision = default_precision()[0]
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(train_labels), generator=generator)
