@@ -63,8 +63,7 @@ from replicate.training.checkpoint import (
 from replicate.training.config import (
     USED,
     TrainConfig,
-    Used,
-    build_parser,
+    parse_args,
     resolve_config,
     settings_table,
 )
@@ -229,9 +228,7 @@ class Trainer:
         self.network = self._wrap(self.model)
         self.log = RunLog(self.out, enabled=runtime.is_main, epoch=self.epoch, step=self.step)
         used = self.used_settings()
-        self.log.config(
-            {**asdict(config), USED: {name: value for name, (value, _) in used.items()}}
-        )
+        self.log.config({**asdict(config), USED: used})
         if runtime.is_main:
             print(f"run folder: {self.out}")
             print(settings_table(config, used))
@@ -254,25 +251,13 @@ class Trainer:
             f"({trainable / 1e6:.3g}M trainable), {flops / 1e9:.3g} GFLOPs per {size}x{size} image"
         )
 
-    def used_settings(self) -> Used:
-        """What this run uses where the configuration left the choice to the trainer."""
-        recipe, config = self.recipe, self.config
-        warmup = warmup_steps(recipe, self.total_steps)
-        warmup_rule = config.sources.get("warmup_steps", f"recipe {recipe.name}")  # older runs: {}
-        if warmup < recipe.warmup_steps:
-            warmup_rule += (
-                f": {recipe.warmup_steps}, capped at {recipe.max_warmup_fraction:.0%} of the "
-                f"{self.total_steps}-step run"
-            )
+    def used_settings(self) -> dict[str, Any]:
+        """What this run uses where the configuration left the choice to the trainer: the
+        warm-up after its cap, the placement "auto" chose."""
         resident = isinstance(self.train_images, ResidentImages)
-        placement = "device" if resident else "stream"
-        placement_rule = "--data-placement"
-        if config.data_placement == "auto":
-            placement_rule = "auto: " + ("the images fit in memory" if resident else
-                                         "too many images to keep in memory")  # fmt: skip
         return {
-            "warmup_steps": (warmup, warmup_rule),
-            "data_placement": (placement, placement_rule),
+            "warmup_steps": warmup_steps(self.recipe, self.total_steps),
+            "data_placement": "device" if resident else "stream",
         }
 
     def _sharding(self, epoch: int) -> dict[str, Any]:
@@ -731,8 +716,8 @@ def _summary(record: EpochRecord) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> nn.Module:
-    args = build_parser().parse_args(argv)
-    return train(resolve_config(args), resume=bool(args.resume))
+    args = parse_args(argv)
+    return train(resolve_config(args), resume=args.resume)
 
 
 if __name__ == "__main__":

@@ -46,26 +46,25 @@ def test_an_uneven_split_gives_the_gradient_of_the_whole_batch() -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv", "lr", "source"),
+    ("argv", "lr"),
     [
-        (("--batch-size", "4096"), 3e-3, "recipe scratch: 0.003 at batch 4096 x sqrt(4096/4096)"),
-        (("--batch-size", "128"), 3e-3 * (128 / 4096) ** 0.5, "x sqrt(128/4096)"),
-        (("--recipe", "scratch-in21k", "--batch-size", "4096"), 1e-3, "at batch 4096"),
-        (("--recipe", "masked-patch", "--batch-size", "4096"), 2e-4, "at batch 4096"),
-        (("--recipe", "masked-patch", "--batch-size", "1024"), 1e-4, "x sqrt(1024/4096)"),
-        (("--pretrained", "x.pth", "--batch-size", "512"), 0.01, "at batch 512 x (512/512)"),
-        (("--pretrained", "x.pth", "--batch-size", "128"), 0.0025, "at batch 512 x (128/512)"),
+        (("--batch-size", "4096"), 3e-3),
+        (("--batch-size", "128"), 3e-3 * (128 / 4096) ** 0.5),
+        (("--recipe", "scratch-in21k", "--batch-size", "4096"), 1e-3),
+        (("--recipe", "masked-patch", "--batch-size", "4096"), 2e-4),
+        (("--recipe", "masked-patch", "--batch-size", "1024"), 1e-4),
+        (("--pretrained", "x.pth", "--batch-size", "512"), 0.01),
+        (("--pretrained", "x.pth", "--batch-size", "128"), 0.0025),
     ],
 )
-def test_the_rate_is_the_papers_at_its_batch_and_scaled_at_another(argv, lr, source) -> None:
+def test_the_rate_is_the_papers_at_its_batch_and_scaled_at_another(argv, lr) -> None:
     config = resolve("--variant", "vit_b16", *argv)
     assert config.recipe.lr == pytest.approx(lr)
-    assert source in config.sources["lr"]
 
 
 def test_an_explicit_rate_is_taken_as_given() -> None:
     config = resolve("--variant", "vit_b16", "--batch-size", "128", "--lr", "0.001")
-    assert config.recipe.lr == 0.001 and config.sources["lr"] == "--lr"
+    assert config.recipe.lr == 0.001
 
 
 @pytest.mark.parametrize(

@@ -1,71 +1,52 @@
-"""Where a run's settings come from: `resolve_config` takes each from the first source that gives
-it (option, recipe, dataset, model) and records which; the run prints the table first."""
+"""Where a run's settings come from: `resolve_config` takes each from the option, else the recipe,
+the dataset or the model; the run prints them first and keeps them in config.json."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
+import runpy
 from pathlib import Path
 
 import pytest
 from test_train import TINY_VIT, one_thread, resolve  # noqa: F401  (autouse)
 
-from replicate.runtime import default_precision
 from replicate.train import main
 
 
 @pytest.mark.parametrize(
-    ("argv", "size", "source"),
+    ("argv", "size"),
     [
-        (["--image-size", "48", "--pretrained", "x.pth"], 48, "--image-size"),
-        (["--pretrained", "x.pth"], 384, "recipe finetune, pretrained ViT"),  # Table 4
-        (["--variant", "tinyvgg", "--pretrained", "x.pth"], 32, "dataset digits"),  # not a ViT
-        (["--dataset", "imagefolder:photos"], 224, "model vit_b16"),
-        (["--variant", "tinyvgg", "--dataset", "imagefolder:photos"], 64, "model tinyvgg"),
+        (["--image-size", "48", "--pretrained", "x.pth"], 48),  # given
+        (["--pretrained", "x.pth"], 384),  # the finetune recipe's for a pretrained ViT, Table 4
+        (["--variant", "tinyvgg", "--pretrained", "x.pth"], 32),  # not a ViT: the dataset's
+        (["--dataset", "imagefolder:photos"], 224),  # no size of its own: the model's
+        (["--variant", "tinyvgg", "--dataset", "imagefolder:photos"], 64),
     ],
 )
-def test_image_size_comes_from_the_first_of_its_four_sources(argv, size, source) -> None:
-    config = resolve(*argv)
-    assert (config.image_size, config.sources["image_size"]) == (size, source)
+def test_image_size_comes_from_the_first_of_its_four_sources(argv, size) -> None:
+    assert resolve(*argv).image_size == size
 
 
-def test_every_setting_records_its_source() -> None:
+def test_options_left_to_the_recipe_are_the_recipes() -> None:
     config = resolve("--pretrained", "x.pth", "--dataset", "oxford_pets", "--lr", "0.01")
-    assert config.sources == {
-        "variant": "default",
-        "dataset": "--dataset",
-        "recipe": "model vit_b16, --pretrained",
-        "lr": "--lr",
-        **dict.fromkeys(
-            [
-                "weight_decay",
-                "warmup_steps",
-                "schedule",
-                "grad_clip",
-                "dropout",
-                "crop",
-                "label_smoothing",
-            ],
-            "recipe finetune",
-        ),  # fmt: skip
-        "image_size": "recipe finetune, pretrained ViT",
-        "batch_size": "recipe finetune",  # Table 4: 512
-        "length": "dataset oxford_pets (Table 4 steps)",
-        "precision": default_precision()[1],
-    }
+    recipe = config.recipe
+    assert (recipe.name, recipe.lr, recipe.optimizer) == ("finetune", 0.01, "sgd")
+    assert (recipe.weight_decay, recipe.warmup_steps, recipe.grad_clip) == (0.0, 500, 1.0)
+    assert (config.batch_size, config.steps, config.epochs) == (512, 500, None)  # Table 4: Pets
+    assert (config.seed, config.dataset, config.val_fraction) == (0, "oxford_pets", 0.0)
 
 
 def test_a_run_prints_its_settings_and_keeps_them_in_config_json(tmp_path: Path, capsys) -> None:
     main([*TINY_VIT, "--steps", "1", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
-    table = printed[printed.index("settings (value, source):") :].splitlines()
-    assert table[1].split() == ["variant", "vit_ti16", "--variant"]
-    assert ["image_size", "16", "--image-size"] in [line.split() for line in table]
-    assert ["length", "1", "steps", "--steps"] in [line.split() for line in table]
-    saved = json.loads((tmp_path / "config.json").read_text())["sources"]
-    assert saved["batch_size"] == "--batch-size"
-    assert saved["lr"] == "recipe scratch: 0.003 at batch 4096 x sqrt(128/4096)"
+    table = [line.split() for line in printed[printed.index("settings:") :].splitlines()]
+    assert table[1] == ["variant", "vit_ti16"]
+    assert ["image_size", "16"] in table and ["length", "1", "steps"] in table
+    assert ["lr", str(3e-3 * (128 / 4096) ** 0.5)] in table  # scratch's rate at batch 128
+    assert ["warmup_steps", "0"] in table  # 10k, capped at a tenth of the 1-step run
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["batch_size"] == 128 and saved["used"]["warmup_steps"] == 0
 
 
 def test_every_option_of_train_is_in_a_group_of_help() -> None:
@@ -87,26 +68,23 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.py"))
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_experiment_file_resolves_and_says_what_it_should_reach(path: Path) -> None:
-    from replicate.training.config import build_parser, resolve_config
+    from replicate.training.config import parse_args, resolve_config
 
-    config = resolve_config(build_parser().parse_args(["--config", str(path)]))
-    assert config.sources["variant"] == f"--config {path.name}"
+    settings = runpy.run_path(str(path))["get_config"]()
+    config = resolve_config(parse_args(["--config", str(path)]))
+    assert (config.variant, config.out) == (settings["variant"], settings["out"])
     assert "Should reach:" in path.read_text()
 
 
-def test_options_given_override_the_experiment_file(tmp_path: Path, capsys) -> None:
-    """The main job as a file: the same run as `--variant vit_b16`; --epochs given wins, and
-    the settings table names the file as the source of what it set."""
-    from replicate.training.config import build_parser, resolve_config, settings_table
+def test_options_given_override_the_experiment_file(tmp_path: Path) -> None:
+    """The main job as a file: the same run as `--variant vit_b16`; --epochs given wins."""
+    from replicate.training.config import parse_args, resolve_config
 
     digits = next(p for p in CONFIGS if p.name == "digits_vit_b16.py")
-    parse = build_parser().parse_args
-    from_file = resolve_config(parse(["--config", str(digits), "--epochs", "2", "--out", "x"]))
-    plain = resolve_config(parse(["--variant", "vit_b16", "--epochs", "2", "--out", "x"]))
-    assert replace(from_file, sources={}) == replace(plain, sources={})
-    table = settings_table(from_file)
-    assert re.search(r"image_size +32 +--config digits_vit_b16.py", table)
-    assert re.search(r"length +2 epochs +--epochs\n", table + "\n")
+    from_file = resolve_config(parse_args(["--config", str(digits), "--epochs", "2", "--out", "x"]))
+    plain = resolve_config(parse_args(["--variant", "vit_b16", "--epochs", "2", "--out", "x"]))
+    assert from_file == plain and from_file.epochs == 2
+    parse = parse_args
     bad = tmp_path / "bad.py"
     bad.write_text("def get_config():\n    return {'imge_size': 32}\n")
     with pytest.raises(ValueError, match="bad.py sets imge_size, which .* has no option"):

@@ -236,7 +236,7 @@ def test_a_run_checkpoint_fine_tunes_with_its_own_variant_and_shape(tmp_path: Pa
     argv = ["--pretrained", str(tmp_path / "base"), "--image-size", "16", "--steps", "1",
             "--workers", "0", "--batch-size", "32", "--out", str(tmp_path / "ft")]  # fmt: skip
     config = resolve(*argv)
-    assert (config.variant, config.sources["variant"]) == ("vit_ti16", "--pretrained")
+    assert config.variant == "vit_ti16"
     assert config.model_overrides["depth"] == 1 and config.model_overrides["hidden_size"] == 32
     assert resolve(*argv, "--model-arg", "depth=2").model_overrides["depth"] == 2  # yours win
     model = main(argv)
@@ -477,9 +477,8 @@ def test_a_run_prints_what_it_uses_and_ends_with_its_results_and_next_commands(
     run(out, "--epochs", "2")
     printed = capsys.readouterr().out
     assert f"run folder: {out}" in printed.splitlines()[0]
-    assert re.search(r"warmup_steps +2 +recipe scratch: 10000, capped at 10% of the 24-step run",
-                     printed)  # fmt: skip
-    assert re.search(r"data_placement +device +auto: the images fit in memory", printed)
+    assert re.search(r"warmup_steps +2\n", printed)  # scratch's 10000, capped at 10% of 24
+    assert re.search(r"data_placement +device\n", printed)  # the images fit in memory
     assert re.search(r"model vit_ti16: 0\.0\d+M parameters \(0\.0\d+M trainable\), [\d.e-]+ GFLOPs "
                      r"per 16x16 image", printed)  # fmt: skip
     config = json.loads((out / "config.json").read_text())

@@ -14,7 +14,6 @@ Figure 7 right, 11 attention_distance.py   mean attention distance by head and d
 training curves    plots.py                loss and accuracy per epoch of every run
                    (the runs read by replicate.runs.read)
 
-sources.py  the model: a checkpoint, pretrained weights by spec, or untrained
 images.py   the input images: a folder, or scikit-learn's digits
 studies.py  each study's table, figure and verdicts, from its study.json
 """

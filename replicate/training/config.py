@@ -4,19 +4,18 @@
     python -m replicate.train --variant vit_b16 --dataset oxford_pets \\
         --pretrained timm:vit_base_patch16_224.orig_in21k_ft_in1k     # Table 4 fine-tuning at 384
     python -m replicate.train --variant tinyvgg --dataset imagefolder:data/hymenoptera
+    python -m replicate.train --config configs/cifar10_vit_ti4.py    # an experiment as a file
     python -m replicate.train --resume --out runs/vit_b16-digits-20250101-120000
     torchrun --nproc_per_node=8 -m replicate.train --variant vit_b16 --dataset cifar100 \\
         --pretrained ... --batch-size 512 --micro-batch 32   # 512 = 8 processes x 32 x 2 steps
-    python -m replicate.train ... --val-fraction 0.02     # Appendix B.1.1: evaluate on a dev split
 
-Every setting resolves in `resolve_config`, the first given of: the option; the recipe
-(`replicate.training.recipes`, Appendix B); the dataset (`replicate.data.datasets`); the model's
-default. The run prints each setting with its source, and writes both to `--out/config.json`,
-which `--resume` reads back. The recipe is --recipe, else the model's (`recipes.DEFAULTS`: a
-ViT's scratch / finetune, a BiT ResNet's scratch-resnet / finetune). The image size is
---image-size, else
-BiT-HyperRule's crop, else 384 for a pretrained ViT (the finetune recipe, Table 4), else the
-dataset's (32 for digits), else the model's (224 for a ViT).
+Each option's default is in the parser; `--config FILE` replaces them with the file's settings,
+so options given still win. An option left at None is the recipe's (`replicate.training.
+recipes`, Appendix B) or follows from the others: the recipe is --recipe, else the model's
+(`recipes.DEFAULTS`: a ViT's scratch / finetune, a BiT ResNet's scratch-resnet / finetune); its
+rate is scaled to the batch; the image size is BiT-HyperRule's crop, else 384 for a pretrained
+ViT (Table 4), else the dataset's (32 for digits), else the model's (224 for a ViT). The run
+prints the resolved settings and writes them to `--out/config.json`, which `--resume` reads back.
 """
 
 from __future__ import annotations
@@ -25,7 +24,8 @@ import argparse
 import ast
 import json
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,6 @@ class TrainConfig:
     ema: float | None = None  # Polyak averaging decay (Section 4.1: 0.9999)
     final_eval_only: bool = False  # evaluate after the last epoch only
     verify_images: bool = False  # check every image file before training
-    sources: dict[str, str] = field(default_factory=dict)  # setting -> where its value came from
     checkpoint_every: int | None = None  # steps between checkpoints within an epoch
     checkpoint_minutes: float = 1.0  # an epoch's end saves when the last save is this old
     eval_every: int | None = None  # evaluate at the first epoch end this many steps on
@@ -111,7 +110,8 @@ class TrainConfig:
     def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
         """From a run's config.json; its "used" record (what the trainer chose) is not input."""
         recipe = {k: tuple(v) if isinstance(v, list) else v for k, v in config["recipe"].items()}
-        config = {k: v for k, v in config.items() if k != USED}
+        known = {f.name for f in fields(cls)}  # not "used", nor older runs' "sources"
+        config = {k: v for k, v in config.items() if k in known}
         return cls(**{**config, "recipe": Recipe(**recipe)})
 
 
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "classification dataset.",
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # every default is None, "not given": resolve_config fills in the real defaults
+    )  # a default of None: the recipe's, or what the other settings imply (resolve_config)
     p.add_argument(
         "--config",
         type=Path,
@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = group.add_argument
     add(
         "--dataset",
+        default="digits",
         metavar="NAME",
         help=f"{', '.join(DATASETS)} (default digits: bundled with scikit-learn, offline), "
         "imagefolder:PATH (PATH/train and PATH/val or PATH/test, one subfolder per class), or "
@@ -196,12 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--data-dir",
+        default=DEFAULT_DATA_DIR,
         metavar="DIR",
         help=f"datasets are downloaded to and read from here ({DEFAULT_DATA_DIR})",
     )
     add(
         "--val-fraction",
         type=float,
+        default=0.0,
         metavar="F",
         help="hold out this class-balanced fraction of the training split as the dev split "
         "(Appendix B.1.1: 0.1 Pets/Flowers, 0.02 CIFAR, 0.01 ImageNet) and evaluate on it each "
@@ -210,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--train-fraction",
         type=float,
+        default=1.0,
         metavar="F",
         help="train on this class-balanced fraction of the training split (after the dev split "
         "is held out); fixed seed, nested: 0.05 lies inside 0.1 (default 1)",
@@ -283,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--seed",
         type=int,
+        default=0,
         metavar="N",
         help="seeds initialisation, data order and augmentation (default 0)",
     )
@@ -319,14 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--final-eval-only",
         action="store_true",
-        default=None,
         help="evaluate once, after the last epoch, not every epoch (the protocol's single look at "
         "the test split)",
     )
     add(
         "--early-stopping",
         action="store_true",
-        default=None,
         help="with --val-fraction: keep the weights of the best dev accuracy (best.safetensors) "
         "and evaluate them once on the test split at the end (test.json), as Section 4.3 "
         '"use[s] early-stopping, and report[s] the best validation accuracy"',
@@ -353,7 +356,6 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--resume",
         action="store_true",
-        default=None,
         help="continue the run in --out (wherever it is now) from its last checkpoint, with "
         "its config.json; only --data-dir, --workers, --data-placement, --log-every, "
         "--verify-images, --checkpoint-every, --checkpoint-minutes and --grad-checkpointing "
@@ -368,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--checkpoint-minutes",
         type=non_negative_float,
+        default=1.0,
         metavar="M",
         help="checkpoint at the end of an epoch when the last checkpoint is at least M minutes "
         "old, and always after the last one (default 1; 0: after every epoch). A large model's "
@@ -377,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--log-every",
         type=positive_int,
+        default=10,
         metavar="N",
         help="steps between progress-bar and TensorBoard updates (10)",
     )
@@ -392,17 +396,17 @@ def build_parser() -> argparse.ArgumentParser:
         "bf16 autocast, on an H100-class GPU); default bf16 on a GPU and on a CPU with AMX, "
         "else fp32",
     )
-    add("--compile", action="store_true", default=None, help="wrap the model in torch.compile")
+    add("--compile", action="store_true", help="wrap the model in torch.compile")
     add(
         "--grad-checkpointing",
         action="store_true",
-        default=None,
         help="recompute each encoder block's activations in the backward pass: less memory, "
         "about a third more compute (ViTs)",
     )
     add(
         "--data-placement",
         choices=["auto", "device", "stream"],
+        default="auto",
         help="device: decode the images once per node and keep them on the training device as "
         "uint8 (training images at up to twice --image-size, crops cut there); stream: decode "
         "them every epoch in DataLoader workers, crops cut from the originals; auto (default): "
@@ -412,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--workers",
         type=non_negative_int,
+        default=default_workers(),
         metavar="N",
         help="DataLoader processes decoding images (default: the CPU cores of this process, "
         "shared by the processes of the node)",
@@ -419,33 +424,27 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--verify-images",
         action="store_true",
-        default=None,
         help="open and check every image file before training; without it, a file that cannot "
         "be decoded is skipped when met, named on stderr and counted in metrics.jsonl",
     )
     return p
 
 
-def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """The defaults of the recipe and the dataset, overridden by the experiment file's settings
-    (--config), overridden by the options given."""
-    if args.resume:
-        return resumed_config(args)
-    from_file = apply_experiment(args) if args.config else set()
-    config = _resolve(args)
-    for setting, source in config.sources.items():  # name the file, not an option, as source
-        option = source.partition(":")[0]
-        if option.startswith("--") and option[2:].replace("-", "_") in from_file:
-            config.sources[setting] = f"--config {args.config.name}" + source[len(option) :]
-    return config
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The options; with --config FILE, the file's settings are the defaults they override."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config:
+        parser.set_defaults(**experiment_settings(args.config, parser))
+        args = parser.parse_args(argv)
+    return args
 
 
-def apply_experiment(args: argparse.Namespace) -> set[str]:
-    """Fill the options not given on the command line from the experiment file's get_config();
-    returns the names it set. A setting that is no option is an error naming it."""
+def experiment_settings(path: Path, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The settings of an experiment file's get_config(), each held to its option's checks; a
+    setting that is no option is an error naming it."""
     import runpy
 
-    path = args.config
     if not path.is_file():
         raise FileNotFoundError(f"no experiment file {path}")
     get_config = runpy.run_path(str(path)).get("get_config")
@@ -453,18 +452,14 @@ def apply_experiment(args: argparse.Namespace) -> set[str]:
         raise ValueError(f"{path} defines no get_config(); it should return the settings, "
                          "e.g. def get_config(): return dict(image_size=32)")  # fmt: skip
     settings = get_config()
-    options = set(vars(args)) - {"config", "resume"}
-    unknown = sorted(set(settings) - options)
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config", "resume")}
+    unknown = sorted(set(settings) - set(actions))
     if unknown:
         raise ValueError(
             f"{path} sets {', '.join(unknown)}, which python -m replicate.train has no option "
             "for; name settings as the options are, with underscores (image_size, model_arg)"
         )
-    from_file = {name for name, value in settings.items() if getattr(args, name) is None}
-    actions = {action.dest: action for action in build_parser()._actions}
-    for name in from_file:
-        setattr(args, name, checked(actions[name], settings[name], path))
-    return from_file
+    return {name: checked(actions[name], value, path) for name, value in settings.items()}
 
 
 def checked(action: argparse.Action, value: Any, path: Path) -> Any:
@@ -485,103 +480,86 @@ def checked(action: argparse.Action, value: Any, path: Path) -> Any:
     return value
 
 
-def _resolve(args: argparse.Namespace) -> TrainConfig:
-    sources: dict[str, str] = {}
+def given_options(args: argparse.Namespace) -> list[str]:
+    """The options whose value is not the parser's default: what the command line set."""
+    parser = build_parser()
+    return [name for name, value in vars(args).items() if value != parser.get_default(name)]
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's settings: the options, the recipe applied once, the rest implied."""
+    if args.resume:
+        return resumed_config(args)
     # A checkpoint of this trainer knows its model: --pretrained alone fine-tunes it.
     own = run_checkpoint_info(args.pretrained) if args.pretrained else None
-    variant, sources["variant"] = first_given(
-        (args.variant, "--variant"),
-        (own.variant if own else None, "--pretrained"),
-        ("vit_b16", DEFAULT),
-    )
+    variant = args.variant or (own.variant if own else "vit_b16")
     entry = models.get_model_entry(variant)  # fails early on an unknown name
-    name, sources["dataset"] = first_given((args.dataset, "--dataset"), ("digits", DEFAULT))
-    spec = get_dataset_spec(name)
-    data_dir = args.data_dir or DEFAULT_DATA_DIR
-    recipe_name, sources["recipe"] = first_given(
-        (args.recipe, "--recipe"),
-        (
-            default_recipe(entry.name, bool(args.pretrained)),
-            f"model {entry.name}" + ", --pretrained" * bool(args.pretrained),
-        ),
-    )
-    recipe = RECIPES[recipe_name]
-    rule = bit_hyperrule(*training_set_shape(spec, data_dir)) if recipe.by_dataset_size else None
-    if rule:
-        recipe = rule.apply(recipe)
-    changes = {f: v for f in RECIPE_OPTIONS if (v := getattr(args, f)) is not None}
-    recipe = replace(recipe, **changes, warmup_capped=args.warmup_steps is None)
-    if args.crop_scale is not None:
-        if not 0 < args.crop_scale <= 1:
-            raise ValueError(f"--crop-scale must be in (0, 1], got {args.crop_scale}")
-        recipe = replace(recipe, crop_scale=(args.crop_scale, 1.0))
-    for option in RECIPE_OPTIONS:
-        sources[option] = option_name(option) if option in changes else f"recipe {recipe.name}"
+    spec = get_dataset_spec(args.dataset)
+    preset = RECIPES[args.recipe or default_recipe(entry.name, bool(args.pretrained))]
+    rule = None
+    if preset.by_dataset_size:  # BiT-HyperRule: length, resolution, MixUp from the data
+        rule = bit_hyperrule(*training_set_shape(spec, args.data_dir))
+    batch_size = args.batch_size or preset.batch_size or spec.batch_size
+    recipe = apply_recipe(args, rule.apply(preset) if rule else preset, batch_size)
     model_overrides = dict(parse_model_arg(a) for a in args.model_arg or ())
     if own and own.variant == variant:  # its shape (depth, patch size) unless --model-arg says
         model_overrides = {**own.model_overrides, **model_overrides}
     patch = patch_size(variant, model_overrides)
-    image_size, sources["image_size"] = resolve_image_size(args, entry, spec, recipe, patch, rule)
-    batch_size, sources["batch_size"] = first_given(
-        (args.batch_size, "--batch-size"),
-        (recipe.batch_size, f"recipe {recipe.name}"),
-        (spec.batch_size, f"dataset {spec.name}"),
-    )
-    if args.lr is None:  # the rate for this batch (`Recipe.at_batch`)
-        recipe, how = recipe.at_batch(batch_size)
-        if how:
-            sources["lr"] += f": {how}"
     epochs, steps = args.epochs, args.steps
-    sources["length"] = "--epochs" if epochs else "--steps"
     if epochs is None and steps is None:
         if rule:
             steps = rule.steps
         elif args.pretrained and recipe.paper_finetune_steps:
             steps = spec.finetune_steps
         epochs = None if steps else spec.epochs
-        sources["length"] = (
-            f"recipe {recipe.name}, by the training set's size"
-            if rule
-            else f"dataset {spec.name}" + (" (Table 4 steps)" if steps else "")
-        )
-    precision, sources["precision"] = first_given(
-        (args.precision, "--precision"), default_precision()
-    )
     dataset = spec.name.replace(IMAGEFOLDER, "imagefolder-").rstrip("/").replace("/", "-")
     out = args.out or f"runs/{variant}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}"
     refuse_out_inside_data(Path(out), spec.name)
     return TrainConfig(
         variant=variant,
         dataset=spec.name,
-        data_dir=data_dir,
+        data_dir=args.data_dir,
         pretrained=args.pretrained,
         recipe=recipe,
         model_overrides=model_overrides,
-        image_size=check_resolution(image_size, patch, variant),
+        image_size=check_resolution(
+            image_size(args, entry, spec, recipe, patch, rule), patch, variant
+        ),
         batch_size=batch_size,
         epochs=epochs,
         steps=steps,
-        precision=precision,
-        compile=bool(args.compile),
-        seed=args.seed if args.seed is not None else 0,
+        precision=args.precision or default_precision()[0],
+        compile=args.compile,
+        seed=args.seed,
         out=out,
-        data_placement=args.data_placement or "auto",
-        workers=args.workers if args.workers is not None else default_workers(),
-        log_every=args.log_every or 10,
-        verify_images=bool(args.verify_images),
-        sources=sources,
+        data_placement=args.data_placement,
+        workers=args.workers,
+        log_every=args.log_every,
+        verify_images=args.verify_images,
         checkpoint_every=args.checkpoint_every,
-        checkpoint_minutes=args.checkpoint_minutes if args.checkpoint_minutes is not None else 1.0,
+        checkpoint_minutes=args.checkpoint_minutes,
         micro_batch=args.micro_batch or default_micro_batch(recipe),
-        val_fraction=args.val_fraction or 0.0,
-        train_fraction=args.train_fraction if args.train_fraction is not None else 1.0,
+        val_fraction=args.val_fraction,
+        train_fraction=args.train_fraction,
         ema=check_decay(args.ema) if args.ema is not None else None,
-        final_eval_only=bool(args.final_eval_only),
-        grad_checkpointing=bool(args.grad_checkpointing),
+        final_eval_only=args.final_eval_only,
+        grad_checkpointing=args.grad_checkpointing,
         eval_every=args.eval_every,
         early_stopping=early_stopping(args),
         patience=patience(args),
     )
+
+
+def apply_recipe(args: argparse.Namespace, recipe: Recipe, batch_size: int) -> Recipe:
+    """The recipe with the options given, its rate scaled to the run's global batch unless
+    --lr was given (`Recipe.at_batch`)."""
+    changes = {f: v for f in RECIPE_OPTIONS if (v := getattr(args, f)) is not None}
+    recipe = replace(recipe, **changes, warmup_capped=args.warmup_steps is None)
+    if args.crop_scale is not None:
+        if not 0 < args.crop_scale <= 1:
+            raise ValueError(f"--crop-scale must be in (0, 1], got {args.crop_scale}")
+        recipe = replace(recipe, crop_scale=(args.crop_scale, 1.0))
+    return recipe if args.lr is not None else recipe.at_batch(batch_size)
 
 
 def refuse_out_inside_data(out: Path, dataset: str) -> None:
@@ -616,7 +594,6 @@ def default_micro_batch(recipe: Recipe) -> int | None:
     return FINETUNE_MICRO_BATCH["cuda" if torch.cuda.is_available() else "cpu"]
 
 
-DEFAULT = "default"
 RECIPE_OPTIONS = (
     "lr",
     "weight_decay",
@@ -629,58 +606,46 @@ RECIPE_OPTIONS = (
 )
 
 
-def first_given(*candidates: tuple[Any, str]) -> tuple[Any, str]:
-    """The first (value, source) whose value is given, not None: candidates in resolution order."""
-    return next((value, source) for value, source in candidates if value is not None)
-
-
 def option_name(setting: str) -> str:
     return "--" + setting.replace("_", "-")
 
 
-def resolve_image_size(
+def image_size(
     args: argparse.Namespace,
     entry: models.ModelEntry,
     spec: DatasetSpec,
     recipe: Recipe,
     patch: int | None,
-    rule: HyperRule | None = None,
-) -> tuple[int, str]:
-    """The training resolution, the first of its five sources: --image-size; BiT-HyperRule's
-    crop for the training images (128 or 384); the recipe's for a pretrained ViT (finetune: 384,
-    Appendix B.1.1, rounded to a multiple of the patch size by `replicate.training.resolution`:
-    378 for /14); the dataset's (e.g. 32 for digits); the model's default (224 for a ViT, 64 for
+    rule: HyperRule | None,
+) -> int:
+    """The training resolution, the first given of: --image-size; BiT-HyperRule's crop for the
+    training images (128 or 384); the recipe's for a pretrained ViT (finetune: 384, Appendix
+    B.1.1, rounded to a multiple of the patch size by `replicate.training.resolution`: 378 for
+    /14); the dataset's (e.g. 32 for digits); the model's default (224 for a ViT, 64 for
     TinyVGG)."""
-    pretrained_vit = args.pretrained and entry.family == "vit" and recipe.image_size
-    finetune_size = None
-    if pretrained_vit:
-        finetune_size = nearest_multiple(recipe.image_size, patch) if patch else recipe.image_size
-    return first_given(
-        (args.image_size, "--image-size"),
-        (rule.image_size if rule else None, f"recipe {recipe.name}, by the images' size"),
-        (finetune_size, f"recipe {recipe.name}, pretrained ViT"),
-        (spec.image_size, f"dataset {spec.name}"),
-        (entry.default_image_size, f"model {entry.name}"),
-    )
+    if args.image_size:
+        return args.image_size
+    if rule:
+        return rule.image_size
+    if args.pretrained and entry.family == "vit" and recipe.image_size:
+        return nearest_multiple(recipe.image_size, patch) if patch else recipe.image_size
+    return spec.image_size or entry.default_image_size
 
 
-Used = dict[str, tuple[Any, str]]  # setting -> (the value a run uses, the rule that chose it)
+SHOWN = ("variant", "dataset", "recipe", *RECIPE_OPTIONS, "image_size", "batch_size", "length",
+         "precision")  # fmt: skip
 
 
-def settings_table(config: TrainConfig, used: Used | None = None) -> str:
-    """Each resolved setting, its value and where it came from: what the run prints first.
-    `used`: the values only the running trainer knows (a capped warm-up, the data placement
-    "auto" chose), in place of what was asked for."""
+def settings_table(config: TrainConfig, used: dict[str, Any] | None = None) -> str:
+    """The resolved settings a run prints first; `used`: the values only the running trainer
+    knows (a capped warm-up, the data placement "auto" chose), in place of what was asked."""
     values = {f: getattr(config.recipe, f) for f in RECIPE_OPTIONS}
     values.update(asdict(config), recipe=config.recipe.name)
     values["length"] = f"{config.epochs} epochs" if config.epochs else f"{config.steps} steps"
-    sources = dict(config.sources)
-    for name, (value, rule) in (used or {}).items():
-        values[name], sources[name] = value, rule
-    rows = [(name, str(values[name]), source) for name, source in sources.items()]
-    width = [max((len(row[i]) for row in rows), default=0) for i in range(2)]  # older runs: {}
-    lines = [f"  {n:<{width[0]}}  {v:<{width[1]}}  {s}" for n, v, s in rows]
-    return "\n".join(["settings (value, source):", *lines])
+    values.update(used or {})
+    names = [*SHOWN, *(used or {})]
+    width = max(map(len, names))
+    return "\n".join(["settings:", *(f"  {n:<{width}}  {values[n]}" for n in dict.fromkeys(names))])
 
 
 def resumed_config(args: argparse.Namespace) -> TrainConfig:
@@ -693,18 +658,13 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
         config = TrainConfig.from_dict(json.loads(config_path.read_text()))
     except (TypeError, KeyError, json.JSONDecodeError) as error:  # edited, or another version's
         raise ValueError(f"cannot read the run configuration {config_path}: {error}") from error
-    given = {
-        k: v
-        for k, v in vars(args).items()
-        if v is not None and k not in ("resume", "out", *RESUMABLE_OPTIONS)
-    }
+    given = [k for k in given_options(args) if k not in ("resume", "out", *RESUMABLE_OPTIONS)]
     if given:
-        names = ", ".join("--" + k.replace("_", "-") for k in given)
         raise ValueError(
-            f"--resume continues the run as {config_path} configures it; drop {names} "
-            f"(to change them, start a new run)"
+            f"--resume continues the run as {config_path} configures it; drop "
+            f"{', '.join(map(option_name, given))} (to change them, start a new run)"
         )
-    changes = {k: v for k in RESUMABLE_OPTIONS if (v := getattr(args, k)) is not None}
+    changes = {k: getattr(args, k) for k in RESUMABLE_OPTIONS if k in given_options(args)}
     inexact = [k for k in INEXACT_ON_RESUME if k in changes and changes[k] != getattr(config, k)]
     if inexact:
         print(

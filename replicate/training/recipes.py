@@ -75,16 +75,13 @@ class Recipe:
     def adaptive(self) -> bool:
         return self.optimizer in ("adam", "adamw")
 
-    def at_batch(self, batch_size: int) -> tuple[Recipe, str]:
-        """The recipe with its rate scaled from `reference_batch` to `batch_size` (square root
-        for Adam, linear for SGD), and how, for the settings table."""
+    def at_batch(self, batch_size: int) -> Recipe:
+        """The recipe with its rate scaled from `reference_batch` to `batch_size`: by the
+        square root for Adam, linearly for SGD."""
         if not self.reference_batch:
-            return self, ""
+            return self
         ratio = batch_size / self.reference_batch
-        factor, rule = (math.sqrt(ratio), "sqrt") if self.adaptive else (ratio, "")
-        reference = self.reference_batch
-        how = f"{self.lr:g} at batch {reference} x {rule}({batch_size}/{reference})"
-        return replace(self, lr=self.lr * factor), how
+        return replace(self, lr=self.lr * (math.sqrt(ratio) if self.adaptive else ratio))
 
 
 SCRATCH = Recipe(
