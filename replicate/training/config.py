@@ -137,6 +137,7 @@ INEXACT_ON_RESUME = ("micro_batch", "data_placement")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options, one line of help each; docs/training.md has the detail."""
     p = ArgumentParser(
         prog="python -m replicate.train",
         description="Train a registered model (a ViT variant or a CNN baseline) on an image "
@@ -144,17 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # a default of None: the recipe's, or what the other settings imply (resolve_config)
-    p.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="an experiment as a Python file whose get_config() returns settings named as these "
-        "options (image_size=32, model_arg=[...]); options given here override it (configs/)",
-    )
-    group = p.add_argument_group(
-        title="model", description="the network and where its weights come from"
-    )
-    add = group.add_argument
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="an experiment file whose get_config() gives these options' defaults "
+                   "(configs/)")  # fmt: skip
+
+    add = p.add_argument_group("model", "the network and where its weights come from").add_argument
     add(
         "--variant",
         "--model",
@@ -164,137 +159,100 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--pretrained",
         metavar="SPEC",
-        help="start from these weights: timm:MODEL.TAG, torchvision:WEIGHTS (e.g. IMAGENET1K_V1), "
-        "google:imagenet21k/ViT-B_16, or a file (e.g. a model.safetensors of an earlier run)",
+        help="start from weights: timm:MODEL.TAG, torchvision:WEIGHTS, google:NAME, or a file",
     )
     add(
         "--model-arg",
         action="append",
         metavar="KEY=VALUE",
-        help="override a model argument, e.g. depth=2 or hidden_size=64 (ViT config fields) or "
-        "hidden_units=32 (TinyVGG) or stem=small (BiT: 3x3 stride-1 stem for 32x32); repeatable",
+        help="override a model argument (depth=2, patch_size=4, stem=small); repeatable",
     )
     add(
         "--image-size",
         type=positive_int,
         metavar="S",
-        help="training resolution, a multiple of a ViT's patch size (default: BiT-HyperRule's "
-        "crop, 128 or 384; 384 for a "
-        "pretrained ViT, rounded to the nearest multiple of the patch size: 378 for /14; else "
-        "the dataset's, e.g. 32 for digits, else the model's, e.g. 224 for a ViT, 64 for TinyVGG)",
+        help="training resolution (default: 384 for a pretrained ViT, else the dataset's)",
     )
-    group = p.add_argument_group(
-        title="data", description="the dataset and the splits of it a run uses"
-    )
-    add = group.add_argument
+
+    add = p.add_argument_group("data", "the dataset and the splits of it a run uses").add_argument
     add(
         "--dataset",
         default="digits",
         metavar="NAME",
-        help=f"{', '.join(DATASETS)} (default digits: bundled with scikit-learn, offline), "
-        "imagefolder:PATH (PATH/train and PATH/val or PATH/test, one subfolder per class), or "
-        "wds:PATH (WebDataset tar shards PATH/train/*.tar and PATH/val/*.tar)",
+        help=f"{', '.join(DATASETS)}, imagefolder:PATH or wds:PATH (default digits, offline)",
     )
     add(
         "--data-dir",
         default=DEFAULT_DATA_DIR,
         metavar="DIR",
-        help=f"datasets are downloaded to and read from here ({DEFAULT_DATA_DIR})",
+        help="where datasets are downloaded to and read from (%(default)s)",
     )
     add(
         "--val-fraction",
         type=float,
         default=0.0,
         metavar="F",
-        help="hold out this class-balanced fraction of the training split as the dev split "
-        "(Appendix B.1.1: 0.1 Pets/Flowers, 0.02 CIFAR, 0.01 ImageNet) and evaluate on it each "
-        "epoch instead of the test split (default 0)",
+        help="hold out this class-balanced fraction as the dev split and evaluate on it",
     )
     add(
         "--train-fraction",
         type=float,
         default=1.0,
         metavar="F",
-        help="train on this class-balanced fraction of the training split (after the dev split "
-        "is held out); fixed seed, nested: 0.05 lies inside 0.1 (default 1)",
+        help="train on this class-balanced, nested fraction of the training split",
     )
     add(
         "--crop",
         choices=["inception", "pad"],
-        help="the training crop: inception (the reference's: a random area and aspect, resized) "
-        "or pad (a crop of the 4-pixel zero-padded image, CIFAR's); both flip (default: the "
-        "recipe's)",
+        help="the training crop: the reference's inception crop, or CIFAR's padded crop",
     )
     add(
         "--crop-scale",
         type=float,
         metavar="MIN",
-        help="the smallest area of the inception crop, as a fraction of the image (default: the "
-        "dataset's, 0.05 as vit_jax; a higher floor suits 32x32 images)",
+        help="the inception crop's smallest area, as a fraction of the image",
     )
-    group = p.add_argument_group(
-        title="optimisation", description="the recipe and what overrides it"
-    )
-    add = group.add_argument
+
+    add = p.add_argument_group("optimisation", "the recipe and what overrides it").add_argument
     add(
         "--recipe",
         choices=list(RECIPES),
-        help="a training preset; `python -m replicate.training.recipes` describes each (the "
-        "paper's Appendix B and each baseline's own). Default: the model's own, "
+        help="a training preset (python -m replicate.training.recipes); default: the model's, "
         + default_recipes_help(),
     )
     add(
         "--batch-size",
         type=positive_int,
         metavar="N",
-        help="the GLOBAL batch: images per optimiser step over all processes, reached by "
-        "gradient accumulation (default: 512 with finetune, Table 4; else the dataset's)",
+        help="the global batch, over all processes (default: the recipe's, else the dataset's)",
     )
     add(
         "--micro-batch",
         type=positive_int,
         metavar="N",
-        help="images per forward/backward pass on each process; the per-process share of "
-        "--batch-size is accumulated over micro-batches of N (default: the whole share; with "
-        f"finetune {FINETUNE_MICRO_BATCH['cuda']} on a GPU, {FINETUNE_MICRO_BATCH['cpu']} on a "
-        "CPU). The run prints the split: processes x micro-batch x accumulation steps",
+        help="images per forward/backward pass; the rest of the batch is accumulated",
     )
-    add("--lr", type=learning_rate, help="peak learning rate (default: the recipe's)")
-    add(
-        "--weight-decay",
-        type=finite_non_negative_float,
-        help="weight decay, decoupled for AdamW (default: the recipe's)",
-    )
-    add(
-        "--grad-clip",
-        type=non_negative_float,
-        help="clip gradients at this global norm (0: no clipping)",
-    )
-    add("--dropout", type=probability, help="ViT dropout rate (default: the recipe's)")
-    add(
-        "--label-smoothing",
-        type=probability,
-        metavar="EPS",
-        help="label smoothing of the training loss (default: the recipe's)",
-    )
+    add("--lr", type=learning_rate, help="peak learning rate (default: the recipe's, scaled "
+        "to the batch)")  # fmt: skip
+    add("--weight-decay", type=finite_non_negative_float, help="decoupled for AdamW")
+    add("--grad-clip", type=non_negative_float, help="global gradient norm (0: none)")
+    add("--dropout", type=probability, help="ViT dropout rate")
+    add("--label-smoothing", type=probability, metavar="EPS", help="of the training targets")
     add(
         "--ema",
         type=float,
         metavar="DECAY",
-        help="also keep a Polyak (exponential moving) average of the weights with this decay "
-        "(Section 4.1: 0.9999), evaluated beside them each epoch, saved as model_ema.safetensors",
+        help="also keep and evaluate a Polyak average of the weights (Section 4.1: 0.9999)",
     )
     add(
         "--seed",
         type=int,
         default=0,
         metavar="N",
-        help="seeds initialisation, data order and augmentation (default 0)",
+        help="initialisation, data order and augmentation (%(default)s)",
     )
-    group = p.add_argument_group(
-        title="schedule", description="how long, and the learning rate over time"
-    )
-    add = group.add_argument
+
+    group = p.add_argument_group("schedule", "how long, and the learning rate over time")
     length = group.add_mutually_exclusive_group()
     length.add_argument(
         "--epochs",
@@ -306,127 +264,92 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps",
         type=positive_int,
         metavar="N",
-        help="optimiser steps instead of epochs (default with finetune: Table 4's, where given)",
+        help="optimiser steps instead (default with finetune: Table 4's)",
     )
-    add(
+    group.add_argument(
         "--warmup-steps",
         type=non_negative_int,
         metavar="N",
-        help="linear warm-up steps, taken as given (default: the recipe's; scratch's 10k (Table "
-        "3) is capped at a tenth of the run, finetune's 500 (the official configs) at the run's "
-        "length)",
+        help="linear warm-up, taken as given (default: the recipe's, capped)",
     )
-    add("--schedule", choices=SCHEDULES, help="decay after the warm-up")
-    group = p.add_argument_group(
-        title="evaluation", description="when and on what the run is evaluated"
-    )
-    add = group.add_argument
-    add(
-        "--final-eval-only",
-        action="store_true",
-        help="evaluate once, after the last epoch, not every epoch (the protocol's single look at "
-        "the test split)",
-    )
+    group.add_argument("--schedule", choices=SCHEDULES, help="decay after the warm-up")
+
+    add = p.add_argument_group("evaluation", "when and on what the run is evaluated").add_argument
+    add("--final-eval-only", action="store_true", help="evaluate once, after the last epoch")
     add(
         "--early-stopping",
         action="store_true",
-        help="with --val-fraction: keep the weights of the best dev accuracy (best.safetensors) "
-        "and evaluate them once on the test split at the end (test.json), as Section 4.3 "
-        '"use[s] early-stopping, and report[s] the best validation accuracy"',
+        help="with --val-fraction: test the best dev weights once at the end (Section 4.3)",
     )
     add(
         "--patience",
         type=positive_int,
         metavar="N",
-        help="with --early-stopping: stop the run after N evaluations of the dev split without a "
-        "better top-1 (default: train to the end)",
+        help="with --early-stopping: stop after N evaluations without a better dev top-1",
     )
     add(
         "--eval-every",
         type=positive_int,
         metavar="N",
-        help="evaluate at the end of the first epoch at least N steps after the last evaluation "
-        "(default: every epoch), and always after the last one",
+        help="evaluate at the first epoch end N steps after the last evaluation",
     )
-    group = p.add_argument_group(
-        title="checkpoints", description="the run folder, its logs and checkpoints"
-    )
-    add = group.add_argument
+
+    add = p.add_argument_group("checkpoints", "the run folder, its logs, checkpoints").add_argument
     add("--out", metavar="DIR", help="run folder (default runs/VARIANT-DATASET-TIME)")
     add(
         "--resume",
         action="store_true",
-        help="continue the run in --out (wherever it is now) from its last checkpoint, with "
-        "its config.json; only --data-dir, --workers, --data-placement, --log-every, "
-        "--verify-images, --checkpoint-every, --checkpoint-minutes and --grad-checkpointing "
-        "may be given again",
+        help="continue the run in --out from its last checkpoint, with its config.json",
     )
     add(
         "--checkpoint-every",
         type=positive_int,
         metavar="N",
-        help="also checkpoint every N steps within an epoch (default: at epochs' ends only)",
+        help="also checkpoint every N steps within an epoch",
     )
     add(
         "--checkpoint-minutes",
         type=non_negative_float,
         default=1.0,
         metavar="M",
-        help="checkpoint at the end of an epoch when the last checkpoint is at least M minutes "
-        "old, and always after the last one (default 1; 0: after every epoch). A large model's "
-        "checkpoint takes seconds to write: with short epochs, saving each one would slow the "
-        "run by a third",
+        help="checkpoint at an epoch's end when the last is M minutes old (%(default)s)",
     )
     add(
         "--log-every",
         type=positive_int,
         default=10,
         metavar="N",
-        help="steps between progress-bar and TensorBoard updates (10)",
+        help="steps between progress and TensorBoard updates (%(default)s)",
     )
-    group = p.add_argument_group(
-        title="hardware",
-        description="how the computation runs (precision changes the numbers slightly)",
-    )
-    add = group.add_argument
+
+    add = p.add_argument_group(
+        "hardware", "how the computation runs (precision changes the numbers slightly)"
+    ).add_argument
     add(
         "--precision",
         choices=["bf16", "fp16", "fp32", "fp8"],
-        help="autocast dtype (fp16 with loss scaling; fp8: torchao's float8 linear layers in "
-        "bf16 autocast, on an H100-class GPU); default bf16 on a GPU and on a CPU with AMX, "
-        "else fp32",
+        help="autocast dtype (default bf16 on a GPU and a CPU with bf16 units, else fp32)",
     )
     add("--compile", action="store_true", help="wrap the model in torch.compile")
     add(
         "--grad-checkpointing",
         action="store_true",
-        help="recompute each encoder block's activations in the backward pass: less memory, "
-        "about a third more compute (ViTs)",
+        help="recompute each block's activations in the backward pass (ViTs)",
     )
     add(
         "--data-placement",
         choices=["auto", "device", "stream"],
         default="auto",
-        help="device: decode the images once per node and keep them on the training device as "
-        "uint8 (training images at up to twice --image-size, crops cut there); stream: decode "
-        "them every epoch in DataLoader workers, crops cut from the originals; auto (default): "
-        "device when they take at most a quarter of its free memory and half the host's "
-        "available memory",
+        help="keep decoded images on the device, or decode them each epoch (%(default)s)",
     )
     add(
         "--workers",
         type=non_negative_int,
         default=default_workers(),
         metavar="N",
-        help="DataLoader processes decoding images (default: the CPU cores of this process, "
-        "shared by the processes of the node)",
+        help="DataLoader processes decoding images (%(default)s)",
     )
-    add(
-        "--verify-images",
-        action="store_true",
-        help="open and check every image file before training; without it, a file that cannot "
-        "be decoded is skipped when met, named on stderr and counted in metrics.jsonl",
-    )
+    add("--verify-images", action="store_true", help="check every image file before training")
     return p
 
 
