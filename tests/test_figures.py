@@ -180,7 +180,7 @@ def test_the_default_model_is_the_cifar10_vit_named_in_the_titles() -> None:
     assert subject.trained and subject.model.config.patch_size == 4
     assert subject.label == (
         "ViT-Ti/4 (5 layers) trained on imagefolder:.data/cifar10, "
-        "cifar10-vit_ti4/model-bf16.safetensors"
+        "cifar10-vit_ti4-flagship/model-bf16.safetensors"
     )
     untrained = load_subject(parse_args(["--variant", "vit_ti16", "--image-size", "32"]))
     assert not untrained.trained and "untrained" in untrained.label

@@ -56,7 +56,7 @@ CPU = Scale(
     pretext_steps=3_000,  # about 8 epochs of the training images, without their labels
     finetune_sizes=(48, 64),
     finetune_steps=100,
-    best_vit="results/cifar10-vit_ti4/model-bf16.safetensors",  # configs/cifar10_vit_ti4.py
+    best_vit="results/cifar10-vit_ti4-flagship/model-bf16.safetensors",  # the flagship
 )
 GPU = replace(
     CPU,

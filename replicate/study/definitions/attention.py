@@ -1,5 +1,6 @@
 """Study 5, `attention`: Figures 6, 7 and 11 drawn from the best-trained ViT the project has
-(`Scale.best_vit`: at the cpu scale configs/cifar10_vit_ti4.py's, else the data-size study's ViT
+(`Scale.best_vit`: at the cpu scale the flagship's, configs/cifar10_vit_ti4_flagship.py, else
+the data-size study's ViT
 trained on all of CIFAR-10), each measure beside the same architecture untrained (seed 0), the
 control: random weights already attend at a distance and have position embeddings.
 
