@@ -84,6 +84,8 @@ def test_options_given_override_the_experiment_file(tmp_path: Path) -> None:
     from_file = resolve_config(parse_args(["--config", str(digits), "--epochs", "2", "--out", "x"]))
     plain = resolve_config(parse_args(["--variant", "vit_b16", "--epochs", "2", "--out", "x"]))
     assert from_file == plain and from_file.epochs == 2
+    in_steps = resolve_config(parse_args(["--config", str(digits), "--steps", "3", "--out", "x"]))
+    assert (in_steps.epochs, in_steps.steps) == (None, 3)  # the file's epochs give way
     parse = parse_args
     bad = tmp_path / "bad.py"
     bad.write_text("def get_config():\n    return {'imge_size': 32}\n")

@@ -358,7 +358,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.config:
-        parser.set_defaults(**experiment_settings(args.config, parser))
+        settings = experiment_settings(args.config, parser)
+        if args.epochs or args.steps:  # a length given replaces the file's, in epochs or steps
+            settings = {k: v for k, v in settings.items() if k not in ("epochs", "steps")}
+        parser.set_defaults(**settings)
         args = parser.parse_args(argv)
     return args
 
