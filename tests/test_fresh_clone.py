@@ -127,3 +127,15 @@ def test_the_readme_states_the_from_scratch_vit_as_committed() -> None:
         assert f"| **{100 * last['test_acc']:.1f}%** |" in readme, metrics.parent.name
     plain = json.loads((REPO / "results/plain-loop/vit.json").read_text())["test_top1"]
     assert f"| {100 * plain['plain loop']:.1f}% |" in readme
+
+
+def test_every_weights_file_the_project_names_is_committed() -> None:
+    """The figures' default model, the studies' best ViT and the README's fine-tuning example
+    read committed bf16 weights: a clone that lacks one draws an untrained model."""
+    texts = [REPO / "README.md", *(REPO / "replicate").rglob("*.py")]
+    named = {
+        m for path in texts for m in re.findall(r"results/[\w./-]+\.safetensors", path.read_text())
+    }
+    tracked = subprocess.run(["git", "ls-files", "results"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.split()  # fmt: skip
+    assert named and not named - set(tracked), named - set(tracked)
