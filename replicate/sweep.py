@@ -37,6 +37,7 @@ from replicate.runs.files import atomic_path, read_json, write_json
 from replicate.runs.log import last_epoch
 from replicate.train import main as train_main
 from replicate.training.checkpoint import latest_checkpoint
+from replicate.training.config import build_parser as train_parser
 from replicate.training.config import given_options, parse_args
 
 LEARNING_RATES = (0.001, 0.003, 0.01, 0.03)  # Table 4 (ImageNet: 0.003 to 0.06)
@@ -286,13 +287,13 @@ def main(argv: Sequence[str] | None = None) -> SweepResult:
     split = argv.index("--") if "--" in argv else len(argv)
     args = build_parser().parse_args(argv[:split])
     train_args = argv[split + 1 :]
-    options = parse_args(train_args)
+    given = given_options(train_parser().parse_args(train_args))  # not an experiment file's
     swept = [k for k, values in (("weight_decay", args.weight_decays),
                                  ("crop_scale", args.crop_scales)) if values]  # fmt: skip
-    controlled = [_flag(k) for k in (*CONTROLLED, *swept) if k in given_options(options)]
+    controlled = [_flag(k) for k in (*CONTROLLED, *swept) if k in given]
     if controlled:
         raise ValueError(f"the sweep sets {', '.join(controlled)} itself; drop them after --")
-    dataset = options.dataset
+    dataset = parse_args(train_args).dataset
     val_fraction = args.val_fraction or DEV_FRACTIONS.get(dataset, DEFAULT_DEV_FRACTION)
     name = dataset.replace("imagefolder:", "").strip("/").replace("/", "-")
     out = args.out or Path(f"runs/sweep-{name}-{datetime.now():%Y%m%d-%H%M%S}")

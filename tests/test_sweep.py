@@ -71,6 +71,24 @@ def test_options_the_sweep_sets_itself_are_refused(capsys, tmp_path: Path) -> No
     assert "the sweep sets --lr itself" in capsys.readouterr().err
 
 
+def test_an_experiment_file_may_set_what_the_sweep_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """configs/ name their --out and seed: the sweep's own override them, without refusal."""
+    experiment = tmp_path / "experiment.py"
+    experiment.write_text("def get_config():\n    return {'seed': 3, 'out': 'runs/x'}\n")
+
+    class Reached(Exception):
+        pass
+
+    def run_sweep(train_args, *rest):
+        raise Reached(train_args)
+
+    monkeypatch.setattr(sweep_module, "run_sweep", run_sweep)
+    with pytest.raises(Reached):
+        main(["--", "--config", str(experiment), *TINY_VIT])
+
+
 def test_seeds_retrain_the_chosen_rate_and_average_the_tests(tmp_path: Path) -> None:
     argv = ["--lrs", "3e-3", "--seeds", "2", "--val-fraction", "0.1", "--out", str(tmp_path),
             "--", *TINY_VIT, "--steps", "2", "--train-fraction", "0.2"]  # fmt: skip
