@@ -584,13 +584,14 @@ def resumed_config(args: argparse.Namespace) -> TrainConfig:
         config = TrainConfig.from_dict(json.loads(config_path.read_text()))
     except (TypeError, KeyError, json.JSONDecodeError) as error:  # edited, or another version's
         raise ValueError(f"cannot read the run configuration {config_path}: {error}") from error
-    given = [k for k in given_options(args) if k not in ("resume", "out", *RESUMABLE_OPTIONS)]
-    if given:
+    given = given_options(args)
+    refused = [k for k in given if k not in ("resume", "out", *RESUMABLE_OPTIONS)]
+    if refused:
         raise ValueError(
             f"--resume continues the run as {config_path} configures it; drop "
-            f"{', '.join(map(option_name, given))} (to change them, start a new run)"
+            f"{', '.join(map(option_name, refused))} (to change them, start a new run)"
         )
-    changes = {k: getattr(args, k) for k in RESUMABLE_OPTIONS if k in given_options(args)}
+    changes = {k: getattr(args, k) for k in RESUMABLE_OPTIONS if k in given}
     inexact = [k for k in INEXACT_ON_RESUME if k in changes and changes[k] != getattr(config, k)]
     if inexact:
         print(
