@@ -59,3 +59,18 @@ def test_every_arm_is_one_change_to_the_baseline_command() -> None:
         settings = ablation.arm_settings("vit", arm, out)
         changed = {k for k in settings if settings[k] != base.get(k)} - {"out"}
         assert changed == set(ablation.ARMS[arm]["vit"]), arm
+
+
+def test_anchor_init_writes_the_baseline_model_with_the_anchors_initialisation(
+    tmp_path: Path,
+) -> None:
+    from safetensors.torch import load_file
+
+    settings = ablation.arm_settings("vit", "anchor-init", tmp_path)
+    assert settings["pretrained"] == tmp_path / "anchor-init" / ablation.ANCHOR_INIT
+    ablation.write_anchor_init(settings, tmp_path / "init.safetensors")
+    weights = load_file(tmp_path / "init.safetensors")
+    assert weights["embedding.position_embedding"].shape == (1, 65, 192)  # ViT-Ti/4 at 32 px
+    assert 0.9 < weights["embedding.position_embedding"].std() < 1.1  # N(0, 1), not N(0, 0.02)
+    classifier = weights["head.classifier.weight"]  # PyTorch's default, not zeros
+    assert 0 < classifier.abs().max() <= 192**-0.5
