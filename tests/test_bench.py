@@ -150,18 +150,3 @@ def test_a_suite_times_every_configuration_in_both_precisions_and_modes(
         assert timm.skipped is None and timm.params == ours.params  # the same network
     rows = [line for line in table.read_text().splitlines() if line.startswith("| vit_ti16")]
     assert len(rows) == 4 and all("x |" in row for row in rows)  # train and inference, ratios
-
-
-def test_the_shared_machine_bench_writes_each_settings_slowdown(tmp_path, monkeypatch) -> None:
-    from replicate.bench import shared_machine
-
-    rates = {(name, busy): 100.0 / (1 + busy * (i + 1)) for i, name in
-             enumerate(shared_machine.SETTINGS) for busy in (False, True)}  # fmt: skip
-    by_environment = {str(env): name for name, env in shared_machine.SETTINGS.items()}
-    monkeypatch.setattr(shared_machine, "images_per_s",
-                        lambda env, busy: rates[(by_environment[str(env)], busy)])  # fmt: skip
-    monkeypatch.chdir(tmp_path)
-    result = shared_machine.main([])
-    assert result["images_per_s"]["one thread"]["slowdown"] == 4.0
-    table = next((tmp_path / "results/bench").glob("shared-machine-*.md")).read_text()
-    assert "| OMP_WAIT_POLICY=ACTIVE | 100 | 33 | 3.00x |" in table

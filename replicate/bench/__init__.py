@@ -1,6 +1,5 @@
 """replicate.bench: throughput, MFU and peak memory of this project's ViT beside timm's and
-torchvision's. `python -m replicate.bench --help` runs it; `python -m replicate.bench.startup`
-times every command's start-up.
+torchvision's. `python -m replicate.bench --help` runs it.
 
     replicate/bench/__main__.py     the command line
     replicate/bench/contenders.py   ours, timm, torchvision: what each step runs
