@@ -51,6 +51,24 @@ def test_summary_scores_every_arm_against_the_baseline_on_the_same_images(tmp_pa
     assert (tmp_path / "bit.png").stat().st_size > 0
 
 
+def test_a_diagnosis_is_decided_on_the_test_split(tmp_path: Path) -> None:
+    for arm in ablation.arms("vit"):
+        write_arm(tmp_path / arm, [1] * 600 + [0] * 400)  # every arm alike on dev
+        if arm in ablation.DIAGNOSES | {ablation.BASELINE}:
+            better = arm == "anchor-init"
+            test = {"split": "test", "true": [0] * 10_000,
+                    "predicted": [0] * 6_000 + [0 if better else 1] * 4_000}  # fmt: skip
+            (tmp_path / arm / ablation.TEST_PREDICTIONS).write_text(json.dumps(test))
+    rows = {row["arm"]: row for row in ablation.summarise("vit", tmp_path)["arms"]}
+    assert rows["anchor-init"]["verdict"] == "a cause"  # within noise on dev, ahead on test
+    assert rows["anchor-init"]["test_difference"] == 0.4
+    assert rows["anchor-size"]["verdict"] == "within noise"
+    assert rows["wd-0.3"]["verdict"] == "within noise" and "test_acc" not in rows["wd-0.3"]
+    table = ablation.markdown({"model": "vit", "epochs": 2, "arms": list(rows.values())})
+    assert "| anchor-init | 100.0% | +40.0 ± 1.0 | a cause |" in table
+    assert "(the baseline there: 60.0%)" in table
+
+
 def test_every_arm_is_one_change_to_the_baseline_command() -> None:
     out = Path("runs/ablation/vit")
     base = ablation.arm_settings("vit", "scratch-small", out)

@@ -19,9 +19,10 @@ from replicate.runs.log import PREDICTIONS
 Z95 = 1.96  # the normal quantile of a two-sided 95% interval
 
 
-def correct(folder: Path, split: str) -> np.ndarray:
-    """1.0 or 0.0 for each image of the run's final evaluation on `split`, in the split's order."""
-    path = folder / PREDICTIONS
+def correct(folder: Path, split: str, file: str = PREDICTIONS) -> np.ndarray:
+    """1.0 or 0.0 for each image of the run's final evaluation on `split`, in the split's order
+    (`file`: a later evaluation's, written in the same format)."""
+    path = folder / file
     record = json.loads(path.read_text())
     if record["split"] != split:
         raise ValueError(f"{path} scores the {record['split']} split, not {split}")
