@@ -232,10 +232,11 @@ def markdown(summary: dict) -> str:
     ]
     for row in summary["arms"]:
         change = ", ".join(f"{k} {v}" for k, v in row["options"].items()) or "-"
+        where = " (test split)" if "test_acc" in row else ""
         lines.append(
             f"| {row['arm']} | {change} | {row['dev_acc']:.1%} | "
             f"{row['difference'] * 100:+.1f} ± {row['half_width_95'] * 100:.1f} | "
-            f"{row['verdict']} | {row['train_loss']:.3f} | {row['wall_time_s'] / 60:.1f} |"
+            f"{row['verdict']}{where} | {row['train_loss']:.3f} | {row['wall_time_s'] / 60:.1f} |"
         )
     diagnoses = [row for row in summary["arms"] if "test_acc" in row]
     if diagnoses:
@@ -266,14 +267,21 @@ def figure(summary: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.2))
     y = range(len(rows))
     ax.errorbar([r["difference"] * 100 for r in rows], y, fmt="o", capsize=4,
-                xerr=[r["half_width_95"] * 100 for r in rows])  # fmt: skip
+                xerr=[r["half_width_95"] * 100 for r in rows], label="dev split")  # fmt: skip
+    tested = [(i, r) for i, r in enumerate(rows) if "test_acc" in r]
+    if tested:
+        ax.errorbar([r["test_difference"] * 100 for _, r in tested], [i + 0.25 for i, _ in tested],
+                    xerr=[r["test_half_width_95"] * 100 for _, r in tested], fmt="s", capsize=4,
+                    label="test split (the diagnoses' verdicts)")  # fmt: skip
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
     ax.axvline(0, color="grey", lw=1)
     ax.set_yticks(list(y), [r["arm"] for r in rows])
     ax.invert_yaxis()
-    ax.set_xlabel(f"dev top-1 minus {BASELINE}'s (points, 95% paired interval)")
+    ax.set_xlabel(f"top-1 minus {BASELINE}'s (points, 95% paired interval)")
     model = CPU.vit_name if summary["model"] == "vit" else CPU.bit_name
-    ax.set_title(f"{model}: CIFAR-10 dev split ({summary['dev_images']:,} images), "
-                 f"{summary['epochs']} epochs each")  # fmt: skip
+    ax.set_title(f"{model}, {summary['epochs']} epochs each: CIFAR-10's dev split\n"
+                 f"({summary['dev_images']:,} images; the diagnoses also its test split)",
+                 fontsize=10)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
