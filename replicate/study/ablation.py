@@ -23,9 +23,9 @@ One arm is a diagnosis, not a candidate: `anchor-size` trains omihub777/ViT-CIFA
 7 layers, 12 heads, MLP 384: 6.3M parameters, 2.8 times ours) with the baseline's recipe, to test
 whether capacity is a cause of the gap to the public recipes at equal epochs (ours 62.6% at 10
 epochs against their 67.0-67.9%). It is never adopted (the flagship must fit 10 MB in bf16, 5M
-parameters): an interval above zero reads "a cause", below zero "not the cause". `batch-64`
-halves the batch: at equal epochs, twice the optimiser steps, as kentaroy47's logged run took
-(its script's default batch of 64 then).
+parameters): an interval above zero reads "a cause", below zero "not the cause". `batch-64`, a
+candidate like the others, halves the batch: at equal epochs, twice the optimiser steps, as
+kentaroy47's logged run took (its script's default batch of 64 then).
 
 Two more diagnoses, added when neither of those explained the gap, which is widest in the first
 epochs (kentaroy47's log: 45.8% and 52.8% after one and two epochs, ours 36.4% and 44.0%):
@@ -35,9 +35,7 @@ batch 64). The dev split cannot decide a diagnosis: its 1,000 images give interv
 points, as wide as the effects in question. So, written before any arm was scored there, the
 diagnoses (`batch-64` among them) and the baseline are each scored once more, on the 10,000
 test images (never used to choose a setting, and a diagnosis is never adopted), and a
-diagnosis's verdict is read from that paired interval, about ±1 point. `anchor-init` held;
-`anchor-init-layers` and `anchor-init-tokens` then take one part of it each, to tell which
-part matters.
+diagnosis's verdict is read from that paired interval, about ±1 point.
 """
 
 from __future__ import annotations
@@ -61,15 +59,7 @@ ENVIRONMENT = "environment.json"  # where an arm ran: device, cores, commit, ver
 EPOCHS = 2
 # omihub777/ViT-CIFAR's model: D 384, 7 layers, 12 heads, MLP 384 (6.3M parameters)
 ANCHOR_MODEL = ("patch_size=4", "depth=7", "hidden_size=384", "num_heads=12", "mlp_size=384")
-ANCHOR_INIT = "anchor-init.safetensors"  # an anchor-init arm's starting weights, beside it
-# The arms that start from (parts of) the anchors' initialisation, and the parts each takes:
-# "layers", PyTorch's default for every dense and convolutional layer, the classifier's too;
-# "tokens", E_pos and x_class ~ N(0, 1).
-ANCHOR_INITS = {
-    "anchor-init": ("layers", "tokens"),
-    "anchor-init-layers": ("layers",),
-    "anchor-init-tokens": ("tokens",),
-}
+ANCHOR_INIT = "anchor-init.safetensors"  # the anchor-init arm's starting weights
 # Each arm's options beside the baseline's; None: the model has no such arm.
 ARMS: dict[str, dict[str, dict | None]] = {
     BASELINE: {"vit": {}, "bit": {}},
@@ -97,9 +87,8 @@ ARMS: dict[str, dict[str, dict | None]] = {
     # Both anchors' initialisation (lucidrains' 2020 ViT that kentaroy47 trained, omihub777's):
     # PyTorch's default for every layer, the classifier's too, and E_pos, x_class ~ N(0, 1)
     # where ours follows the reference JAX code (x_class zeros, E_pos ~ N(0, 0.02), classifier
-    # zeros). The arm starts from such weights, written beside it (`write_anchor_init`); the
-    # next two take one part each, to tell which part matters.
-    **{arm: {"vit": {"pretrained": ANCHOR_INIT}, "bit": None} for arm in ANCHOR_INITS},
+    # zeros). The arm starts from such weights, written beside it (`write_anchor_init`).
+    "anchor-init": {"vit": {"pretrained": ANCHOR_INIT}, "bit": None},
     # kentaroy47's optimiser: Adam at 1e-4, constant, no warm-up, decay or clipping, batch 64
     "anchor-optimiser": {
         "vit": {"recipe": "course", "lr": 0.0001, "batch_size": 64, "crop": "pad"},
@@ -107,7 +96,7 @@ ARMS: dict[str, dict[str, dict | None]] = {
     },
 }
 # arms that test a cause of the gap to the anchors, never adopted
-DIAGNOSES = {"anchor-size", "batch-64", "anchor-optimiser", *ANCHOR_INITS}
+DIAGNOSES = {"anchor-size", "batch-64", "anchor-init", "anchor-optimiser"}
 TEST_PREDICTIONS = "test-predictions.json"  # a diagnosis's (and the baseline's) on the test split
 
 
@@ -125,13 +114,11 @@ def arm_settings(model: str, arm: str, out: Path) -> dict:
         "recipe": BASELINE,
         **ARMS[arm][model],
         "out": out / arm,
-    } | ({"pretrained": out / arm / ANCHOR_INIT} if arm in ANCHOR_INITS else {})
+    } | ({"pretrained": out / arm / ANCHOR_INIT} if arm == "anchor-init" else {})
 
 
-def write_anchor_init(
-    settings: dict, path: Path, parts: tuple[str, ...] = ANCHOR_INITS["anchor-init"]
-) -> None:
-    """The arm's model with `parts` of the anchors' initialisation, as a weights file."""
+def write_anchor_init(settings: dict, path: Path) -> None:
+    """The arm's model with the anchors' initialisation, as a weights file."""
     from safetensors.torch import save_file
     from torch import nn
 
@@ -143,11 +130,10 @@ def write_anchor_init(
         settings["variant"], num_classes=10, image_size=settings["image_size"], **overrides
     )
     for module in model.modules():
-        if "layers" in parts and isinstance(module, (nn.Linear, nn.Conv2d)):
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
             module.reset_parameters()  # PyTorch's default: U(+-1/sqrt(fan_in)), the bias too
-    if "tokens" in parts:
-        nn.init.normal_(model.embedding.position_embedding)
-        nn.init.normal_(model.embedding.class_token)
+    nn.init.normal_(model.embedding.position_embedding)
+    nn.init.normal_(model.embedding.class_token)
     save_file(model.state_dict(), path)
 
 
@@ -176,8 +162,8 @@ def train_arm(model: str, arm: str, out: Path) -> None:
         train_main(["--resume", "--out", str(folder)])
         return
     settings = arm_settings(model, arm, out)
-    if arm in ANCHOR_INITS:
-        write_anchor_init(settings, settings["pretrained"], ANCHOR_INITS[arm])
+    if "pretrained" in settings:
+        write_anchor_init(settings, settings["pretrained"])
     train_main(list(command_line(settings)))
 
 
