@@ -23,9 +23,9 @@ One arm is a diagnosis, not a candidate: `anchor-size` trains omihub777/ViT-CIFA
 7 layers, 12 heads, MLP 384: 6.3M parameters, 2.8 times ours) with the baseline's recipe, to test
 whether capacity is a cause of the gap to the public recipes at equal epochs (ours 62.6% at 10
 epochs against their 67.0-67.9%). It is never adopted (the flagship must fit 10 MB in bf16, 5M
-parameters): an interval above zero reads "a cause", below zero "not the cause". `batch-64`, a
-candidate like the others, halves the batch: at equal epochs, twice the optimiser steps, as
-kentaroy47's logged run took (its script's default batch of 64 then).
+parameters): an interval above zero reads "a cause", below zero "not the cause". `batch-64`
+halves the batch: at equal epochs, twice the optimiser steps, as kentaroy47's logged run took
+(its script's default batch of 64 then).
 
 Two more diagnoses, added when neither of those explained the gap, which is widest in the first
 epochs (kentaroy47's log: 45.8% and 52.8% after one and two epochs, ours 36.4% and 44.0%):
