@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -46,90 +47,37 @@ class Part:
     min_s: int = 30  # skipped when less than this is left
 
 
-def _bench(*options: str) -> tuple[str, ...]:
-    return (PYTHON, "-m", "replicate.bench", "--out", "{out}", *options)
+def _python(line: str) -> tuple[str, ...]:
+    return (PYTHON, *shlex.split(line))
 
 
-CIFAR = "imagefolder:.data/cifar10"
+BENCH = "-m replicate.bench --out {out}"
+TRAIN_LOOP = (
+    "-m replicate.train --variant vit_b16 --dataset imagefolder:.data/cifar10 --image-size 224 "
+    "--batch-size 256 --steps 60 --final-eval-only --out {out}/run"
+)
+FLAGSHIP = "-m replicate.train --config configs/cifar10_vit_ti4_flagship.py --out {out}/run"
+STUDIES = "-m replicate.study transfer --scale gpu --out {out}/studies --figures {out}/figures"
 PARTS = (
-    Part(
-        "cuda-tests", 150, ((PYTHON, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider"),)
-    ),
-    Part("bench-vit_b16", 120, (_bench("--variant", "vit_b16", "--batch-size", "256"),)),
+    Part("cuda-tests", 150, (_python("-m pytest -m cuda -q -p no:cacheprovider"),)),
+    Part("bench-vit_b16", 120, (_python(f"{BENCH} --variant vit_b16 --batch-size 256"),)),
     Part(
         "bench-vit_b16-compiled",
         120,
-        (
-            _bench(
-                "--variant", "vit_b16", "--batch-size", "256", "--compile", "--models", "ours,timm"
-            ),
-        ),
+        (_python(f"{BENCH} --variant vit_b16 --batch-size 256 --compile --models ours,timm"),),
         min_s=60,
     ),
-    Part("bench-vit_l16", 90, (_bench("--variant", "vit_l16", "--models", "ours,timm"),)),
+    Part("bench-vit_l16", 90, (_python(f"{BENCH} --variant vit_l16 --models ours,timm"),)),
     Part(
         "train-loop",
         75,
-        (
-            (
-                PYTHON,
-                "-m",
-                "replicate.train",
-                "--variant",
-                "vit_b16",
-                "--dataset",
-                CIFAR,
-                "--image-size",
-                "224",
-                "--batch-size",
-                "256",
-                "--steps",
-                "60",
-                "--final-eval-only",
-                "--out",
-                "{out}/run",
-            ),  # fmt: skip
-            _bench("--train-run", "{out}/run"),
-        ),
+        (_python(TRAIN_LOOP), _python(f"{BENCH} --train-run {{out}}/run")),
         min_s=60,
     ),
     # The CPU flagship's config, as it is: its accuracy by epoch in minutes, not hours.
-    Part(
-        "flagship-recipe",
-        180,
-        (
-            (
-                PYTHON,
-                "-m",
-                "replicate.train",
-                "--config",
-                "configs/cifar10_vit_ti4_flagship.py",
-                "--out",
-                "{out}/run",
-            ),
-        ),  # fmt: skip
-        min_s=60,
-    ),
+    Part("flagship-recipe", 180, (_python(FLAGSHIP),), min_s=60),
     # The study whose runs are short at the gpu scale (data-size's run for about 200 epochs).
-    Part(
-        "studies-gpu",
-        240,
-        (
-            (
-                PYTHON,
-                "-m",
-                "replicate.study",
-                "transfer",
-                "--scale",
-                "gpu",
-                "--out",
-                "{out}/studies",
-                "--figures",
-                "{out}/figures",
-            ),
-        ),  # fmt: skip
-        min_s=60,
-    ),
+    Part("studies-gpu", 240, (_python(STUDIES),), min_s=60),
 )
 
 
