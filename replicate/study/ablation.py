@@ -153,6 +153,7 @@ def run_arms(model: str, out: Path) -> None:
 
 
 def train_arm(model: str, arm: str, out: Path) -> None:
+    """Train one arm, or resume it from its last checkpoint."""
     from replicate.train import main as train_main
 
     folder = out / arm
@@ -162,7 +163,7 @@ def train_arm(model: str, arm: str, out: Path) -> None:
         train_main(["--resume", "--out", str(folder)])
         return
     settings = arm_settings(model, arm, out)
-    if "pretrained" in settings:
+    if arm == "anchor-init":
         write_anchor_init(settings, settings["pretrained"])
     train_main(list(command_line(settings)))
 
