@@ -26,6 +26,7 @@ from replicate.figures.studies import (
     sweep_scores,
     trained_on,
 )
+from replicate.runs.log import METRICS, read_metrics
 from replicate.runs.paired import Difference, paired_difference, verdict
 from replicate.study.definitions import data_size
 from replicate.study.definitions.common import budget, finetune
@@ -97,11 +98,23 @@ def resolution_notes(summary: Summary, folder: Path) -> str:
     return paired_rule_line(*decided) if decided else ""
 
 
+def base_accuracy(summary: Summary) -> float | None:
+    """The last test top-1 logged by the run whose weights every resolution starts from."""
+    args = summary["runs"][0]["args"]
+    metrics = Path(args[args.index("--pretrained") + 1]).parent / METRICS
+    return read_metrics(metrics)[-1].get("test_acc") if metrics.is_file() else None
+
+
 def resolution_figure(summary: Summary, ax, folder: Path) -> None:
     runs = _by_size(summary)
     sizes = [size for size, _ in runs]
     images = [len(sweep_scores(folder, run)[0]) for _, run in runs]
     plot_with_intervals(ax, sizes, [run["result"]["test_acc"] for _, run in runs], images)
+    base = base_accuracy(summary)
+    if base is not None:  # what fine-tuning starts from: its head reset
+        ax.axhline(100 * base, color="grey", ls="--", lw=1,
+                   label=f"the weights before fine-tuning: {base:.1%}")  # fmt: skip
+        ax.legend(fontsize=8)
     ax.set_xticks(sizes, [f"{s}x{s}" for s in sizes])
     ax.set_xlabel("fine-tuning resolution (patch size kept, E_pos interpolated)")
     ax.set_ylabel(f"{trained_on(summary)} test top-1 (%, mean of the seeds)")
