@@ -39,6 +39,10 @@ from vit.data_config import evaluation_view
 
 Stem = Literal["imagenet", "small"]
 STEMS = ("imagenet", "small")
+# "group": the paper's (Section 4.1), GroupNorm and weight-standardised convolutions; "batch":
+# the ResNetV2 of He et al. 2016 it changed, BatchNorm and plain convolutions (timm's resnetv2_50)
+Norm = Literal["group", "batch"]
+NORMS = ("group", "batch")
 
 
 @dataclass(frozen=True)
@@ -102,30 +106,38 @@ def build_network(
     stem: Stem,
     layers: tuple[int, ...] | None = None,
     width: float = 1.0,
+    norm: Norm = "group",
 ) -> nn.Module:
     """timm's `resnetv2_*_bit` network (randomly initialised), its stem made small if asked;
     `layers` (blocks per stage, up to four stages) and `width` (a multiple of the stages' and
     the stem's channels, each a multiple of GroupNorm's 32 groups) shrink it, e.g. (1, 1, 1, 1)
-    and 0.5: a BiT-R14x0.5 of 2M parameters for CIFAR-scale studies."""
+    and 0.5: a BiT-R14x0.5 of 2M parameters for CIFAR-scale studies; `norm` (`Norm`)."""
     import timm  # lazy: create_model("vit_b16") does not need it
 
     if stem not in STEMS:
         raise ValueError(f"stem must be one of {', '.join(STEMS)}; got {stem!r}")
-    if layers is None and width == 1.0:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+    if layers is None and width == 1.0 and norm == "group":
         network = timm.create_model(variant.timm_name, num_classes=num_classes)
     else:
-        network = _shrunk_network(variant, num_classes, layers, width)
+        network = _shrunk_network(variant, num_classes, layers, width, norm)
     if stem == "small":
         network.stem = small_stem(network.stem.conv)
     return network
 
 
 def _shrunk_network(
-    variant: BiTVariant, num_classes: int, layers: tuple[int, ...] | None, width: float
+    variant: BiTVariant,
+    num_classes: int,
+    layers: tuple[int, ...] | None,
+    width: float,
+    norm: Norm = "group",
 ) -> nn.Module:
     """timm's ResNetV2 as its BiT models build it (fixed stem, weight-standardised convolutions
-    with BiT's epsilon), with other depths and widths."""
-    from timm.layers import StdConv2d
+    with BiT's epsilon), with other depths and widths; with `norm="batch"`, as timm's resnetv2_50
+    (BatchNorm, plain convolutions)."""
+    from timm.layers import BatchNormAct2d, StdConv2d, create_conv2d
     from timm.models.resnetv2 import ResNetV2
 
     layers = tuple(layers or timm_layers(variant))
@@ -139,7 +151,11 @@ def _shrunk_network(
         stem_chs=stem,
         num_classes=num_classes,
         stem_type="fixed",
-        conv_layer=partial(StdConv2d, eps=1e-8),
+        **(
+            {"norm_layer": BatchNormAct2d, "conv_layer": create_conv2d}
+            if norm == "batch"
+            else {"conv_layer": partial(StdConv2d, eps=1e-8)}
+        ),
     )
 
 
@@ -150,16 +166,18 @@ def timm_layers(variant: BiTVariant) -> tuple[int, ...]:
 
 
 def small_stem(imagenet_conv: nn.Conv2d) -> nn.Sequential:
-    """A 3x3 stride-1 weight-standardised convolution in place of the 7x7 stride-2 one and the
-    max-pool; named `conv` like timm's, so `stem.conv.weight` is the key either way."""
-    conv = type(imagenet_conv)(  # timm's StdConv2d, with BiT's epsilon
+    """A 3x3 stride-1 convolution of the same kind (weight-standardised, or plain with BatchNorm)
+    in place of the 7x7 stride-2 one and the max-pool; named `conv` like timm's, so
+    `stem.conv.weight` is the key either way."""
+    epsilon = {"eps": imagenet_conv.eps} if hasattr(imagenet_conv, "eps") else {}  # BiT's
+    conv = type(imagenet_conv)(
         imagenet_conv.in_channels,
         imagenet_conv.out_channels,
         kernel_size=3,
         stride=1,
         padding=1,
         bias=False,
-        eps=imagenet_conv.eps,
+        **epsilon,
     )
     nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")  # timm's init
     return nn.Sequential(OrderedDict(conv=conv))

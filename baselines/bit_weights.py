@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from baselines.bit_network import BiTVariant, Stem, build_network
+from baselines.bit_network import BiTVariant, Norm, Stem, build_network
 from vit.data_config import INCEPTION_MEAN, INCEPTION_STD
 from vit.pretrained import WeightsInfo, read_weights
 
@@ -36,13 +36,16 @@ def load_bit_weights(
     default_image_size: int,
     layers: tuple[int, ...] | None = None,
     width: float = 1.0,
+    norm: Norm = "group",
 ) -> tuple[nn.Module, WeightsInfo]:
-    """timm's network for `variant` (`layers` and `width` as `build_network`'s), carrying the
-    weights `spec` names, and what they expect."""
+    """timm's network for `variant` (`layers`, `width` and `norm` as `build_network`'s),
+    carrying the weights `spec` names, and what they expect."""
     path = Path(spec).expanduser()
-    shrunk = layers is not None or width != 1.0
+    shrunk = layers is not None or width != 1.0 or norm != "group"
     if shrunk and (spec.startswith(TIMM) or path.suffix == ".npz"):
-        raise ValueError(f"{spec} holds a full-size {variant.bit_name}: drop layers and width")
+        raise ValueError(
+            f"{spec} holds a full-size {variant.bit_name} (GroupNorm): drop layers, width and norm"
+        )
     if not spec.startswith(TIMM) and path.suffix == ".npz":
         return _load_npz(variant, path, stem, default_image_size)
     if not spec.startswith(TIMM) and ":" in spec and not path.exists():  # torchvision:, google:
@@ -53,7 +56,7 @@ def load_bit_weights(
     state, metadata = read_weights(spec, variant.timm_name)
     if "head.fc.weight" not in state:
         raise ValueError(f"{spec} is not a BiT/ResNetV2 state dict in timm's layout (no head.fc)")
-    network = build_network(variant, state["head.fc.weight"].shape[0], stem, layers, width)
+    network = build_network(variant, state["head.fc.weight"].shape[0], stem, layers, width, norm)
     _load(network.load_state_dict, state, spec, variant, stem)
     return network, _info(spec, metadata, default_image_size)
 
@@ -81,7 +84,7 @@ def _load(load, source, spec: str, variant: BiTVariant, stem: Stem) -> None:
         first_line = str(error).strip().splitlines()[0]
         raise ValueError(
             f"{spec} does not fit {variant.timm_name} with stem={stem!r} ({first_line}): it holds "
-            "another model's weights (another depth, width or stem)"
+            "another model's weights (another depth, width, stem or norm)"
         ) from error
 
 

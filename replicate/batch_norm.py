@@ -12,14 +12,17 @@ which only CPU runs, small by nature, pay.
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as distributed
 from torch import Tensor, nn
 
 
-class GatheredBatchNorm2d(nn.BatchNorm2d):
-    """`nn.BatchNorm2d` whose training statistics are those of the global batch."""
+class GatheredBatchNorm(nn.Module):
+    """Mixed in before a batch-norm class (`nn.BatchNorm2d`, timm's `BatchNormAct2d`): its
+    training statistics are those of the global batch."""
 
     def forward(self, features: Tensor) -> Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
@@ -29,12 +32,21 @@ class GatheredBatchNorm2d(nn.BatchNorm2d):
         return super().forward(every_rank).narrow(0, dist.get_rank() * rows, rows)
 
 
+@cache
+def gathered(norm: type[nn.BatchNorm2d]) -> type[nn.BatchNorm2d]:
+    """`norm` with `GatheredBatchNorm`'s forward: same fields, so the state dict is unchanged."""
+    return type(f"Gathered{norm.__name__}", (GatheredBatchNorm, norm), {})
+
+
 def synchronise_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
     """The model with every batch-norm layer computing global-batch statistics: SyncBatchNorm on
-    a GPU, `GatheredBatchNorm2d` on the CPU. Parameters, buffers and state-dict keys stay."""
+    a GPU (timm's conversion, which keeps a norm-act layer's activation), `GatheredBatchNorm` on
+    the CPU. Parameters, buffers and state-dict keys stay."""
     if device.type != "cpu":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        from timm.layers import convert_sync_batchnorm
+
+        return convert_sync_batchnorm(model)
     for module in model.modules():
-        if type(module) is nn.BatchNorm2d:
-            module.__class__ = GatheredBatchNorm2d  # same fields, another forward
+        if isinstance(module, nn.BatchNorm2d) and not isinstance(module, GatheredBatchNorm):
+            module.__class__ = gathered(type(module))
     return model

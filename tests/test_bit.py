@@ -145,6 +145,38 @@ def test_small_stem_keeps_the_resolution_and_round_trips(reference, tmp_path: Pa
         create_model("bit_r50x1", num_classes=4, pretrained=str(path))
 
 
+def test_batch_norm_variant_is_timms_resnetv2_and_loads_back(tmp_path: Path) -> None:
+    """norm="batch" undoes Section 4.1's change: timm's ResNetV2 with BatchNorm and plain
+    convolutions (the stem's too), as timm's resnetv2_50; trained weights load back with it,
+    and timm's GroupNorm weights refuse it in one line."""
+    from timm.layers import BatchNormAct2d, GroupNormAct, StdConv2d
+
+    with torch.device("meta"):
+        reference = timm.create_model("resnetv2_50")
+        batch = create_model("bit_r50x1", norm="batch")
+    assert batch.state_dict().keys() == reference.state_dict().keys()
+    assert parameters(batch) == parameters(reference)
+    small = create_model("bit_r50x1", num_classes=4, stem="small", layers=(1, 1), width=0.5,
+                         norm="batch")  # fmt: skip
+    kinds = {type(m) for m in small.modules()}
+    assert BatchNormAct2d in kinds and not kinds & {GroupNormAct, StdConv2d}
+    assert type(small.stem.conv) is torch.nn.Conv2d and small.stem.conv.kernel_size == (3, 3)
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in small.state_dict().items()}, path)
+    settings = {"stem": "small", "layers": (1, 1), "width": 0.5}
+    loaded = create_model("bit_r50x1", num_classes=4, pretrained=str(path), norm="batch",
+                          **settings)  # fmt: skip
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(images), small.eval()(images))
+    with pytest.raises(ValueError, match="does not fit resnetv2_50x1_bit"):
+        create_model("bit_r50x1", num_classes=4, pretrained=str(path), **settings)
+    with pytest.raises(ValueError, match=r"\(GroupNorm\): drop layers, width and norm"):
+        create_model("bit_r50x1", pretrained="timm:resnetv2_50x1_bit.goog_in21k", norm="batch")
+    with pytest.raises(ValueError, match="norm must be one of group, batch; got 'layer'"):
+        create_model("bit_r50x1", norm="layer")
+
+
 def test_bad_stems_and_weights_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="stem must be one of imagenet, small; got 'tiny'"):
         create_model("bit_r50x1", stem="tiny")

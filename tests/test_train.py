@@ -304,19 +304,27 @@ def test_two_processes_end_with_identical_weights(tmp_path: Path) -> None:
     assert metrics(tmp_path)[-1]["step"] == 4  # 4 steps of 2 x 32 images on each rank
 
 
-# A CNN whose batch norm (EfficientNet's) must see the global batch; no dropout, no stochastic
-# depth, SGD: two processes and one compute the same numbers up to rounding.
-EFFNET = [
-    "--variant", "effnet_b0", "--image-size", "32", "--batch-size", "16", "--workers", "0",
-    "--precision", "fp32",
-    *("--model-arg", "dropout=0.0", "--model-arg", "stochastic_depth_prob=0.0"),
-    *("--recipe", "finetune", "--lr", "0.1", "--steps", "2"),
-]  # fmt: skip
+# CNNs whose batch norm (EfficientNet's nn.BatchNorm2d; the ResNet's timm BatchNormAct2d) must
+# see the global batch; no dropout, no stochastic depth, SGD: two processes and one compute the
+# same numbers up to rounding.
+CNN = ["--image-size", "32", "--batch-size", "16", "--workers", "0", "--precision", "fp32",
+       "--recipe", "finetune", "--lr", "0.1", "--steps", "2"]  # fmt: skip
+CNNS = {
+    "effnet": ["--variant", "effnet_b0", "--model-arg", "dropout=0.0",
+               "--model-arg", "stochastic_depth_prob=0.0"],
+    "bit-batch-norm": ["--variant", "bit_r50x1", "--model-arg", "stem=small",
+                       "--model-arg", "layers=(1,1)", "--model-arg", "width=0.5",
+                       "--model-arg", "norm=batch"],
+}  # fmt: skip
 
 
-def test_a_cnn_on_two_processes_trains_as_on_one_and_resumes_on_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cnn", list(CNNS))
+def test_a_cnn_on_two_processes_trains_as_on_one_and_resumes_on_one(
+    tmp_path: Path, cnn: str
+) -> None:
     """Step 1 on two processes (torchrun, gloo), interrupted after its checkpoint; step 2 resumed
     in one process: the same weights and batch-norm statistics as one process throughout."""
+    settings = [*CNN, *CNNS[cnn]]
     script = tmp_path / "ddp_step.py"
     script.write_text(
         "import sys\n"
@@ -334,13 +342,13 @@ def test_a_cnn_on_two_processes_trains_as_on_one_and_resumes_on_one(tmp_path: Pa
     )
     out = tmp_path / "two"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-               "--standalone", str(script), *EFFNET, "--checkpoint-every", "1",
+               "--standalone", str(script), *settings, "--checkpoint-every", "1",
                "--out", str(out)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     subprocess.run(command, check=True, cwd=REPO, env=env, capture_output=True, timeout=600)
     assert len(read_state(latest_checkpoint(out).state)["rng"]) == 2  # saved by two processes
     resumed = main(["--resume", "--out", str(out)])
-    one = main([*EFFNET, "--out", str(tmp_path / "one")])
+    one = main([*settings, "--out", str(tmp_path / "one")])
     for key, tensor in one.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], tensor, rtol=1e-4, atol=1e-5)
     assert metrics(out)[-1]["test_loss"] == pytest.approx(
