@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from replicate.bench.__main__ import main, parse_args
-from replicate.bench.contenders import Contender, largest_fitting
 from replicate.bench.measure import BenchConfig
 from replicate.flops import forward_flops
 from vit import VisionTransformer, ViTConfig
@@ -55,32 +54,6 @@ def test_no_graph_breaks_in_our_model(tiny_config: ViTConfig, training: bool) ->
     torch._dynamo.reset()
     reasons = [str(reason.reason) for reason in explanation.break_reasons]
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1, reasons
-
-
-@pytest.mark.parametrize("capacity, start", [(300, 64), (300, 1000), (5, 64), (1, 1)])
-def test_largest_fitting_finds_the_capacity(capacity: int, start: int) -> None:
-    probes = []
-
-    def fits(batch_size: int) -> bool:
-        probes.append(batch_size)
-        return batch_size <= capacity
-
-    found = largest_fitting(fits, start, granularity=8)
-    assert capacity - 8 < found <= capacity and len(probes) <= 12
-
-
-def test_largest_fitting_limits() -> None:
-    assert largest_fitting(lambda b: True, 64, limit=1024) == 1024
-    with pytest.raises(RuntimeError, match="not even a batch of 1"):
-        largest_fitting(lambda b: False, 8)
-
-
-def test_max_batch_search_needs_a_gpu(tiny_config: ViTConfig) -> None:
-    contender = Contender(
-        "ours", VisionTransformer(tiny_config), BenchConfig(), torch.device("cpu"), "fp32"
-    )
-    with pytest.raises(ValueError, match="needs a GPU"):
-        contender.largest_training_batch(start=4)
 
 
 def test_fp8_says_why_it_cannot_run(tmp_path: Path) -> None:

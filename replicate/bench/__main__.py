@@ -3,9 +3,8 @@
     python -m replicate.bench --variant vit_b16                    # eager, bf16 on a GPU
     python -m replicate.bench --variant vit_b16 --compile          # torch.compile, default mode
     python -m replicate.bench --variant vit_b16 --precision fp8 --compile --models ours,timm
-    python -m replicate.bench --variant vit_l16 --find-max-batch --batch-size 64
     python -m replicate.bench --variant vit_h14 --image-size 518 --grad-checkpointing \\
-        --find-max-batch --batch-size 8
+        --batch-size 8
     python -m replicate.bench --train-run runs/vit_b16-cifar10-...  # the loop against the bench
     python -m replicate.bench --variant vit_ti16 --image-size 32 --batch-size 4 \\
         --steps 2 --warmup 1 --out /tmp/bench                     # a CPU smoke run
@@ -69,12 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     add("--steps", type=positive_int, default=defaults.steps, help="steps per block")
     add("--repeats", type=positive_int, default=defaults.repeats, help="timed blocks")
     add(
-        "--find-max-batch",
-        action="store_true",
-        help="time each model at its largest training batch, found by doubling from "
-        "--batch-size until out of memory, then bisecting (GPU only)",
-    )
-    add(
         "--grad-checkpointing",
         action="store_true",
         help="recompute each encoder block's activations in the backward pass (ours, timm)",
@@ -118,7 +111,6 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, argparse
         warmup=args.warmup,
         steps=args.steps,
         repeats=args.repeats,
-        find_max_batch=args.find_max_batch,
         grad_checkpointing=args.grad_checkpointing,
         device=args.device,
         model_overrides=dict(parse_model_arg(a) for a in args.model_arg or ()),

@@ -136,9 +136,6 @@ class Contender:
     def train_step(self, batch_size: int) -> Step:
         """One training step (forward, cross-entropy, backward, AdamW); its optimiser state
         lives as long as the closure."""
-        return self._train_step(self.forward, batch_size)
-
-    def _train_step(self, forward: Callable, batch_size: int) -> Step:
         images, labels = self._batch(batch_size)
         self.model.train()
         optimizer = torch.optim.AdamW(
@@ -147,7 +144,7 @@ class Contender:
 
         def step() -> None:
             with autocast(self.device, self.precision):
-                loss = F.cross_entropy(forward(images), labels)
+                loss = F.cross_entropy(self.forward(images), labels)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -184,34 +181,6 @@ class Contender:
         """torch.cuda.max_memory_allocated: what the tensors took, not the allocator's cache."""
         return torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None
 
-    def largest_training_batch(self, start: int) -> int:
-        """The largest batch for which two eager training steps run without running out of
-        memory: the first allocates AdamW's state, the second runs at steady-state memory.
-        Eager, as a compiled model would recompile for every batch size; compiled training
-        usually needs less memory than eager, so the eager maximum fits it too."""
-        if self.device.type != "cuda":
-            raise ValueError(
-                "finding the largest batch needs a GPU: on a CPU, running out of memory kills the "
-                "process (or swaps) instead of raising"
-            )
-
-        def fits(batch_size: int) -> bool:
-            try:
-                step = self._train_step(self.model, batch_size)
-                step()
-                step()
-                self.synchronize()
-                fitted = True
-            except torch.cuda.OutOfMemoryError:
-                fitted = False
-            step = None  # drops the optimiser state before the next probe
-            self.model.zero_grad(set_to_none=True)
-            release_memory(self.device)
-            print(f"  batch {batch_size}: {'fits' if fitted else 'out of memory'}", flush=True)
-            return fitted
-
-        return largest_fitting(fits, start)
-
     def close(self) -> None:
         self.model = self.forward = None
         torch._dynamo.reset()  # drop compiled graphs, and the memory they hold on to
@@ -235,30 +204,3 @@ def release_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def largest_fitting(
-    fits: Callable[[int], bool], start: int, granularity: int = 8, limit: int = 1 << 16
-) -> int:
-    """The largest batch b with fits(b), to within `granularity` (or exactly, below it),
-    assuming fits is monotone: every batch below a fitting one fits. Doubles from `start`
-    until one does not fit (or halves until one does), then bisects."""
-    lo, hi = start, None  # invariant: fits(lo); hi is None or not fits(hi)
-    if not fits(start):
-        hi, lo = start, start // 2
-        while lo >= 1 and not fits(lo):
-            hi, lo = lo, lo // 2
-        if lo < 1:
-            raise RuntimeError("not even a batch of 1 fits in memory")
-    else:
-        while lo * 2 <= limit and fits(lo * 2):
-            lo *= 2
-        if lo * 2 > limit:
-            return lo
-        hi = lo * 2
-    while hi - lo > granularity:
-        middle = (lo + hi) // 2
-        rounded = middle // granularity * granularity  # tensor-core friendly when it can be
-        middle = rounded if rounded > lo else middle
-        lo, hi = (middle, hi) if fits(middle) else (lo, middle)
-    return lo

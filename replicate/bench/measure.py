@@ -28,7 +28,7 @@ from replicate.runtime import COMPUTE_DTYPES, default_precision, keep_freed_memo
 class BenchConfig:
     variant: str = "vit_b16"  # a registered ViT: vit_ti16, vit_s16, vit_b16, ..., vit_h14
     models: tuple[str, ...] = CONTENDERS  # implementations to time, in this order
-    batch_size: int = 256  # per step; where the search starts with find_max_batch
+    batch_size: int = 256  # per step
     image_size: int = 224
     num_classes: int = 1000
     precision: str | None = None  # "bf16" autocast, "fp32" or "fp8"; None: bf16 on CUDA
@@ -36,7 +36,6 @@ class BenchConfig:
     warmup: int = 5  # untimed steps first: compilation, autotuning, allocator warm-up
     steps: int = 20  # steps per timed block
     repeats: int = 5  # timed blocks; the median is reported
-    find_max_batch: bool = False  # each model at its largest training batch (GPU only)
     grad_checkpointing: bool = False  # recompute the encoder's activations in the backward
     device: str | None = None  # None: cuda when available, else cpu
     train: bool = True  # time training steps (inference is always timed)
@@ -104,8 +103,6 @@ def bench_model(
         return ModelResult(kind, name, skipped=str(why))
     batch_size = config.batch_size
     try:
-        if config.find_max_batch:
-            batch_size = contender.largest_training_batch(start=config.batch_size)
 
         def time_phase(step: Step, flops_per_image: int) -> Phase:
             warm_up(step, config.warmup, contender.synchronize)
@@ -130,7 +127,7 @@ def bench_model(
     except Unavailable as why:
         return ModelResult(kind, name, contender.params, skipped=str(why))
     except torch.cuda.OutOfMemoryError:
-        why = f"out of memory at batch {batch_size}; --find-max-batch finds one that fits"
+        why = f"out of memory at batch {batch_size}; try a smaller --batch-size"
         return ModelResult(kind, name, contender.params, batch_size, skipped=why)
     finally:
         contender.close()

@@ -125,7 +125,6 @@ def output_stem(report: BenchReport) -> str:
     config = report.config
     mode = f"compile-{config.compile_mode}" if config.compile_mode else "eager"
     stem = f"{config.variant}-{config.image_size}-{report.device.slug}-{report.precision}-{mode}"
-    stem += "-maxbatch" if config.find_max_batch else ""
     stem += "-checkpointing" if config.grad_checkpointing else ""
     if report.train_loop:
         stem += f"-trainloop-{Path(report.train_loop.run).name}"
@@ -169,7 +168,7 @@ def _settings(report: BenchReport) -> str:
         report.precision, report.precision
     )
     mode = f"torch.compile(mode={config.compile_mode!r})" if config.compile_mode else "eager"
-    batch = "largest batch that fits" if config.find_max_batch else f"batch {config.batch_size}"
+    batch = f"batch {config.batch_size}"
     optimizer = "fused AdamW" if report.device.type == "cuda" else "AdamW"
     checkpointing = ", gradient checkpointing" if config.grad_checkpointing else ""
     overrides = "".join(f", {k}={v}" for k, v in config.model_overrides.items())
