@@ -88,7 +88,8 @@ def test_the_readme_states_the_committed_runs_as_they_are() -> None:
 
 
 def test_the_readme_states_each_studys_verdicts_as_its_table_does() -> None:
-    """The README's study rows quote "Measured: ... **verdict**" from figures/study_NAME.md,
+    """Each README study row that has run quotes its measured differences ("+2.6 (± 2.2)") and
+    verdicts as figures/study_NAME.md states them ("+2.6 points (± 2.2; ...) ... **not held**"),
     which `python -m replicate.study --summarise` writes from results/studies."""
     readme = (REPO / "README.md").read_text()
     quoted = re.findall(r"^\| `([\w-]+)` \|.*$", readme, flags=re.M)
@@ -97,8 +98,13 @@ def test_the_readme_states_each_studys_verdicts_as_its_table_does() -> None:
     for name in studies:
         row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}` |"))
         table = (REPO / "figures" / f"study_{name}.md").read_text()
-        for claim in re.findall(r"[+-][\d.]+ points \(± [\d.]+\); \*\*[a-z ]+\*\*", row):
-            assert claim in table, (name, claim)
+        differences = re.findall(r"([+-][\d.]+)(?: px)? \(± ([\d.]+)\)", row)
+        verdicts = set(re.findall(r"\*\*([a-z ]+)\*\*", row))
+        assert differences and verdicts, (name, "quotes no measured difference or verdict")
+        for effect, half_width in differences:
+            pattern = rf"{re.escape(effect)} (points|px) \(± {re.escape(half_width)}[;)]"
+            assert re.search(pattern, table), (name, effect, half_width)
+        assert verdicts <= set(re.findall(r"\*\*([a-z ]+)\*\*", table)), (name, verdicts)
 
 
 def test_the_readmes_fine_tuning_command_starts_from_a_committed_model() -> None:
