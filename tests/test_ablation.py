@@ -92,3 +92,17 @@ def test_anchor_init_writes_the_baseline_model_with_the_anchors_initialisation(
     assert 0.9 < weights["embedding.position_embedding"].std() < 1.1  # N(0, 1), not N(0, 0.02)
     classifier = weights["head.classifier.weight"]  # PyTorch's default, not zeros
     assert 0 < classifier.abs().max() <= 192**-0.5
+
+
+def test_versus_pairs_a_full_budget_run_with_its_control(tmp_path: Path) -> None:
+    """The run's own test predictions against the control's re-evaluated committed weights
+    (`TEST_PREDICTIONS`, preferred where a folder has it); written to the run's summary.json."""
+    write_arm(tmp_path / "run", [1] * 7_000 + [0] * 3_000, split="test")
+    write_arm(tmp_path / "control", [1] * 10_000, split="dev")  # its training evaluated dev
+    test = {"split": "test", "true": [0] * 10_000, "predicted": [0] * 6_000 + [1] * 4_000}
+    (tmp_path / "control" / ablation.TEST_PREDICTIONS).write_text(json.dumps(test))
+    ablation.main(["--versus", str(tmp_path / "run"), str(tmp_path / "control")])
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_acc"] == 0.7 and summary["control_test_acc"] == 0.6
+    assert summary["difference"] == 0.1 and summary["verdict"] == "a cause"
+    assert summary["test_images"] == 10_000 and 0 < summary["half_width_95"] < 0.02

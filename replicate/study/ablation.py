@@ -44,6 +44,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from replicate.cli_errors import ArgumentParser, run_cli
 from replicate.runs import paired
 from replicate.runs.files import write_json
@@ -225,6 +227,30 @@ def on_test(out: Path, arm: str) -> dict:
     }
 
 
+def versus(run: Path, control: Path) -> dict:
+    """A diagnosis at a run's full budget: `run`'s final test predictions against `control`'s
+    (a run of the same config, one change apart), paired; each folder's `TEST_PREDICTIONS` when
+    it has one (the committed weights evaluated), else its own `PREDICTIONS`."""
+
+    def scores(folder: Path) -> np.ndarray:
+        file = TEST_PREDICTIONS if (folder / TEST_PREDICTIONS).is_file() else PREDICTIONS
+        return correct(folder, "test", file)
+
+    arm, base = scores(run), scores(control)
+    difference = paired_difference([arm], [base])
+    word = paired.verdict(difference, minimum=0.0)
+    return {
+        "run": run.as_posix(),
+        "control": control.as_posix(),
+        "test_images": len(base),
+        "test_acc": float(arm.mean()),
+        "control_test_acc": float(base.mean()),
+        "difference": difference.effect,
+        "half_width_95": difference.half_width,
+        "verdict": DIAGNOSIS.get(word, word),
+    }
+
+
 def markdown(summary: dict) -> str:
     lines = [
         f"| arm ({CPU.models[summary['model']]['variant']}, {summary['epochs']} epochs) | "
@@ -295,11 +321,19 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--summarise", type=Path, metavar="DIR",
                         help="write MODEL.json, MODEL.md and MODEL.png there from the finished "
                         "arms instead of training")  # fmt: skip
+    parser.add_argument("--versus", type=Path, nargs=2, metavar=("RUN", "CONTROL"),
+                        help="a diagnosis at the full budget: RUN's test predictions against "
+                        "CONTROL's, paired; writes RUN/summary.json")  # fmt: skip
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.versus:
+        summary = versus(*args.versus)
+        write_json(args.versus[0] / "summary.json", summary)
+        print(json.dumps(summary, indent=2))
+        return
     out = args.out or Path("runs/ablation") / args.model
     if not args.summarise:
         run_arms(args.model, out)
