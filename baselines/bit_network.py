@@ -121,13 +121,13 @@ def build_network(
     if layers is None and width == 1.0 and norm == "group":
         network = timm.create_model(variant.timm_name, num_classes=num_classes)
     else:
-        network = _shrunk_network(variant, num_classes, layers, width, norm)
+        network = _custom_network(variant, num_classes, layers, width, norm)
     if stem == "small":
         network.stem = small_stem(network.stem.conv)
     return network
 
 
-def _shrunk_network(
+def _custom_network(
     variant: BiTVariant,
     num_classes: int,
     layers: tuple[int, ...] | None,

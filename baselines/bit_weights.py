@@ -41,8 +41,8 @@ def load_bit_weights(
     """timm's network for `variant` (`layers`, `width` and `norm` as `build_network`'s),
     carrying the weights `spec` names, and what they expect."""
     path = Path(spec).expanduser()
-    shrunk = layers is not None or width != 1.0 or norm != "group"
-    if shrunk and (spec.startswith(TIMM) or path.suffix == ".npz"):
+    custom = layers is not None or width != 1.0 or norm != "group"
+    if custom and (spec.startswith(TIMM) or path.suffix == ".npz"):
         raise ValueError(
             f"{spec} holds a full-size {variant.bit_name} (GroupNorm): drop layers, width and norm"
         )

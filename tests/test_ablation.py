@@ -23,14 +23,14 @@ def write_arm(folder: Path, correct: list[int], split: str = "dev") -> None:
 
 
 def test_an_arm_is_adopted_or_rejected_when_its_interval_excludes_zero() -> None:
-    assert ablation.verdict("wd-0.3", Difference(0.03, 0.02, (1, 1))) == "adopted"
-    assert ablation.verdict("wd-0.3", Difference(-0.05, 0.02, (1, 1))) == "rejected"
-    assert ablation.verdict("wd-0.3", Difference(0.01, 0.02, (1, 1))) == "within noise"
+    assert ablation.verdict(Difference(0.03, 0.02, (1, 1)), diagnosis=False) == "adopted"
+    assert ablation.verdict(Difference(-0.05, 0.02, (1, 1)), diagnosis=False) == "rejected"
+    assert ablation.verdict(Difference(0.01, 0.02, (1, 1)), diagnosis=False) == "within noise"
 
 
 def test_a_diagnosis_names_a_cause_and_is_never_adopted() -> None:
-    assert ablation.verdict("anchor-size", Difference(0.03, 0.02, (1, 1))) == "a cause"
-    assert ablation.verdict("anchor-size", Difference(-0.05, 0.02, (1, 1))) == "not the cause"
+    assert ablation.verdict(Difference(0.03, 0.02, (1, 1)), diagnosis=True) == "a cause"
+    assert ablation.verdict(Difference(-0.05, 0.02, (1, 1)), diagnosis=True) == "not the cause"
 
 
 def test_summary_scores_every_arm_against_the_baseline_on_the_same_images(tmp_path: Path) -> None:

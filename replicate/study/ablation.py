@@ -185,11 +185,11 @@ ADOPTION = {"held": "adopted", "not held": "rejected"}  # the paired rule with n
 DIAGNOSIS = {"held": "a cause", "not held": "not the cause"}
 
 
-def verdict(arm: str, difference: Difference) -> str:
+def verdict(difference: Difference, diagnosis: bool) -> str:
     """Adopted (a diagnosis: a cause) when the interval lies above zero, rejected (not the
     cause) below it, else within noise."""
     word = paired.verdict(difference, minimum=0.0)
-    return (DIAGNOSIS if arm in DIAGNOSES else ADOPTION).get(word, word)
+    return (DIAGNOSIS if diagnosis else ADOPTION).get(word, word)
 
 
 def summarise(model: str, out: Path) -> dict:
@@ -205,7 +205,7 @@ def summarise(model: str, out: Path) -> dict:
             "dev_acc": float(scores.mean()),
             "difference": difference.effect,
             "half_width_95": difference.half_width,
-            "verdict": "baseline" if arm == BASELINE else verdict(arm, difference),
+            "verdict": "baseline" if arm == BASELINE else verdict(difference, arm in DIAGNOSES),
             "train_loss": last["train_loss"],
             "wall_time_s": last["wall_time_s"],
         } | (on_test(out, arm) if arm in DIAGNOSES else {}))  # fmt: skip
@@ -223,7 +223,7 @@ def on_test(out: Path, arm: str) -> dict:
         "baseline_test_acc": float(base.mean()),
         "test_difference": difference.effect,
         "test_half_width_95": difference.half_width,
-        "verdict": verdict(arm, difference),
+        "verdict": verdict(difference, diagnosis=True),
     }
 
 
@@ -238,7 +238,6 @@ def versus(run: Path, control: Path) -> dict:
 
     arm, base = scores(run), scores(control)
     difference = paired_difference([arm], [base])
-    word = paired.verdict(difference, minimum=0.0)
     return {
         "run": run.as_posix(),
         "control": control.as_posix(),
@@ -247,7 +246,7 @@ def versus(run: Path, control: Path) -> dict:
         "control_test_acc": float(base.mean()),
         "difference": difference.effect,
         "half_width_95": difference.half_width,
-        "verdict": DIAGNOSIS.get(word, word),
+        "verdict": verdict(difference, diagnosis=True),
     }
 
 
