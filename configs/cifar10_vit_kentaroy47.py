@@ -3,9 +3,11 @@ of October 2020) in this trainer: the control that tells the anchor's setup from
 this trainer or its data (docs/training.md, From scratch on CIFAR-10). Its model: 6 layers, D 512,
 8 heads, MLP 512, 4x4 patches, dropout 0.1, a hidden layer of 512 before the classifier, PyTorch's
 default initialisation with E_pos and x_class ~ N(0, 1) (`write_anchor_init`); its recipe: Adam at
-1e-4 held constant, batch 64, no weight decay or clipping, the 4-pixel padded crop and flip. Two
-details of that model are not options here: its attention divides by sqrt(D) = 22.6 where the
-paper's divides by sqrt(D_h) = 8, and its hidden layer is GELU where the paper's is tanh.
+1e-4 held constant, batch 64, no weight decay or clipping, the 4-pixel padded crop and flip. Three
+details are not options here: its attention divides by sqrt(D) = 22.6 where the paper's divides by
+sqrt(D_h) = 8, its hidden layer is GELU where the paper's is tanh, and its inputs are normalised by
+CIFAR-10's statistics (unit variance) where ours map pixels to [-1, 1] (a standard deviation of
+about 0.5).
 
 The rate is constant, so its first epochs are the log's first epochs (45.8%, 52.8%, 57.1%).
 
