@@ -56,20 +56,6 @@ SHOTS = (1, 5, 10, 25)  # big_vision's config.shots
 RESULTS = "fewshot.json"
 
 
-def fewshot_accuracy(
-    model: nn.Module,
-    train_images: Dataset,
-    test_images: Dataset,
-    shots: Sequence[int] = SHOTS,
-    seeds: int = 3,
-    **options: Any,
-) -> dict[int, float]:
-    """Mean test accuracy over `seeds` of a linear few-shot classifier, per number of shots.
-    `options`: image_size, mean, std, l2_reg, batch_size, workers of `fewshot_accuracies`."""
-    per_seed = fewshot_accuracies(model, train_images, test_images, shots, seeds, **options)
-    return {k: float(np.mean(v)) for k, v in per_seed.items()}
-
-
 def fewshot_accuracies(
     model: nn.Module,
     train_images: Dataset,
