@@ -1,6 +1,6 @@
 """Models trained from scratch on CIFAR-10 on this project's CPU: each run's test accuracy after
-each epoch beside public recipes' at equal epochs (ViTs' curves, airbench's CNN's end point), and
-the plain PyTorch loop's at the first run's budget.
+each epoch beside public recipes' at equal epochs (ViTs' curves, airbench's CNN's end point), the
+plain PyTorch loop's at the first run's budget, and kentaroy47's setup trained here beside its log.
 
     python -m replicate.figures --only from-scratch      # figures/cifar10_from_scratch.png
 """
@@ -51,9 +51,11 @@ def _curve(run: Path) -> tuple[list[int], list[float], str]:
     return [r["epoch"] for r in records], accuracy, label
 
 
-def draw(runs: list[Path], plain_loop: Path | None, path: Path) -> Path:
-    """Our runs' test top-1 by epoch, the anchors, and the plain loop's final point beside the
-    first run's last."""
+def draw(
+    runs: list[Path], plain_loop: Path | None, path: Path, control: Path | None = None
+) -> Path:
+    """Our runs' test top-1 by epoch, the anchors, the plain loop's final point beside the
+    first run's last, and `control`, kentaroy47's setup in this trainer, beside its log."""
     curves = [_curve(run) for run in runs]
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.subplots()
@@ -61,6 +63,10 @@ def draw(runs: list[Path], plain_loop: Path | None, path: Path) -> Path:
     shown = [e for e in KENTAROY47 if e <= max(2 * last, 10)]
     ax.plot(shown, [KENTAROY47[e] for e in shown], "s--", ms=3, color="grey",
             label="kentaroy47 ViT (6 layers, D 512, ~9.5M), Adam 1e-4")  # fmt: skip
+    if control and control.is_dir():
+        epochs, accuracy, _ = _curve(control)
+        label = f"kentaroy47's setup trained here (JPEG CIFAR-10): {accuracy[-1]:.1f}%"
+        ax.plot(epochs, accuracy, "s-", ms=4, color="grey", label=label)
     omihub = [e for e in OMIHUB777 if e <= max(shown)]
     label = "omihub777 ViT (7 layers, D 384, 6.3M), AutoAugment, 200-epoch cosine"
     ax.plot(omihub, [OMIHUB777[e] for e in omihub], "^:", ms=3, color="C2", label=label)
