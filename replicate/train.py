@@ -220,7 +220,12 @@ class Trainer:
         self.saved_at = time.monotonic()  # when it was written, or when the run started
         self.best = BestDev()  # --early-stopping: the best dev accuracy so far, and its step
         self.evaluated_step = 0  # of the last evaluation (--eval-every)
-        mean, std = self._load_checkpoint() if resume else input_normalisation(self.model)
+        if resume:
+            mean, std = self._load_checkpoint()
+        else:
+            mean, std = (
+                (config.mean, config.std) if config.mean else input_normalisation(self.model)
+            )
         self.augmentation = Augmentation(mean, std, spec.flip)
         self.objective = objective_for(
             self.recipe.objective, self.model, len(self.classes), mean, std
@@ -253,11 +258,13 @@ class Trainer:
 
     def used_settings(self) -> dict[str, Any]:
         """What this run uses where the configuration left the choice to the trainer: the
-        warm-up after its cap, the placement "auto" chose."""
+        warm-up after its cap, the placement "auto" chose, the inputs' normalisation."""
         resident = isinstance(self.train_images, ResidentImages)
         return {
             "warmup_steps": warmup_steps(self.recipe, self.total_steps),
             "data_placement": "device" if resident else "stream",
+            "mean": list(self.augmentation.mean),
+            "std": list(self.augmentation.std),
         }
 
     def _sharding(self, epoch: int) -> dict[str, Any]:

@@ -174,7 +174,23 @@ def interrupt_after_the_first_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
         # workers (none here, then one): they depend on the seeds alone, not on the worker count.
         ["--data-placement", "stream"],
         # The padded crop is cut on the device, from (seed, step): resident images.
-        ["--recipe", "scratch-small", "--label-smoothing", "0.1", "--data-placement", "device"],
+        # Its inputs normalised by a given mean and std, which the checkpoint keeps.
+        [
+            "--recipe",
+            "scratch-small",
+            "--label-smoothing",
+            "0.1",
+            "--data-placement",
+            "device",
+            "--mean",
+            "0.4",
+            "0.5",
+            "0.6",
+            "--std",
+            "0.3",
+            "0.2",
+            "0.25",
+        ],  # fmt: skip
     ],
 )
 def test_resumed_run_ends_with_the_same_weights(
@@ -490,7 +506,13 @@ def test_a_run_prints_what_it_uses_and_ends_with_its_results_and_next_commands(
     assert re.search(r"model vit_ti16: 0\.0\d+M parameters \(0\.0\d+M trainable\), [\d.e-]+ GFLOPs "
                      r"per 16x16 image", printed)  # fmt: skip
     config = json.loads((out / "config.json").read_text())
-    assert config["used"] == {"warmup_steps": 2, "data_placement": "device"}
+    half = [0.5] * 3  # a ViT from scratch: pixels to [-1, 1], as the reference code
+    assert config["used"] == {
+        "warmup_steps": 2,
+        "data_placement": "device",
+        "mean": half,
+        "std": half,
+    }
     assert config["data_placement"] == "auto"  # what was asked, for --resume
     final = metrics(out)[-1]["test_acc"]
     assert re.search(rf"done in \d+ min \d+ s: test top-1 {final:.2%}", printed)
@@ -498,6 +520,20 @@ def test_a_run_prints_what_it_uses_and_ends_with_its_results_and_next_commands(
     assert evaluate.split()[-1] == str(out / "model.safetensors")
     assert "replicate.figures --checkpoint" in printed
     train_module.main(["--resume", "--out", str(out)])  # config.json's record is not an input
+
+
+def test_mean_and_std_normalise_the_inputs_and_travel_with_the_weights(
+    tmp_path: Path, capsys
+) -> None:
+    mean, std = ["0.49", "0.48", "0.45"], ["0.25", "0.24", "0.26"]
+    out = tmp_path / "run"
+    run(out, "--steps", "1", "--mean", *mean, "--std", *std)
+    config = json.loads((out / "config.json").read_text())
+    assert config["used"]["mean"] == config["mean"] == list(map(float, mean))
+    assert load_model(out)[0].pretrained_info.std == tuple(map(float, std))
+    expect_one_line_error(capsys, [*TINY_VIT, "--mean", *mean], "--mean and --std go together")
+    zero = ["--mean", *mean, "--std", "0", "1", "1"]
+    expect_one_line_error(capsys, [*TINY_VIT, *zero], "--std must be positive")
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,11 @@ CIFAR10_VIT = RESULTS_DIR / "cifar10-vit_ti4"
 CIFAR10_FLAGSHIP = RESULTS_DIR / "cifar10-vit_ti4-flagship"  # configs/cifar10_vit_ti4_flagship.py
 CIFAR10_RESNET = RESULTS_DIR / "cifar10-bit_r14"  # configs/cifar10_bit_r14.py
 PLAIN_LOOP = RESULTS_DIR / "plain-loop" / "vit.json"
-KENTAROY47_HERE = RESULTS_DIR / "recipe-ablation" / "vit-kentaroy47-3-epochs"
+# kentaroy47's setup in this trainer (configs/cifar10_vit_kentaroy47.py), by its inputs' scale
+KENTAROY47_HERE = {
+    "kentaroy47's setup here, pixels to [-1, 1]": "vit-kentaroy47-3-epochs",
+    "the same, CIFAR-10's mean and std as the log's": "vit-kentaroy47-cifar-stats-1-epoch",
+}
 USER_FIGURES = Path("runs/figures")  # the figures of a model you name: beside your runs
 # Your own runs (where runs/ holds any) first, else the runs committed with the project
 # (metrics and configs only).
@@ -172,7 +176,9 @@ def run(args: argparse.Namespace) -> list[Path]:
     if "from-scratch" in parts and CIFAR10_VIT.is_dir():
         runs = [run for run in (CIFAR10_VIT, CIFAR10_FLAGSHIP, CIFAR10_RESNET) if run.is_dir()]
         figure = out / from_scratch.FIGURE
-        written.append(from_scratch.draw(runs, PLAIN_LOOP, figure, KENTAROY47_HERE))
+        controls = {k: RESULTS_DIR / "recipe-ablation" / v for k, v in KENTAROY47_HERE.items()}
+        controls = {k: v for k, v in controls.items() if v.is_dir()}
+        written.append(from_scratch.draw(runs, PLAIN_LOOP, figure, controls))
     if subject is None:
         return written
     if not subject.trained:  # never over the figures of a trained model

@@ -8,6 +8,7 @@ plain PyTorch loop's at the first run's budget, and kentaroy47's setup trained h
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +53,14 @@ def _curve(run: Path) -> tuple[list[int], list[float], str]:
 
 
 def draw(
-    runs: list[Path], plain_loop: Path | None, path: Path, control: Path | None = None
+    runs: list[Path],
+    plain_loop: Path | None,
+    path: Path,
+    controls: Mapping[str, Path] | None = None,
 ) -> Path:
     """Our runs' test top-1 by epoch, the anchors, the plain loop's final point beside the
-    first run's last, and `control`, kentaroy47's setup in this trainer, beside its log."""
+    first run's last, and `controls` (label: run), kentaroy47's setup in this trainer, beside
+    its log."""
     curves = [_curve(run) for run in runs]
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.subplots()
@@ -63,10 +68,9 @@ def draw(
     shown = [e for e in KENTAROY47 if e <= max(2 * last, 10)]
     ax.plot(shown, [KENTAROY47[e] for e in shown], "s--", ms=3, color="grey",
             label="kentaroy47 ViT (6 layers, D 512, ~9.5M), Adam 1e-4")  # fmt: skip
-    if control and control.is_dir():
+    for (label, control), marker in zip((controls or {}).items(), ("s-", "X"), strict=False):
         epochs, accuracy, _ = _curve(control)
-        label = f"kentaroy47's setup trained here (JPEG CIFAR-10): {accuracy[-1]:.1f}%"
-        ax.plot(epochs, accuracy, "s-", ms=4, color="grey", label=label)
+        ax.plot(epochs, accuracy, marker, ms=6, color="grey", label=f"{label}: {accuracy[-1]:.1f}%")
     omihub = [e for e in OMIHUB777 if e <= max(shown)]
     label = "omihub777 ViT (7 layers, D 384, 6.3M), AutoAugment, 200-epoch cosine"
     ax.plot(omihub, [OMIHUB777[e] for e in omihub], "^:", ms=3, color="C2", label=label)

@@ -105,6 +105,10 @@ class TrainConfig:
     early_stopping: bool = False  # keep the best dev weights, test them once (Section 4.3)
     patience: int | None = None  # stop after this many evaluations without a better dev top-1
     grad_checkpointing: bool = False  # recompute activations in the backward (ViTs)
+    mean: tuple[float, ...] | None = (
+        None  # input normalisation; None: the weights' (`vit.data_config`)
+    )
+    std: tuple[float, ...] | None = None
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> TrainConfig:
@@ -201,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="train on this class-balanced, nested fraction of the training split",
     )
+    add("--mean", type=float, nargs=3, metavar="M", help="normalise inputs by this mean per "
+        "channel (default: the weights', else 0.5: pixels to [-1, 1])")  # fmt: skip
+    add("--std", type=float, nargs=3, metavar="S", help="and this std (default: as --mean)")
     add(
         "--crop",
         choices=["inception", "pad"],
@@ -473,6 +480,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         eval_every=args.eval_every,
         early_stopping=early_stopping(args),
         patience=patience(args),
+        **normalisation(args),
     )
 
 
@@ -511,6 +519,16 @@ def patience(args: argparse.Namespace) -> int | None:
     if args.patience and not args.early_stopping:
         raise ValueError("--patience counts evaluations of the dev split: add --early-stopping")
     return args.patience
+
+
+def normalisation(args: argparse.Namespace) -> dict[str, tuple[float, ...] | None]:
+    if (args.mean is None) != (args.std is None):
+        raise ValueError("--mean and --std go together: give both, three values each")
+    if args.mean is not None and (len(args.mean), len(args.std)) != (3, 3):
+        raise ValueError("--mean and --std take three values each, one per channel (R G B)")
+    if args.std is not None and min(args.std) <= 0:
+        raise ValueError(f"--std must be positive, got {' '.join(map(str, args.std))}")
+    return {k: tuple(v) if v else None for k, v in (("mean", args.mean), ("std", args.std))}
 
 
 def default_micro_batch(recipe: Recipe) -> int | None:
