@@ -19,8 +19,7 @@ Should reach: 46.0% after the first epoch, the log's 45.8%; without `mean` and `
     python -m replicate.train --config configs/cifar10_vit_kentaroy47.py
 """
 
-# CIFAR-10's customary statistics (kuangliu/pytorch-cifar; the anchor's script)
-CIFAR10_MEAN, CIFAR10_STD = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]
+from replicate.data.datasets import CIFAR10_MEAN, CIFAR10_STD
 
 
 def get_config() -> dict:

@@ -3,7 +3,8 @@
 10-epoch run's 3.4 minutes an epoch, the test split evaluated after each). Its target: 80% in
 the hour (the CCT paper: 80% in 30 minutes on 12 desktop cores, with a convolutional tokenizer).
 
-Should reach: not yet measured (the flagship's 40-epoch schedule was at 64% after 17 epochs).
+Should reach: not yet measured (the flagship's 40-epoch schedule, with pixels mapped to [-1, 1],
+was at 64% after 17 epochs).
 
     python -m replicate.train --config configs/cifar10_vit_ti4_hour.py
 """

@@ -280,9 +280,11 @@ def test_the_from_scratch_figure_draws_the_runs_beside_their_anchors(tmp_path: P
     assert from_scratch._curve(runs[1])[2].endswith("--recipe scratch-small, 40 epochs: 40.0%")
     plain = tmp_path / "vit.json"
     plain.write_text(json.dumps({"test_top1": {"plain loop": 0.69, "replicate.train": 0.70}}))
-    _assert_png(
-        from_scratch.draw(runs, plain, tmp_path / "curve.png", controls={"control": runs[0]})
-    )
+    notes = {runs[0]: "", runs[1]: ", CIFAR-10's mean and std"}
+    label = from_scratch._curve(runs[1], notes[runs[1]])[2]
+    assert label.endswith("scratch-small, CIFAR-10's mean and std, 40 epochs: 40.0%")
+    controls = {"kentaroy47's setup here": runs[0]}
+    _assert_png(from_scratch.draw(notes, plain, tmp_path / "curve.png", controls))
     assert from_scratch.KENTAROY47[10] == 67.90  # the issue's anchor at 10 epochs
 
 

@@ -29,6 +29,8 @@ RESULTS_DIR = Path(__file__).resolve().parents[2] / "results"
 # configs/cifar10_vit_ti4_flagship.py (committed in bf16, 4.5 MB); an untrained one where a
 # checkout lacks it or --variant asks for another. The from-scratch figure draws both runs.
 CIFAR10_VIT = RESULTS_DIR / "cifar10-vit_ti4"
+# configs/cifar10_vit_ti4.py, its inputs normalised by CIFAR-10's mean and std
+CIFAR10_VIT_NORMALISED = RESULTS_DIR / "recipe-ablation" / "vit-cifar-stats-10-epochs"
 CIFAR10_FLAGSHIP = RESULTS_DIR / "cifar10-vit_ti4-flagship"  # configs/cifar10_vit_ti4_flagship.py
 CIFAR10_RESNET = RESULTS_DIR / "cifar10-bit_r14"  # configs/cifar10_bit_r14.py
 PLAIN_LOOP = RESULTS_DIR / "plain-loop" / "vit.json"
@@ -174,7 +176,9 @@ def run(args: argparse.Namespace) -> list[Path]:
         fewshot = fewshot_markdown(read_fewshot_results(runs_dir))  # replicate.fewshot's folders
         written[-1].write_text(results_markdown(runs) + fewshot)
     if "from-scratch" in parts and CIFAR10_VIT.is_dir():
-        runs = [run for run in (CIFAR10_VIT, CIFAR10_FLAGSHIP, CIFAR10_RESNET) if run.is_dir()]
+        runs = {CIFAR10_VIT: "", CIFAR10_VIT_NORMALISED: ", CIFAR-10's mean and std",
+                CIFAR10_FLAGSHIP: "", CIFAR10_RESNET: ""}  # fmt: skip
+        runs = {run: note for run, note in runs.items() if run.is_dir()}
         figure = out / from_scratch.FIGURE
         controls = {k: RESULTS_DIR / "recipe-ablation" / v for k, v in KENTAROY47_HERE.items()}
         controls = {k: v for k, v in controls.items() if v.is_dir()}

@@ -39,8 +39,8 @@ OMIHUB777 = {
 }  # fmt: skip
 
 
-def _curve(run: Path) -> tuple[list[int], list[float], str]:
-    """(epochs, test top-1 in percent, label) of a run folder."""
+def _curve(run: Path, note: str = "") -> tuple[list[int], list[float], str]:
+    """(epochs, test top-1 in percent, label) of a run folder; `note` follows the recipe."""
     records = [r for r in read_metrics(run / "metrics.jsonl") if "test_acc" in r]
     config = json.loads((run / "config.json").read_text())
     model = " ".join(
@@ -48,20 +48,21 @@ def _curve(run: Path) -> tuple[list[int], list[float], str]:
     )
     length = f"{config['epochs']} epochs" if config.get("epochs") else f"{config['steps']} steps"
     accuracy = [100 * r["test_acc"] for r in records]
-    label = f"ours: {model}, --recipe {config['recipe']['name']}, {length}: {accuracy[-1]:.1f}%"
+    label = f"ours: {model}, --recipe {config['recipe']['name']}{note}, {length}: "
+    label += f"{accuracy[-1]:.1f}%"
     return [r["epoch"] for r in records], accuracy, label
 
 
 def draw(
-    runs: list[Path],
+    runs: Mapping[Path, str],
     plain_loop: Path | None,
     path: Path,
     controls: Mapping[str, Path] | None = None,
 ) -> Path:
-    """Our runs' test top-1 by epoch, the anchors, the plain loop's final point beside the
-    first run's last, and `controls` (label: run), kentaroy47's setup in this trainer, beside
-    its log."""
-    curves = [_curve(run) for run in runs]
+    """Our `runs`' test top-1 by epoch (run: a note for its label), the anchors, the plain
+    loop's final point beside the first run's last, and `controls` (label: run), kentaroy47's
+    setup in this trainer, beside its log."""
+    curves = [_curve(run, note) for run, note in runs.items()]
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.subplots()
     last = max(epochs[-1] for epochs, _, _ in curves)
