@@ -58,8 +58,11 @@ def test_the_check_compares_with_a_finished_run_of_the_same_budget(tmp_path: Pat
     finished = {"epoch": 1, "step": 2, "test_acc": 0.625, "wall_time_s": 9.0}
     (run / "metrics.jsonl").write_text(json.dumps(finished) + "\n")
     data, out = write_cifar_like(tmp_path / "data"), tmp_path / "vit.json"
-    results = main(["--data", str(data), "--steps", "2", "--compare", str(run), "--out", str(out)])
+    normalisation = ["--mean", "0.4", "0.5", "0.6", "--std", "0.2", "0.25", "0.3"]
+    results = main(["--data", str(data), "--steps", "2", "--compare", str(run), "--out", str(out),
+                    *normalisation])  # fmt: skip
     record = json.loads(out.read_text())
+    assert (record["mean"], record["std"]) == ([0.4, 0.5, 0.6], [0.2, 0.25, 0.3])
     assert record["test_top1"] == results and results["replicate.train"] == 0.625
     assert record["steps"] == 2 and record["wall_time_s"]["replicate.train"] == 9.0
     assert "commit" in record and record["device"]

@@ -7,12 +7,15 @@ limits the accuracy is the budget and the recipe, not the code.
     python -m replicate.study.plain_loop --out results/plain-loop/vit.json   # 10 epochs of ViT
     python -m replicate.study.plain_loop --compare RUN       # beside a finished 10-epoch run
     python -m replicate.study.plain_loop --model bit --steps 500             # the ResNet, short
+    python -m replicate.study.plain_loop --mean 0.4914 0.4822 0.4465 --std 0.2023 0.1994 0.2010 \
+        --compare results/recipe-ablation/vit-cifar-stats-10-epochs   # configs/cifar10_vit_ti4.py
 
 The plain loop: the whole training split decoded into memory once; per image a random crop of
 the 4-pixel-padded image and a horizontal flip (the CIFAR literature's augmentation); AdamW
 (lr 1e-3, weight decay 0.05, none on biases and norms), linear warm-up for a tenth of the steps
 then cosine decay, gradient clipping at 1, no dropout, bf16 autocast where the CPU has bf16
-units; the test split once at the end. No dev split, no early stopping: the trainer's run here
+units, inputs normalised to [-1, 1] (or by --mean and --std, as the run it is compared with);
+the test split once at the end. No dev split, no early stopping: the trainer's run here
 has none either.
 """
 
@@ -66,13 +69,25 @@ def augment(images: Tensor, generator: torch.Generator) -> Tensor:
     return torch.where(flip[:, None, None, None], crops.flip(-1), crops)
 
 
-def normalise(images: Tensor) -> Tensor:
-    return (images.float() / 255 - 0.5) / 0.5  # the ViT's inception normalisation
+HALF = (0.5, 0.5, 0.5)  # pixels to [-1, 1], the reference code's normalisation
 
 
-def plain_loop(data: Path, steps: int, model_name: str = "vit", seed: int = 0) -> float:
-    """Train the cpu scale's ViT or ResNet for `steps` steps of CIFAR-10; returns its test
-    top-1."""
+def plain_loop(
+    data: Path,
+    steps: int,
+    model_name: str = "vit",
+    seed: int = 0,
+    mean: Sequence[float] = HALF,
+    std: Sequence[float] = HALF,
+) -> float:
+    """Train the cpu scale's ViT or ResNet for `steps` steps of CIFAR-10, its inputs
+    normalised by `mean` and `std`; returns its test top-1."""
+
+    shift, scale = (torch.tensor(v).view(3, 1, 1) for v in (mean, std))
+
+    def normalise(images: Tensor) -> Tensor:
+        return (images.float() / 255 - shift) / scale
+
     torch.manual_seed(seed)
     splits = image_folder_splits(data)
     train_images, train_labels = images_in_memory(splits.train)
@@ -120,11 +135,15 @@ def plain_loop(data: Path, steps: int, model_name: str = "vit", seed: int = 0) -
     return correct / len(test_labels)
 
 
-def trainer_run(data: Path, steps: int, out: Path, model_name: str = "vit") -> float:
-    """`replicate.train` on the same model, data, batch and steps; its final test top-1."""
+def trainer_run(
+    data: Path, steps: int, out: Path, model_name: str, mean: Sequence[float], std: Sequence[float]
+) -> float:
+    """`replicate.train` on the same model, data, batch, steps and normalisation; its final
+    test top-1."""
     settings = {**CPU.models[model_name], "recipe": "scratch-small",
                 "dataset": f"imagefolder:{data}", "image_size": 32, "batch_size": BATCH,
-                "workers": 0, "steps": steps, "final_eval_only": True, "out": out}  # fmt: skip
+                "workers": 0, "steps": steps, "final_eval_only": True, "out": out,
+                "mean": list(mean), "std": list(std)}  # fmt: skip
     argv = command_line(settings)
     subprocess.run([sys.executable, "-m", "replicate.train", *argv], check=True)
     return read_metrics(out / "metrics.jsonl")[-1]["test_acc"]
@@ -145,6 +164,10 @@ def build_parser() -> ArgumentParser:
                         help=f"optimiser steps ({10 * EPOCH_STEPS}: 10 epochs)")  # fmt: skip
     parser.add_argument("--model", choices=CPU.models, default="vit",
                         help="the cpu scale's ViT (default) or its ResNet")  # fmt: skip
+    parser.add_argument("--mean", type=float, nargs=3, default=HALF, metavar="M",
+                        help="normalise the inputs by this mean per channel (0.5)")  # fmt: skip
+    parser.add_argument("--std", type=float, nargs=3, default=HALF, metavar="S",
+                        help="and this std (0.5)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--compare", type=Path, metavar="RUN",
                         help="a finished replicate.train run of the same model and steps to "
@@ -157,7 +180,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     finished = finished_run(args.compare, args.steps) if args.compare else None  # check first
     results, seconds = {}, {}
     start = time.perf_counter()
-    results["plain loop"] = plain_loop(args.data, args.steps, args.model)
+    normalisation = {"mean": tuple(args.mean), "std": tuple(args.std)}
+    results["plain loop"] = plain_loop(args.data, args.steps, args.model, **normalisation)
     seconds["plain loop"] = time.perf_counter() - start
     print(f"plain loop: test top-1 {results['plain loop']:.2%} ({seconds['plain loop']:.0f} s)")
     if finished:
@@ -166,14 +190,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
             results["replicate.train"] = trainer_run(
-                args.data, args.steps, Path(folder) / "run", args.model
+                args.data, args.steps, Path(folder) / "run", args.model, **normalisation
             )
             seconds["replicate.train"] = time.perf_counter() - start
     for name, accuracy in results.items():
         print(f"{name}: {args.steps} steps of {BATCH}, test top-1 {accuracy:.2%}")
     if args.out:
         record = {"model": args.model, "steps": args.steps, "batch_size": BATCH,
-                  "test_top1": results, "wall_time_s": seconds, **environment()}  # fmt: skip
+                  **normalisation, "test_top1": results, "wall_time_s": seconds,
+                  **environment()}  # fmt: skip
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")
     return results
