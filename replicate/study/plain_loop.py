@@ -7,7 +7,7 @@ limits the accuracy is the budget and the recipe, not the code.
     python -m replicate.study.plain_loop --out results/plain-loop/vit.json   # 10 epochs of ViT
     python -m replicate.study.plain_loop --compare RUN       # beside a finished 10-epoch run
     python -m replicate.study.plain_loop --model bit --steps 500             # the ResNet, short
-    python -m replicate.study.plain_loop --mean 0.4914 0.4822 0.4465 --std 0.2023 0.1994 0.2010 \
+    python -m replicate.study.plain_loop --mean 0.4914 0.4822 0.4465 --std 0.2023 0.1994 0.2010 \\
         --compare results/recipe-ablation/vit-cifar-stats-10-epochs   # configs/cifar10_vit_ti4.py
 
 The plain loop: the whole training split decoded into memory once; per image a random crop of
@@ -82,7 +82,6 @@ def plain_loop(
 ) -> float:
     """Train the cpu scale's ViT or ResNet for `steps` steps of CIFAR-10, its inputs
     normalised by `mean` and `std`; returns its test top-1."""
-
     shift, scale = (torch.tensor(v).view(3, 1, 1) for v in (mean, std))
 
     def normalise(images: Tensor) -> Tensor:

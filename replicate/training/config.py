@@ -105,9 +105,7 @@ class TrainConfig:
     early_stopping: bool = False  # keep the best dev weights, test them once (Section 4.3)
     patience: int | None = None  # stop after this many evaluations without a better dev top-1
     grad_checkpointing: bool = False  # recompute activations in the backward (ViTs)
-    mean: tuple[float, ...] | None = (
-        None  # input normalisation; None: the weights' (`vit.data_config`)
-    )
+    mean: tuple[float, ...] | None = None  # input normalisation; None: the weights'
     std: tuple[float, ...] | None = None
 
     @classmethod
