@@ -29,15 +29,17 @@ RESULTS_DIR = Path(__file__).resolve().parents[2] / "results"
 # configs/cifar10_vit_ti4_flagship.py (committed in bf16, 4.5 MB); an untrained one where a
 # checkout lacks it or --variant asks for another. The from-scratch figure draws both runs.
 CIFAR10_VIT = RESULTS_DIR / "cifar10-vit_ti4"
+ABLATION = RESULTS_DIR / "recipe-ablation"
 # configs/cifar10_vit_ti4.py, its inputs normalised by CIFAR-10's mean and std
-CIFAR10_VIT_NORMALISED = RESULTS_DIR / "recipe-ablation" / "vit-cifar-stats-10-epochs"
+CIFAR10_VIT_NORMALISED = ABLATION / "vit-cifar-stats-10-epochs"
 CIFAR10_FLAGSHIP = RESULTS_DIR / "cifar10-vit_ti4-flagship"  # configs/cifar10_vit_ti4_flagship.py
 CIFAR10_RESNET = RESULTS_DIR / "cifar10-bit_r14"  # configs/cifar10_bit_r14.py
 PLAIN_LOOP = RESULTS_DIR / "plain-loop" / "vit.json"
 # kentaroy47's setup in this trainer (configs/cifar10_vit_kentaroy47.py), by its inputs' scale
 KENTAROY47_HERE = {
-    "kentaroy47's setup here, pixels to [-1, 1]": "vit-kentaroy47-3-epochs",
-    "the same, CIFAR-10's mean and std as the log's": "vit-kentaroy47-cifar-stats-1-epoch",
+    "kentaroy47's setup here, pixels to [-1, 1]": ABLATION / "vit-kentaroy47-3-epochs",
+    "the same, CIFAR-10's mean and std as the log's": ABLATION
+    / "vit-kentaroy47-cifar-stats-1-epoch",
 }
 USER_FIGURES = Path("runs/figures")  # the figures of a model you name: beside your runs
 # Your own runs (where runs/ holds any) first, else the runs committed with the project
@@ -180,8 +182,7 @@ def run(args: argparse.Namespace) -> list[Path]:
                 CIFAR10_FLAGSHIP: "", CIFAR10_RESNET: ""}  # fmt: skip
         runs = {run: note for run, note in runs.items() if run.is_dir()}
         figure = out / from_scratch.FIGURE
-        controls = {k: RESULTS_DIR / "recipe-ablation" / v for k, v in KENTAROY47_HERE.items()}
-        controls = {k: v for k, v in controls.items() if v.is_dir()}
+        controls = {label: run for label, run in KENTAROY47_HERE.items() if run.is_dir()}
         written.append(from_scratch.draw(runs, PLAIN_LOOP, figure, controls))
     if subject is None:
         return written

@@ -69,8 +69,9 @@ def draw(
     shown = [e for e in KENTAROY47 if e <= max(2 * last, 10)]
     ax.plot(shown, [KENTAROY47[e] for e in shown], "s--", ms=3, color="grey",
             label="kentaroy47 ViT (6 layers, D 512, ~9.5M), Adam 1e-4")  # fmt: skip
-    for (label, control), marker in zip((controls or {}).items(), ("s-", "X"), strict=False):
+    for label, control in (controls or {}).items():
         epochs, accuracy, _ = _curve(control)
+        marker = "X" if len(epochs) == 1 else "s-"  # a single epoch is a point
         ax.plot(epochs, accuracy, marker, ms=6, color="grey", label=f"{label}: {accuracy[-1]:.1f}%")
     omihub = [e for e in OMIHUB777 if e <= max(shown)]
     label = "omihub777 ViT (7 layers, D 384, 6.3M), AutoAugment, 200-epoch cosine"

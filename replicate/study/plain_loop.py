@@ -43,6 +43,7 @@ from replicate.study.runner import environment
 from replicate.study.scales import CPU
 from replicate.study.spec import command_line
 from replicate.training.config import parse_model_arg
+from vit.data_config import INCEPTION_MEAN, INCEPTION_STD
 
 BATCH = CPU.batch_size
 EPOCH_STEPS = math.ceil(50_000 / BATCH)  # CIFAR-10's training split
@@ -69,16 +70,13 @@ def augment(images: Tensor, generator: torch.Generator) -> Tensor:
     return torch.where(flip[:, None, None, None], crops.flip(-1), crops)
 
 
-HALF = (0.5, 0.5, 0.5)  # pixels to [-1, 1], the reference code's normalisation
-
-
 def plain_loop(
     data: Path,
     steps: int,
     model_name: str = "vit",
     seed: int = 0,
-    mean: Sequence[float] = HALF,
-    std: Sequence[float] = HALF,
+    mean: Sequence[float] = INCEPTION_MEAN,  # 0.5: pixels to [-1, 1], the reference code's
+    std: Sequence[float] = INCEPTION_STD,
 ) -> float:
     """Train the cpu scale's ViT or ResNet for `steps` steps of CIFAR-10, its inputs
     normalised by `mean` and `std`; returns its test top-1."""
@@ -163,9 +161,9 @@ def build_parser() -> ArgumentParser:
                         help=f"optimiser steps ({10 * EPOCH_STEPS}: 10 epochs)")  # fmt: skip
     parser.add_argument("--model", choices=CPU.models, default="vit",
                         help="the cpu scale's ViT (default) or its ResNet")  # fmt: skip
-    parser.add_argument("--mean", type=float, nargs=3, default=HALF, metavar="M",
+    parser.add_argument("--mean", type=float, nargs=3, default=INCEPTION_MEAN, metavar="M",
                         help="normalise the inputs by this mean per channel (0.5)")  # fmt: skip
-    parser.add_argument("--std", type=float, nargs=3, default=HALF, metavar="S",
+    parser.add_argument("--std", type=float, nargs=3, default=INCEPTION_STD, metavar="S",
                         help="and this std (0.5)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--compare", type=Path, metavar="RUN",
