@@ -107,6 +107,16 @@ def cpu_has_avx512_bf16() -> bool:
     return torch.cpu._is_avx512_bf16_supported() and cap in AVX512_BF16_ISAS
 
 
+def cpu_isa() -> str:
+    """The CPU's fastest bf16 path, else its vector instructions ("AMX", "AVX512-BF16", "AVX2"):
+    what decides its default precision and its speed, so that records name it beside the CPU."""
+    if cpu_has_amx():
+        return "AMX"
+    if cpu_has_avx512_bf16():
+        return "AVX512-BF16"
+    return torch.backends.cpu.get_cpu_capability()
+
+
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device

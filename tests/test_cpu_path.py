@@ -61,6 +61,19 @@ def test_a_cpu_without_bf16_units_trains_in_fp32(cpu_only: pytest.MonkeyPatch) -
     )
 
 
+def test_a_cpu_is_named_with_what_decides_its_speed(cpu_only: pytest.MonkeyPatch) -> None:
+    """Two machines both called "AMD EPYC" differ twofold in speed with and without
+    AVX512-BF16: every record of a device (runs, benches, studies) names the CPU's bf16 path."""
+    from replicate.bench.report import describe_device
+
+    cpu_only.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cpu_only.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert describe_device(torch.device("cpu")).name.endswith(" (AVX512-BF16)")
+    cpu_only.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    cpu_only.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert describe_device(torch.device("cpu")).name.endswith(" (AVX2)")
+
+
 def test_an_explicit_precision_wins(cpu_only: pytest.MonkeyPatch) -> None:
     cpu_only.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
     config = resolve_config(build_parser().parse_args(["--precision", "fp32"]))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from replicate.flops import TRAIN_FLOPS_PER_FORWARD
+from replicate.runtime import cpu_isa
 from replicate.runs.log import METRICS, last_epoch, read_metrics
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ LIBRARIES = ("torch", "torchvision", "timm", "einops", "torchao")
 @dataclass(frozen=True)
 class DeviceInfo:
     type: str  # "cuda" or "cpu"
-    name: str  # e.g. "NVIDIA H100 80GB HBM3"
+    name: str  # e.g. "NVIDIA H100 80GB HBM3", "AMD EPYC (AVX2)"
     slug: str  # the name for file names, e.g. "nvidia-h100-80gb-hbm3"; "cpu" for any CPU
     memory_bytes: int | None  # the GPU's total memory; None for a CPU
 
@@ -66,7 +67,7 @@ def describe_device(device: torch.device) -> DeviceInfo:
         properties = torch.cuda.get_device_properties(device)
         slug = re.sub(r"[^a-z0-9]+", "-", properties.name.lower()).strip("-")
         return DeviceInfo("cuda", properties.name, slug, properties.total_memory)
-    return DeviceInfo(device.type, _cpu_name(), device.type, None)
+    return DeviceInfo(device.type, f"{_cpu_name()} ({cpu_isa()})", device.type, None)
 
 
 def _cpu_name() -> str:
