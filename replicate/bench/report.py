@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from replicate.flops import TRAIN_FLOPS_PER_FORWARD
-from replicate.runtime import cpu_isa
 from replicate.runs.log import METRICS, last_epoch, read_metrics
+from replicate.runtime import cpu_isa
 
 if TYPE_CHECKING:
     from replicate.bench.measure import BenchConfig, ModelResult, Phase
