@@ -33,6 +33,7 @@ ABLATION = RESULTS_DIR / "recipe-ablation"
 # configs/cifar10_vit_ti4.py, its inputs normalised by CIFAR-10's mean and std
 CIFAR10_VIT_NORMALISED = ABLATION / "vit-cifar-stats-10-epochs"
 CIFAR10_FLAGSHIP = RESULTS_DIR / "cifar10-vit_ti4-flagship"  # configs/cifar10_vit_ti4_flagship.py
+CIFAR10_HOUR = RESULTS_DIR / "cifar10-vit_ti4-hour"  # configs/cifar10_vit_ti4_hour.py
 CIFAR10_RESNET = RESULTS_DIR / "cifar10-bit_r14"  # configs/cifar10_bit_r14.py
 PLAIN_LOOP = RESULTS_DIR / "plain-loop" / "vit.json"
 # kentaroy47's setup in this trainer (configs/cifar10_vit_kentaroy47.py), by its inputs' scale
@@ -178,7 +179,8 @@ def run(args: argparse.Namespace) -> list[Path]:
         fewshot = fewshot_markdown(read_fewshot_results(runs_dir))  # replicate.fewshot's folders
         written[-1].write_text(results_markdown(runs) + fewshot)
     if "from-scratch" in parts and CIFAR10_VIT.is_dir():
-        runs = {CIFAR10_VIT: "", CIFAR10_VIT_NORMALISED: ", CIFAR-10's mean and std",
+        normalised = ", CIFAR-10's mean and std"
+        runs = {CIFAR10_VIT: "", CIFAR10_VIT_NORMALISED: normalised, CIFAR10_HOUR: normalised,
                 CIFAR10_FLAGSHIP: "", CIFAR10_RESNET: ""}  # fmt: skip
         runs = {run: note for run, note in runs.items() if run.is_dir()}
         figure = out / from_scratch.FIGURE

@@ -18,7 +18,7 @@ from replicate.figures.plots import save
 from replicate.runs.log import read_metrics
 
 FIGURE = "cifar10_from_scratch.png"
-RUN_COLOURS = ("C0", "C1", "C4", "C5")  # ours; the anchors keep grey, C2 and black
+RUN_COLOURS = ("C0", "C1", "C9", "C4", "C5")  # ours; the anchors keep grey, C2 and black
 # KellerJordan/cifar10-airbench's README: airbench94, 94.01% in 0.36 PFLOPs, 9.9 epochs.
 AIRBENCH94 = (9.9, 94.01)
 # kentaroy47/vision-transformers-cifar10, log/log_vit_patch4.txt, its first run: test top-1 (%)
