@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from replicate.bench.__main__ import main, parse_args
-from replicate.bench.measure import BenchConfig
+from replicate.bench.contenders import BenchConfig
 from replicate.flops import forward_flops
 from vit import VisionTransformer, ViTConfig
 

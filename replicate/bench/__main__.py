@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from replicate.bench.contenders import CONTENDERS
-from replicate.bench.measure import BenchConfig, run_bench
+from replicate.bench.contenders import CONTENDERS, BenchConfig
+from replicate.bench.measure import run_bench
 from replicate.bench.report import BenchReport, to_markdown, train_loop, write_report
 from replicate.bench.suites import SUITES, run_suite
 from replicate.cli_errors import ArgumentParser, positive_int, run_cli

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +24,26 @@ from replicate.models import create_model
 from replicate.runtime import autocast, float8_training, fused_optimizer
 from vit.references import TIMM_NAMES, TORCHVISION_NAMES
 
-if TYPE_CHECKING:
-    from replicate.bench.measure import BenchConfig
-
 CONTENDERS = ("ours", "timm", "torchvision")
 Step = Callable[[], object]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    variant: str = "vit_b16"  # a registered ViT: vit_ti16, vit_s16, vit_b16, ..., vit_h14
+    models: tuple[str, ...] = CONTENDERS  # implementations to time, in this order
+    batch_size: int = 256  # per step
+    image_size: int = 224
+    num_classes: int = 1000
+    precision: str | None = None  # "bf16" autocast, "fp32" or "fp8"; None: bf16 on CUDA
+    compile_mode: str | None = None  # a torch.compile mode ("default", "max-autotune"); None: eager
+    warmup: int = 5  # untimed steps first: compilation, autotuning, allocator warm-up
+    steps: int = 20  # steps per timed block
+    repeats: int = 5  # timed blocks; the median is reported
+    grad_checkpointing: bool = False  # recompute the encoder's activations in the backward
+    device: str | None = None  # None: cuda when available, else cpu
+    train: bool = True  # time training steps (inference is always timed)
+    model_overrides: dict = field(default_factory=dict)  # create_model(**) for ours alone
 
 
 def build_contender(

@@ -13,54 +13,21 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from replicate.bench.contenders import CONTENDERS, Step, build_contender, label
-from replicate.bench.report import BenchReport, describe_device, library_versions
+from replicate.bench.contenders import BenchConfig, Step, build_contender, label
+from replicate.bench.report import (
+    BenchReport,
+    ModelResult,
+    Phase,
+    describe_device,
+    library_versions,
+)
 from replicate.errors import Unavailable
 from replicate.flops import TRAIN_FLOPS_PER_FORWARD, forward_flops
 from replicate.runtime import COMPUTE_DTYPES, default_precision, keep_freed_memory
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    variant: str = "vit_b16"  # a registered ViT: vit_ti16, vit_s16, vit_b16, ..., vit_h14
-    models: tuple[str, ...] = CONTENDERS  # implementations to time, in this order
-    batch_size: int = 256  # per step
-    image_size: int = 224
-    num_classes: int = 1000
-    precision: str | None = None  # "bf16" autocast, "fp32" or "fp8"; None: bf16 on CUDA
-    compile_mode: str | None = None  # a torch.compile mode ("default", "max-autotune"); None: eager
-    warmup: int = 5  # untimed steps first: compilation, autotuning, allocator warm-up
-    steps: int = 20  # steps per timed block
-    repeats: int = 5  # timed blocks; the median is reported
-    grad_checkpointing: bool = False  # recompute the encoder's activations in the backward
-    device: str | None = None  # None: cuda when available, else cpu
-    train: bool = True  # time training steps (inference is always timed)
-    model_overrides: dict = field(default_factory=dict)  # create_model(**) for ours alone
-
-
-@dataclass(frozen=True)
-class Phase:
-    """Training steps or inference forwards of one model."""
-
-    images_per_s: float  # median over the timed blocks
-    images_per_s_blocks: tuple[float, ...]
-    mfu: float  # model FLOP utilisation: model FLOP/s over the measured matmul peak
-    peak_memory_bytes: int | None  # torch.cuda.max_memory_allocated; None on CPU
-
-
-@dataclass(frozen=True)
-class ModelResult:
-    model: str  # "ours", "timm" or "torchvision"
-    name: str  # e.g. "timm vit_base_patch16_224"
-    params: int | None = None
-    batch_size: int | None = None
-    train: Phase | None = None
-    inference: Phase | None = None
-    skipped: str | None = None  # why it was not timed
 
 
 def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> BenchReport:

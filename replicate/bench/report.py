@@ -11,16 +11,13 @@ import statistics
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
+from replicate.bench.contenders import BenchConfig
 from replicate.flops import TRAIN_FLOPS_PER_FORWARD
 from replicate.runs.log import METRICS, last_epoch, read_metrics
 from replicate.runtime import cpu_isa
-
-if TYPE_CHECKING:
-    from replicate.bench.measure import BenchConfig, ModelResult, Phase
 
 LIBRARIES = ("torch", "torchvision", "timm", "einops", "torchao")
 
@@ -31,6 +28,27 @@ class DeviceInfo:
     name: str  # e.g. "NVIDIA H100 80GB HBM3", "AMD EPYC (AVX2)"
     slug: str  # the name for file names, e.g. "nvidia-h100-80gb-hbm3"; "cpu" for any CPU
     memory_bytes: int | None  # the GPU's total memory; None for a CPU
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Training steps or inference forwards of one model."""
+
+    images_per_s: float  # median over the timed blocks
+    images_per_s_blocks: tuple[float, ...]
+    mfu: float  # model FLOP utilisation: model FLOP/s over the measured matmul peak
+    peak_memory_bytes: int | None  # torch.cuda.max_memory_allocated; None on CPU
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    model: str  # "ours", "timm" or "torchvision"
+    name: str  # e.g. "timm vit_base_patch16_224"
+    params: int | None = None
+    batch_size: int | None = None
+    train: Phase | None = None
+    inference: Phase | None = None
+    skipped: str | None = None  # why it was not timed
 
 
 @dataclass(frozen=True)

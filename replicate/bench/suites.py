@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from replicate.bench.measure import BenchConfig, ModelResult, run_bench
-from replicate.bench.report import BenchReport, write_report
+from replicate.bench.contenders import BenchConfig
+from replicate.bench.measure import run_bench
+from replicate.bench.report import BenchReport, ModelResult, write_report
 
 # Short blocks: a CPU step of the studies' models takes ~0.5 s; the medians are stable to ~5%.
 _TIMING = {"warmup": 3, "steps": 5, "repeats": 3}
