@@ -285,6 +285,9 @@ def test_the_from_scratch_figure_draws_the_runs_beside_their_anchors(tmp_path: P
     assert label.endswith("scratch-small, CIFAR-10's mean and std, 40 epochs: 40.0%")
     controls = {"kentaroy47's setup here": runs[0]}
     _assert_png(from_scratch.draw(notes, plain, tmp_path / "curve.png", controls))
+    too_many = {tmp_path / f"run-{i}": "" for i in range(len(from_scratch.RUN_COLOURS) + 1)}
+    with pytest.raises(ValueError, match="add to RUN_COLOURS"):  # never a run left out unsaid
+        from_scratch.draw(too_many, plain, tmp_path / "curve.png")
     assert from_scratch.KENTAROY47[10] == 67.90  # the issue's anchor at 10 epochs
 
 

@@ -62,6 +62,8 @@ def draw(
     """Our `runs`' test top-1 by epoch (run: a note for its label), the anchors, the plain
     loop's final point beside the first run's last, and `controls` (label: run), kentaroy47's
     setup in this trainer, beside its log."""
+    if len(runs) > len(RUN_COLOURS):
+        raise ValueError(f"{len(runs)} runs but {len(RUN_COLOURS)} colours: add to RUN_COLOURS")
     curves = [_curve(run, note) for run, note in runs.items()]
     fig = Figure(figsize=(7.5, 4.8), layout="constrained")
     ax = fig.subplots()
@@ -76,7 +78,7 @@ def draw(
     omihub = [e for e in OMIHUB777 if e <= max(shown)]
     label = "omihub777 ViT (7 layers, D 384, 6.3M), AutoAugment, 200-epoch cosine"
     ax.plot(omihub, [OMIHUB777[e] for e in omihub], "^:", ms=3, color="C2", label=label)
-    for colour, (epochs, ours, label) in zip(RUN_COLOURS, curves, strict=False):
+    for colour, (epochs, ours, label) in zip(RUN_COLOURS, curves, strict=False):  # checked above
         ax.plot(epochs, ours, "o-", ms=4 if len(epochs) <= 20 else 2, color=colour, label=label)
     label = "airbench94's CNN (2M parameters), its own recipe: 94.0% at 9.9 epochs"
     ax.plot(*AIRBENCH94, "*", ms=10, color="black", label=label)
