@@ -27,7 +27,7 @@ from replicate.study.definitions import (
     transfer,
 )
 from replicate.study.runner import STUDY_SUMMARY
-from replicate.study.scales import SMOKE
+from replicate.study.scales import SCALES, SMOKE
 
 
 def sinusoidal_grid_embedding(grid: int, dim: int) -> torch.Tensor:
@@ -301,6 +301,14 @@ def test_transfer_pairs_each_arm_on_bs_test_images_by_the_rules_fixed_before(tmp
     summary["runs"][0] = _run("vit-pretrain", 0.5)  # below the floor: A was not learned
     words = [word for _, _, word in transfer.transfer_verdicts(summary, tmp_path)]
     assert words == ["not testable here"] * 3
+
+
+@pytest.mark.parametrize("scale", SCALES.values(), ids=list(SCALES))
+def test_every_study_has_its_runs_at_every_scale(scale) -> None:
+    """Each study keeps its own sizes by scale name: a scale one of them lacks is a KeyError."""
+    for study in STUDIES.values():
+        specs = study.runs(scale)
+        assert specs and all(spec.args for spec in specs), (study.name, scale.name)
 
 
 def test_the_definitions_give_the_committed_runs_their_command_lines() -> None:

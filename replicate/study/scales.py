@@ -40,22 +40,7 @@ CPU = Scale(
     checkpoint_every=200,  # at most ~3 minutes of the slower model lost to a stop
     learning_rates=(0.001, 0.003, 0.01, 0.03),  # Table 4's grid
     shots=(1, 5, 10),
-    # Figures 3 and 4's subsets of JFT (9M, 30M, 90M and 300M images) as fractions of CIFAR-10
-    fractions=(0.03, 0.1, 0.3, 1.0),
-    data_size_steps=15_000,  # about 40 epochs of all the data, as the flagship run trains
-    patience=20,  # 3,000 steps: 8 epochs of all the data, 270 of the smallest subset
-    transfer_split=(
-        ("airplane", "automobile", "bird", "cat", "deer"),
-        ("dog", "frog", "horse", "ship", "truck"),
-    ),
-    steps=1_500,  # about 8 epochs of the 24,500 training images of A
     few_label_steps=500,  # Table 4's for the small data sets
-    finetune_batch_size=64,
-    pretext_lrs=(0.0005, 0.001, 0.002),  # around scratch-small's Adam rate at batch 128
-    candidate_steps=300,
-    pretext_steps=3_000,  # about 8 epochs of the training images, without their labels
-    finetune_sizes=(48, 64),
-    finetune_steps=100,
     best_vit="results/cifar10-vit_ti4-flagship/model-bf16.safetensors",  # the flagship
 )
 GPU = replace(
@@ -68,13 +53,8 @@ GPU = replace(
     vit_name="ViT-S/4",
     bit_name="BiT-R50x1",
     batch_size=256,
-    data_size_steps=40_000,  # about 200 epochs of all the data: omihub777's ViT length
-    steps=3_000,
-    finetune_steps=250,
-    finetune_batch_size=256,
     eval_every=400,
     checkpoint_every=1_000,
-    candidate_steps=100,
     best_vit=None,  # its own data-size ViT-S/4
     workers=8,
 )
@@ -98,18 +78,7 @@ SMOKE = Scale(
     checkpoint_every=1,
     learning_rates=(0.01, 0.03),
     shots=(1, 2),
-    fractions=(0.1, 1.0),
-    data_size_steps=3,
-    patience=1,
-    transfer_split=(("0", "1", "2", "3", "4"), ("5", "6", "7", "8", "9")),
-    steps=2,
     few_label_steps=2,
-    finetune_batch_size=32,
-    pretext_lrs=(0.001, 0.003),
-    candidate_steps=2,
-    pretext_steps=3,
-    finetune_sizes=(24,),
-    finetune_steps=2,
     finetune_seeds=1,
 )
 SCALES = {scale.name: scale for scale in (CPU, GPU, SMOKE)}

@@ -4,7 +4,8 @@ and figure are drawn. `replicate.study.runner` executes it.
 
 Like big_vision's configs (one config per experiment, a `runlocal` switch that shrinks it), each
 study is one module in `replicate/study/definitions/`: `runs(scale)` lists its runs, and its
-table, figure and rule sit beside them.
+own sizes (by scale name), table, figure and rule sit beside them; `Scale` holds what the
+studies share.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def command_line(settings: Settings) -> tuple[str, ...]:
 class Scale:
     """How big a study runs. `cpu` is what is committed (sized for the project's 2-core CPU),
     `gpu` the same larger for one H100; `smoke` runs the same plumbing end to end on a CPU in
-    seconds, with tiny models and a few steps."""
+    seconds, with tiny models and a few steps. What the studies share; each study's own sizes
+    sit in its module, by scale name."""
 
     name: str
     upstream: str  # the dataset models are trained on: CIFAR-10
@@ -63,23 +65,7 @@ class Scale:
     checkpoint_every: int  # steps between checkpoints, so a stop loses little
     learning_rates: tuple[float, ...]  # Table 4's fine-tuning grid, searched on the dev split
     shots: tuple[int, ...]  # images per class for few-shot linear evaluation
-    # data-size: every subset's run at most this long, stopped by patience
-    fractions: tuple[float, ...]  # of the upstream training set
-    data_size_steps: int
-    patience: int  # evaluations of the dev split without a better top-1
-    # transfer: the upstream classes split in two, pre-training on the first for `steps`
-    transfer_split: tuple[tuple[str, ...], tuple[str, ...]]
-    steps: int
     few_label_steps: int  # every run on few labels (transfer, self-supervision)
-    finetune_batch_size: int  # of the runs on few labels
-    # self-supervision: masked patch prediction's rates, each tried `candidate_steps` on the
-    # dev split, the chosen one pre-training `pretext_steps`
-    pretext_lrs: tuple[float, ...]
-    candidate_steps: int
-    pretext_steps: int
-    # resolution: the best ViT fine-tuned `finetune_steps` at each size
-    finetune_sizes: tuple[int, ...]  # beyond image_size
-    finetune_steps: int
     workers: int = 0  # DataLoader processes (images are kept on the device when they fit)
     best_vit: str | None = None  # the best-trained ViT; None: data-size's all-data ViT
     finetune_seeds: int = 3  # the final runs of every sweep

@@ -3,8 +3,8 @@
 The scale's ViT (4x4 patches) and BiT ResNet (small-input stem) trained from scratch at 32x32 on
 class-balanced subsets of CIFAR-10's training set, each with its own from-scratch recipe (the
 dev-split ablation's, `Scale.recipes`) and the same settings on every subset, as Section 4.3
-does ("the same hyper-parameters for all settings"): at most `Scale.data_size_steps` steps,
-stopped once the dev split has not improved for `Scale.patience` evaluations, the best dev
+does ("the same hyper-parameters for all settings"): at most `STEPS` steps, stopped once the
+dev split has not improved for `PATIENCE` evaluations, the best dev
 checkpoint tested once ("we use early-stopping, and report the best validation accuracy").
 Beside each, Figure 4's measure: the frozen model's few-shot linear accuracy on CIFAR-10.
 
@@ -46,6 +46,13 @@ from replicate.study.spec import RunSpec, Scale, Study, weights_of
 NAME = "data-size"
 MINIMUM = 0.02  # points of the ResNet's lead the ViT recovers
 CONVERGED = 0.01  # best dev accuracy's rise over the last fifth of a run's evaluations
+# By scale: Figures 3 and 4's subsets of JFT (9M, 30M, 90M and 300M images) as fractions of
+# CIFAR-10; every subset's most steps (cpu: about 40 epochs of all the data, as the flagship
+# trains; gpu: about 200, omihub777's length); dev evaluations without a better top-1 that stop
+# a run (cpu: 3,000 steps, 8 epochs of all the data, 270 of the smallest subset).
+FRACTIONS = {"cpu": (0.03, 0.1, 0.3, 1.0), "gpu": (0.03, 0.1, 0.3, 1.0), "smoke": (0.1, 1.0)}
+STEPS = {"cpu": 15_000, "gpu": 40_000, "smoke": 3}
+PATIENCE = {"cpu": 20, "gpu": 20, "smoke": 1}
 
 
 def run_name(model: str, fraction: float) -> str:
@@ -62,7 +69,7 @@ def run_order(fractions: tuple[float, ...]) -> list[float]:
 
 def runs(scale: Scale) -> list[RunSpec]:
     specs = []
-    for fraction in run_order(scale.fractions):
+    for fraction in run_order(FRACTIONS[scale.name]):
         for model, settings in scale.models.items():
             name = run_name(model, fraction)
             label = f"{scale.names[model]}, {percent(fraction)}% of the training set"
@@ -75,8 +82,8 @@ def runs(scale: Scale) -> list[RunSpec]:
                         "recipe": scale.recipes[model],
                         **upstream(scale),
                         "train_fraction": fraction,
-                        "steps": scale.data_size_steps,
-                        "patience": scale.patience,
+                        "steps": STEPS[scale.name],
+                        "patience": PATIENCE[scale.name],
                     },
                     label=label,
                 ),

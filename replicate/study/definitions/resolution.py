@@ -34,6 +34,9 @@ from replicate.study.spec import RunSpec, Scale, Study, weights_of
 
 NAME = "resolution"
 MINIMUM = 0.01  # "often beneficial": a point on CIFAR-10's test set
+# By scale: the resolutions fine-tuned at beyond the pre-training one, and the steps at each.
+SIZES = {"cpu": (48, 64), "gpu": (48, 64), "smoke": (24,)}
+STEPS = {"cpu": 100, "gpu": 250, "smoke": 2}
 
 
 def runs(scale: Scale) -> list[RunSpec]:
@@ -56,10 +59,10 @@ def runs(scale: Scale) -> list[RunSpec]:
                 "workers": scale.workers,
                 "eval_every": scale.eval_every,
                 **finetune(pretrained, scale.batch_size),
-                **budget(scale.finetune_steps),
+                **budget(STEPS[scale.name]),
             },
         )
-        for size in (scale.image_size, *scale.finetune_sizes)
+        for size in (scale.image_size, *SIZES[scale.name])
     ]
 
 

@@ -2,8 +2,8 @@
 
 The scale's ViT is pre-trained on CIFAR-10's training images without their labels (50% of the
 patch embeddings corrupted, the 3-bit mean colour of each predicted), at the rate that predicts
-the colours best on the dev split (`Scale.pretext_lrs`, each candidate `Scale.candidate_steps`
-long), the chosen rate then trained `Scale.pretext_steps`. Its pretext accuracy on the test
+the colours best on the dev split (`PRETEXT_LRS`, each candidate `CANDIDATE_STEPS` long), the
+chosen rate then trained `PRETEXT_STEPS`. Its pretext accuracy on the test
 images is recorded beside what needs no learning: always the training patches' most common
 colour (the colour prior) and each patch's left neighbour's colour (the neighbour copy).
 
@@ -57,11 +57,21 @@ ARMS = {
 MINIMUM = 0.02  # Section 4.6's 2% over scratch, and its 4% to supervised halved
 PRETEXT_MARGIN = 0.05  # pretext accuracy over the better of the two baselines
 BASELINES = "pretext_baselines.json"  # beside study.json: computed once from the test images
+# By scale: masked patch prediction's rates (cpu: around scratch-small's Adam rate at batch
+# 128), each tried this many steps on the dev split, the chosen one pre-training this many (cpu:
+# about 8 epochs of the training images, without their labels).
+PRETEXT_LRS = {
+    "cpu": (0.0005, 0.001, 0.002),
+    "gpu": (0.0005, 0.001, 0.002),
+    "smoke": (0.001, 0.003),
+}
+CANDIDATE_STEPS = {"cpu": 300, "gpu": 100, "smoke": 2}
+PRETEXT_STEPS = {"cpu": 3_000, "gpu": 3_000, "smoke": 3}
 
 
 def label_fraction(scale: Scale) -> float:
     """The data-size study's smallest subset: where pre-training can matter most."""
-    return min(scale.fractions)
+    return min(data_size.FRACTIONS[scale.name])
 
 
 def runs(scale: Scale) -> list[RunSpec]:
@@ -84,12 +94,12 @@ def runs(scale: Scale) -> list[RunSpec]:
             PRETRAIN,
             "sweep",
             {
-                "lrs": scale.pretext_lrs,
+                "lrs": PRETEXT_LRS[scale.name],
                 "val_fraction": scale.dev_fraction,
-                "final_steps": scale.pretext_steps,
+                "final_steps": PRETEXT_STEPS[scale.name],
             },
             label="masked patch prediction, no labels",
-            train={**common, "recipe": "masked-patch", "steps": scale.candidate_steps},
+            train={**common, "recipe": "masked-patch", "steps": CANDIDATE_STEPS[scale.name]},
         ),
         RunSpec(
             f"vit-scratch-{percent(fraction)}",

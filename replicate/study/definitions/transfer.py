@@ -1,10 +1,10 @@
 """Study 2, `transfer`: Tables 2 and 5 in miniature, on a downstream task with thousands of test
 images.
 
-CIFAR-10's classes split in two (`Scale.transfer_split`): the scale's ViT and BiT ResNet are
-pre-trained from scratch on the first five (A: airplane, automobile, bird, cat, deer; all their
-training images, each model's own from-scratch recipe, early stopping on a 2% dev split), then
-trained on the other five (B: dog, frog, horse, ship, truck) from 100 labelled images a class
+CIFAR-10's classes split in two (`SPLIT`): the scale's ViT and BiT ResNet are pre-trained from
+scratch on the first five (A: airplane, automobile, bird, cat, deer; all their training images,
+each model's own from-scratch recipe, early stopping on a 2% dev split), then trained on the
+other five (B: dog, frog, horse, ship, truck) from 100 labelled images a class
 and scored on B's 5,000 test images. Two arms per model, tuned alike:
 
     fine-tuned      from A's weights with Appendix B.1.1's protocol (SGD with momentum, the head
@@ -55,6 +55,13 @@ EVAL_EVERY = 100  # steps: a candidate's dev accuracy a few times, not after eve
 FINETUNE_MINIMUM = 0.05  # fine-tuned over scratch, per model
 BIT_MINIMUM = 0.02  # BiT fine-tuned over ViT fine-tuned
 PRETRAINED_FLOOR = 0.6  # test top-1 on A's 5 classes (chance 0.2) below which nothing transfers
+# By scale: the upstream classes split in two (A, B); the pre-training steps on A (cpu: about 8
+# epochs of A's 24,500 training images); the batch of the runs on B.
+CIFAR10_SPLIT = (("airplane", "automobile", "bird", "cat", "deer"),
+                 ("dog", "frog", "horse", "ship", "truck"))  # fmt: skip
+SPLIT = {"cpu": CIFAR10_SPLIT, "gpu": CIFAR10_SPLIT, "smoke": (tuple("01234"), tuple("56789"))}
+PRETRAIN_STEPS = {"cpu": 1_500, "gpu": 3_000, "smoke": 2}
+BATCH_SIZE = {"cpu": 64, "gpu": 256, "smoke": 32}
 
 
 def classes(dataset: str, names: tuple[str, ...]) -> str:
@@ -67,7 +74,8 @@ def pretrain_name(model: str) -> str:
 
 
 def runs(scale: Scale) -> list[RunSpec]:
-    upstream, downstream = (classes(scale.upstream, names) for names in scale.transfer_split)
+    upstream, downstream = (classes(scale.upstream, names) for names in SPLIT[scale.name])
+    batch_size = BATCH_SIZE[scale.name]
     specs = []
     for model, settings in scale.models.items():
         name = scale.names[model]
@@ -77,7 +85,7 @@ def runs(scale: Scale) -> list[RunSpec]:
             **settings,
             "dataset": downstream,
             "image_size": scale.image_size,
-            "batch_size": scale.finetune_batch_size,
+            "batch_size": batch_size,
             "workers": scale.workers,
             "train_fraction": LABELS_FRACTION,
             "eval_every": EVAL_EVERY,
@@ -93,7 +101,7 @@ def runs(scale: Scale) -> list[RunSpec]:
                     **recipe,
                     **upstream_settings(scale),
                     "dataset": upstream,
-                    "steps": scale.steps,
+                    "steps": PRETRAIN_STEPS[scale.name],
                 },
                 label=f"{name}, pre-trained on A",
             ),
@@ -102,7 +110,7 @@ def runs(scale: Scale) -> list[RunSpec]:
                 "sweep",
                 {"lrs": scale.learning_rates, **sweep},
                 label=f"{name}, pre-trained on A, fine-tuned on B",
-                train={**on_b, **finetune(weights, scale.finetune_batch_size)},
+                train={**on_b, **finetune(weights, batch_size)},
             ),
             RunSpec(
                 f"{model}-scratch",
