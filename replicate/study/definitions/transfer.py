@@ -4,8 +4,8 @@ images.
 CIFAR-10's classes split in two (`SPLIT`): the scale's ViT and BiT ResNet are pre-trained from
 scratch on the first five (A: airplane, automobile, bird, cat, deer; all their training images,
 each model's own from-scratch recipe, early stopping on a 2% dev split), then trained on the
-other five (B: dog, frog, horse, ship, truck) from 100 labelled images a class
-and scored on B's 5,000 test images. Two arms per model, tuned alike:
+other five (B: dog, frog, horse, ship, truck) from 100 labelled images a class and scored on
+B's 5,000 test images. Two arms per model, tuned alike:
 
     fine-tuned      from A's weights with Appendix B.1.1's protocol (SGD with momentum, the head
                     replaced by a zero-initialised layer), the rate from Table 4's grid
