@@ -4,8 +4,8 @@ The scale's ViT (4x4 patches) and BiT ResNet (small-input stem) trained from scr
 class-balanced subsets of CIFAR-10's training set, each with its own from-scratch recipe (the
 dev-split ablation's, `Scale.recipes`) and the same settings on every subset, as Section 4.3
 does ("the same hyper-parameters for all settings"): at most `STEPS` steps, stopped once the
-dev split has not improved for `PATIENCE` evaluations, the best dev
-checkpoint tested once ("we use early-stopping, and report the best validation accuracy").
+dev split has not improved for `PATIENCE` evaluations, the best dev checkpoint tested once ("we
+use early-stopping, and report the best validation accuracy").
 Beside each, Figure 4's measure: the frozen model's few-shot linear accuracy on CIFAR-10.
 
 The rule, fixed before the runs: the ResNet's lead over the ViT on the smallest subset minus its

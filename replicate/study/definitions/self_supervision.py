@@ -3,9 +3,9 @@
 The scale's ViT is pre-trained on CIFAR-10's training images without their labels (50% of the
 patch embeddings corrupted, the 3-bit mean colour of each predicted), at the rate that predicts
 the colours best on the dev split (`PRETEXT_LRS`, each candidate `CANDIDATE_STEPS` long), the
-chosen rate then trained `PRETEXT_STEPS`. Its pretext accuracy on the test
-images is recorded beside what needs no learning: always the training patches' most common
-colour (the colour prior) and each patch's left neighbour's colour (the neighbour copy).
+chosen rate then trained `PRETEXT_STEPS`. Its pretext accuracy on the test images is recorded
+beside what needs no learning: always the training patches' most common colour (the colour
+prior) and each patch's left neighbour's colour (the neighbour copy).
 
 Three arms then train on the data-size study's smallest label fraction (3%), each for
 `Scale.few_label_steps`, each rate chosen on the 2% dev split, the choice trained with three
