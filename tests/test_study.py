@@ -28,6 +28,7 @@ from replicate.study.definitions import (
 )
 from replicate.study.runner import STUDY_SUMMARY
 from replicate.study.scales import SCALES, SMOKE
+from replicate.study.spec import RunSpec, command_line
 
 
 def sinusoidal_grid_embedding(grid: int, dim: int) -> torch.Tensor:
@@ -83,6 +84,7 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch, caplo
     for table in out.glob("study_*.md"):  # digits are named as digits, not CIFAR-10
         assert "CIFAR-10" not in table.read_text(), table.name
     progress = [r.message for r in caplog.records if "runs done" in r.message]
+    assert sum("runs to go, about" in r.message for r in caplog.records) == len(STUDIES)
     assert len(progress) == sum(len(study.runs(SMOKE)) for study in STUDIES.values())
     for name in STUDIES:
         summary = json.loads((out / name / STUDY_SUMMARY).read_text())
@@ -91,6 +93,8 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch, caplo
         ]
         for run in summary["runs"]:
             assert run["result"], f"{name}/{run['run']} reported nothing"
+            trains = run["tool"] in ("train", "sweep")  # estimated before it ran; others are not
+            assert run["estimate_s"] > 0 if trains else run["estimate_s"] is None, run["run"]
             assert run["device"] and run["versions"]["torch"]
         assert out / f"study_{name}.md" in written
     assert {p.name for p in written} >= {
@@ -328,14 +332,24 @@ def test_the_definitions_give_the_committed_runs_their_command_lines() -> None:
 
 
 def test_settings_become_the_tools_command_line() -> None:
-    from replicate.study.spec import command_line
-
     settings = {"image_size": 32, "early_stopping": True, "model_arg": ["depth=1", "stem=small"],
                 "only": ("fig1", "fig7"), "lrs": [0.01, 0.03]}  # fmt: skip
     assert command_line(settings) == (
         "--image-size", "32", "--early-stopping", "--model-arg", "depth=1",
         "--model-arg", "stem=small", "--only", "fig1", "fig7", "--lrs", "0.01", "0.03",
     )  # fmt: skip
+
+
+def test_a_runs_planned_steps_count_every_candidate_and_every_final_seed() -> None:
+    from replicate.study.estimate import planned_steps
+
+    train = {"variant": "vit_ti16", "dataset": "digits", "steps": 10}
+    sweep = {"lrs": [0.01, 0.03], "weight_decays": [0.0, 0.1, 0.3], "seeds": 2, "final_steps": 50}
+    assert planned_steps(RunSpec("s", "sweep", sweep, train=train))[0] == 2 * 3 * 10 + 2 * 50
+    seeds = {"lrs": [0.01], "seeds": 3}  # the final runs as long as the candidates
+    assert planned_steps(RunSpec("s", "sweep", seeds, train=train))[0] == 10 + 3 * 10
+    assert planned_steps(RunSpec("t", "train", train)) == (10, command_line(train))
+    assert planned_steps(RunSpec("f", "fewshot", {"checkpoint": "x"})) is None
 
 
 def _sweep_run(name: str, candidates: list[tuple[float, float, float, float]], **result) -> dict:

@@ -29,6 +29,7 @@ from safetensors.torch import save_file
 from replicate.bench.report import describe_device, library_versions
 from replicate.runs.files import atomic_path, read_json, write_json
 from replicate.runs.log import CONFIG, PUBLISHED_WEIGHTS, STUDY_SUMMARY, SUMMARY, last_epoch
+from replicate.study.estimate import described, duration, estimate_s
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
 from replicate.study.spec import RunSpec, Scale, Study
 from replicate.train import BEST_WEIGHTS, TEST_RESULT
@@ -205,7 +206,9 @@ class Runner:
         resume = spec.tool == "train" and _can_resume(folder)
         if folder.exists() and not resume and spec.tool != "sweep":  # cut off before a checkpoint
             shutil.rmtree(folder)
-        log.info("%s %s/%s: %s", "resuming" if resume else "running", study, spec.name, spec.tool)
+        estimate = estimate_s(spec)
+        log.info("%s %s/%s: %s, %s", "resuming" if resume else "running", study, spec.name,
+                 spec.tool, described(spec, estimate))  # fmt: skip
         start, cpu_start = time.perf_counter(), time.process_time()
         TOOLS[spec.tool](args, folder, resume)
         summary = {
@@ -218,6 +221,7 @@ class Runner:
             "result": summarise(spec.tool, folder, args),
             "wall_time_s": round(time.perf_counter() - start, 1),
             "cpu_time_s": round(time.process_time() - cpu_start, 1),  # all of its threads
+            "estimate_s": None if estimate is None else round(estimate, 3),  # made before it
             "resumed": resume,
             **self.environment,
         }
@@ -238,19 +242,28 @@ class Runner:
         """Every run of `study`; its study.json after each, so that a study cut off part-way
         has its finished runs summarised (`complete` false) and can be committed as it is."""
         specs = study.runs(self.scale)
+        self.log_plan(study.name, specs)
         summaries: list[dict[str, Any]] = []
         for index, spec in enumerate(specs):
             summaries.append(self.ensure(study.name, spec))
             self.write_summary(study, summaries, complete=index + 1 == len(specs))
-            log.info(
-                "%s/%s: %.1f min; %d of %d runs done",
-                study.name,
-                spec.name,
-                summaries[-1]["wall_time_s"] / 60,
-                index + 1,
-                len(specs),
-            )
+            done = summaries[-1]
+            log.info("%s/%s: %s measured (estimate: %s); %d of %d runs done", study.name,
+                     spec.name, duration(done["wall_time_s"]),
+                     described(spec, done.get("estimate_s")), index + 1, len(specs))  # fmt: skip
         return read_json(self.out / study.name / STUDY_SUMMARY)
+
+    def log_plan(self, study: str, specs: Sequence[RunSpec]) -> None:
+        """Each run still to go with its estimate, and their sum, before the first starts."""
+        to_go = [s for s in specs if not (self.folder(study, s.name) / SUMMARY).is_file()]
+        if not to_go:
+            return
+        estimates = [estimate_s(spec) for spec in to_go]
+        for spec, estimate in zip(to_go, estimates, strict=True):
+            log.info("  %s/%s: %s", study, spec.name, described(spec, estimate))
+        total = sum(e for e in estimates if e is not None)
+        log.info("%s: %d of %d runs to go, about %s on this machine", study, len(to_go),
+                 len(specs), duration(total))  # fmt: skip
 
     def write_summary(self, study: Study, summaries: list[dict[str, Any]], complete: bool) -> None:
         summary = {

@@ -1,0 +1,105 @@
+"""How long a study's runs will take on this machine, said before they start: a run's optimiser
+steps (from its settings) times the time of one of its steps, measured here and now on random
+images (its model, batch, resolution and precision: a few seconds a model). Decoding,
+augmentation and evaluations are left out, and early stopping may end a run sooner, so the
+measured times printed after each run are the ones to quote."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from replicate.runtime import autocast
+from replicate.study.spec import RunSpec
+from replicate.sweep import build_parser as sweep_parser
+from replicate.train import build_model
+from replicate.training.config import TrainConfig, parse_args, resolve_config
+from replicate.training.objectives import objective_for
+
+CLASSES = 10  # the head's width barely moves a step's time
+
+
+def planned_steps(spec: RunSpec) -> tuple[int, tuple[str, ...]] | None:
+    """The optimiser steps a run of `replicate.train` or a sweep takes in all, and the
+    training options they run with; None for a run that does not train or has no --steps."""
+    if spec.tool == "train":
+        steps = parse_args(list(spec.args)).steps
+        return (steps, spec.args) if steps else None
+    if spec.tool != "sweep":
+        return None
+    split = spec.args.index("--")
+    sweep, train_args = sweep_parser().parse_args(spec.args[:split]), spec.args[split + 1 :]
+    steps = parse_args(list(train_args)).steps
+    if not steps:
+        return None
+    grid = len(sweep.lrs) * len(sweep.weight_decays or [0]) * len(sweep.crop_scales or [0])
+    return grid * steps + sweep.seeds * (sweep.final_steps or steps), train_args
+
+
+def estimate_s(spec: RunSpec) -> float | None:
+    """Seconds the run should take here; None where nothing is trained (few-shot, figures)."""
+    planned = planned_steps(spec)
+    if planned is None:
+        return None
+    steps, train_args = planned
+    args = parse_args(list(train_args))
+    args.pretrained = None  # weights that may not exist yet; they change no shape
+    return steps * step_seconds(resolve_config(args))
+
+
+_MEASURED: dict[tuple, float] = {}  # by what decides a step's cost, once per process
+
+
+def step_seconds(config: TrainConfig) -> float:
+    """The time of one optimiser step of the run `config` describes, measured once."""
+    recipe = config.recipe
+    key = (config.variant, repr(config.model_overrides), config.batch_size,
+           config.image_size, config.precision, recipe.objective, recipe.dropout)  # fmt: skip
+    if key not in _MEASURED:
+        _MEASURED[key] = time_step(config)
+    return _MEASURED[key]
+
+
+def time_step(config: TrainConfig, warmup: int = 1, timed: int = 3) -> float:
+    """The median time of `timed` optimiser steps on random images, after `warmup` untimed."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # where runs train
+    model = build_model(config, CLASSES).to(device)
+    mean = config.mean or (0.5, 0.5, 0.5)
+    objective = objective_for(config.recipe.objective, model, CLASSES, mean, config.std or mean)
+    optimizer = torch.optim.AdamW(p for p in model.parameters() if p.requires_grad)
+    images = torch.randn(config.batch_size, 3, config.image_size, config.image_size, device=device)
+    labels = torch.randint(CLASSES, (config.batch_size,), device=device)
+    model.train()
+
+    def step() -> float:
+        start = time.perf_counter()
+        with autocast(device, config.precision):
+            logits, targets = objective(model, images, labels)
+        F.cross_entropy(logits.float(), targets).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    for _ in range(warmup):
+        step()
+    return statistics.median(step() for _ in range(timed))
+
+
+def duration(seconds: float) -> str:
+    """'12 s', '41 min' or '2.3 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def described(spec: RunSpec, estimate: float | None) -> str:
+    """The estimate as the runner prints it: "about 41 min", "at most 6.0 h" with early
+    stopping, "no estimate" for a run that does not train."""
+    if estimate is None:
+        return "no estimate"
+    return ("at most " if "--patience" in spec.args else "about ") + duration(estimate)
