@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,15 +40,16 @@ def planned_steps(spec: RunSpec) -> tuple[int, tuple[str, ...]] | None:
     return grid * steps + sweep.seeds * (sweep.final_steps or steps), train_args
 
 
-def estimate_s(spec: RunSpec) -> float | None:
-    """Seconds the run should take here; None where nothing is trained (few-shot, figures)."""
+def estimate_s(spec: RunSpec, done: int = 0) -> float | None:
+    """Seconds the run should take here with `done` of its steps behind it (a run resumed);
+    None where nothing is trained (few-shot, figures)."""
     planned = planned_steps(spec)
     if planned is None:
         return None
     steps, train_args = planned
     args = parse_args(list(train_args))
     args.pretrained = None  # weights that may not exist yet; they change no shape
-    return steps * step_seconds(resolve_config(args))
+    return (steps - done) * step_seconds(resolve_config(args))
 
 
 _MEASURED: dict[tuple, float] = {}  # by what decides a step's cost, once per process
@@ -106,4 +108,13 @@ def described(spec: RunSpec, estimate: float | None) -> str:
     stopping, "no estimate" for a run that does not train."""
     if estimate is None:
         return "no estimate"
-    return ("at most " if "--patience" in spec.args else "about ") + duration(estimate)
+    return ("at most " if _stops_early(spec) else "about ") + duration(estimate)
+
+
+def described_total(specs: Sequence[RunSpec], total: float) -> str:
+    """The sum of the runs' estimates: "about 5.2 h", "at most 30.1 h" if any may stop early."""
+    return ("at most " if any(map(_stops_early, specs)) else "about ") + duration(total)
+
+
+def _stops_early(spec: RunSpec) -> bool:
+    return "--patience" in spec.args

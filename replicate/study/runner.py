@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 from replicate.bench.report import describe_device, library_versions
 from replicate.runs.files import atomic_path, read_json, write_json
 from replicate.runs.log import CONFIG, PUBLISHED_WEIGHTS, STUDY_SUMMARY, SUMMARY, last_epoch
-from replicate.study.estimate import described, duration, estimate_s
+from replicate.study.estimate import described, described_total, duration, estimate_s
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
 from replicate.study.spec import RunSpec, Scale, Study
 from replicate.train import BEST_WEIGHTS, TEST_RESULT
@@ -206,7 +206,7 @@ class Runner:
         resume = spec.tool == "train" and _can_resume(folder)
         if folder.exists() and not resume and spec.tool != "sweep":  # cut off before a checkpoint
             shutil.rmtree(folder)
-        estimate = estimate_s(spec)
+        estimate = self.estimate(study, spec)
         log.info("%s %s/%s: %s, %s", "resuming" if resume else "running", study, spec.name,
                  spec.tool, described(spec, estimate))  # fmt: skip
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -258,12 +258,18 @@ class Runner:
         to_go = [s for s in specs if not (self.folder(study, s.name) / SUMMARY).is_file()]
         if not to_go:
             return
-        estimates = [estimate_s(spec) for spec in to_go]
+        estimates = [self.estimate(study, spec) for spec in to_go]
         for spec, estimate in zip(to_go, estimates, strict=True):
             log.info("  %s/%s: %s", study, spec.name, described(spec, estimate))
         total = sum(e for e in estimates if e is not None)
-        log.info("%s: %d of %d runs to go, about %s on this machine", study, len(to_go),
-                 len(specs), duration(total))  # fmt: skip
+        log.info("%s: %d of %d runs to go, %s on this machine", study, len(to_go), len(specs),
+                 described_total(to_go, total))  # fmt: skip
+
+    def estimate(self, study: str, spec: RunSpec) -> float | None:
+        """What is left of the run: a cut-off training run resumes from its last checkpoint."""
+        folder = self.folder(study, spec.name)
+        checkpoint = latest_checkpoint(folder) if spec.tool == "train" else None
+        return estimate_s(spec, checkpoint.step if checkpoint else 0)
 
     def write_summary(self, study: Study, summaries: list[dict[str, Any]], complete: bool) -> None:
         summary = {
