@@ -140,8 +140,7 @@ def run_sweep(
             f"{result.final_steps}); choose another --out"
         )
     done = {c.point for c in result.candidates}
-    grid = itertools.product(lrs, weight_decays or [None], crop_scales or [None])
-    for point in grid:
+    for point in grid_points(lrs, weight_decays, crop_scales):
         if point in done:
             continue
         folder = _folder(*point)
@@ -164,6 +163,13 @@ def run_sweep(
         _write(out, result)
     _write(out, result)
     return result
+
+
+def grid_points(
+    lrs: Sequence[float], weight_decays: Sequence[float], crop_scales: Sequence[float]
+) -> list[tuple[float, float | None, float | None]]:
+    """Each rate with each swept weight decay and crop floor (None where one is not swept)."""
+    return list(itertools.product(lrs, weight_decays or [None], crop_scales or [None]))
 
 
 def _train(folder: Path, options: list[str]) -> dict:

@@ -6,16 +6,16 @@ measured times printed after each run are the ones to quote."""
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
+from replicate.bench.measure import measure_rate, warm_up
 from replicate.runtime import autocast, fused_optimizer, keep_freed_memory
 from replicate.study.spec import RunSpec
 from replicate.sweep import build_parser as sweep_parser
+from replicate.sweep import grid_points
 from replicate.train import build_model
 from replicate.training.config import TrainConfig, parse_args, resolve_config
 from replicate.training.objectives import objective_for
@@ -36,7 +36,7 @@ def planned_steps(spec: RunSpec) -> tuple[int, tuple[str, ...]] | None:
     steps = parse_args(list(train_args)).steps
     if not steps:
         return None
-    grid = len(sweep.lrs) * len(sweep.weight_decays or [0]) * len(sweep.crop_scales or [0])
+    grid = len(grid_points(sweep.lrs, sweep.weight_decays, sweep.crop_scales))
     return grid * steps + sweep.seeds * (sweep.final_steps or steps), train_args
 
 
@@ -80,20 +80,16 @@ def time_step(config: TrainConfig, warmup: int = 2, timed: int = 3) -> float:
     labels = torch.randint(CLASSES, (config.batch_size,), device=device)
     model.train()
 
-    def step() -> float:
-        start = time.perf_counter()
+    def step() -> None:
         with autocast(device, config.precision):
             logits, targets = objective(model, images, labels)
         F.cross_entropy(logits.float(), targets).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
 
-    for _ in range(warmup):
-        step()
-    return statistics.median(step() for _ in range(timed))
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    warm_up(step, warmup, synchronize)
+    return 1 / measure_rate(step, 1, steps=1, repeats=timed, synchronize=synchronize).median
 
 
 def duration(seconds: float) -> str:
