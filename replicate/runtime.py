@@ -216,6 +216,12 @@ class Runtime:
             dist.destroy_process_group()
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on `device`: CUDA runs asynchronously, a CPU queues none."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def autocast(device: torch.device, precision: str) -> torch.autocast:
     """Mixed precision: matrix products in the precision's dtype, reductions kept in fp32."""
     dtype = COMPUTE_DTYPES[precision]

@@ -21,7 +21,7 @@ from torch import nn
 
 from replicate.errors import Unavailable
 from replicate.models import create_model
-from replicate.runtime import autocast, float8_training, fused_optimizer
+from replicate.runtime import autocast, float8_training, fused_optimizer, synchronize
 from vit.references import TIMM_NAMES, TORCHVISION_NAMES
 
 CONTENDERS = ("ours", "timm", "torchvision")
@@ -185,8 +185,7 @@ class Contender:
         return images, labels
 
     def synchronize(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        synchronize(self.device)
 
     def reset_peak_memory(self) -> None:
         if self.device.type == "cuda":

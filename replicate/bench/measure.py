@@ -14,6 +14,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -27,7 +28,7 @@ from replicate.bench.report import (
 )
 from replicate.errors import Unavailable
 from replicate.flops import TRAIN_FLOPS_PER_FORWARD, forward_flops
-from replicate.runtime import COMPUTE_DTYPES, default_precision, keep_freed_memory
+from replicate.runtime import COMPUTE_DTYPES, default_precision, keep_freed_memory, synchronize
 
 
 def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> BenchReport:
@@ -142,13 +143,10 @@ def matmul_peak_flops(device: torch.device, dtype: torch.dtype) -> float:
     def matmul() -> torch.Tensor:
         return a @ b
 
-    def synchronize() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    warm_up(matmul, 3, synchronize)
+    wait = partial(synchronize, device)
+    warm_up(matmul, 3, wait)
     steps = 20 if device.type == "cuda" else 2
-    rate = measure_rate(matmul, 2 * n**3, steps=steps, repeats=5, synchronize=synchronize)
+    rate = measure_rate(matmul, 2 * n**3, steps=steps, repeats=5, synchronize=wait)
     return max(rate.blocks)
 
 

@@ -7,12 +7,13 @@ measured times printed after each run are the ones to quote."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 from replicate.bench.measure import measure_rate, warm_up
-from replicate.runtime import autocast, fused_optimizer, keep_freed_memory
+from replicate.runtime import autocast, fused_optimizer, keep_freed_memory, synchronize
 from replicate.study.spec import RunSpec
 from replicate.sweep import build_parser as sweep_parser
 from replicate.sweep import grid_points
@@ -87,9 +88,9 @@ def time_step(config: TrainConfig, warmup: int = 2, timed: int = 3) -> float:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    synchronize = torch.cuda.synchronize if device.type == "cuda" else lambda: None
-    warm_up(step, warmup, synchronize)
-    return 1 / measure_rate(step, 1, steps=1, repeats=timed, synchronize=synchronize).median
+    wait = partial(synchronize, device)
+    warm_up(step, warmup, wait)
+    return 1 / measure_rate(step, 1, steps=1, repeats=timed, synchronize=wait).median
 
 
 def duration(seconds: float) -> str:
