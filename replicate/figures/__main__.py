@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     if "from-scratch" in parts and CIFAR10_VIT.is_dir():
         normalised = ", CIFAR-10's mean and std"
         runs = {CIFAR10_VIT: "", CIFAR10_VIT_NORMALISED: normalised, CIFAR10_HOUR: normalised,
-                CIFAR10_FLAGSHIP: "", CIFAR10_RESNET: ""}  # fmt: skip
+                CIFAR10_FLAGSHIP: normalised, CIFAR10_RESNET: ""}  # fmt: skip
         runs = {run: note for run, note in runs.items() if run.is_dir()}
         figure = out / from_scratch.FIGURE
         controls = {label: run for label, run in KENTAROY47_HERE.items() if run.is_dir()}
