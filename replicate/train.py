@@ -276,8 +276,8 @@ class Trainer:
         )
 
     def _wrap(self, model: nn.Module) -> nn.Module:
-        """channels_last on the GPU, DistributedDataParallel under torchrun, torch.compile."""
-        if self.runtime.device.type == "cuda":
+        """channels_last where it pays, DistributedDataParallel under torchrun, torch.compile."""
+        if self.runtime.channels_last:
             model.to(memory_format=torch.channels_last)
         network = self.runtime.wrap(model)
         return torch.compile(network) if self.config.compile else network
@@ -357,7 +357,7 @@ class Trainer:
         self.log.close()
         if self.runtime.is_main:
             print(self.closing_summary(test, time.perf_counter() - start))
-        return self.model
+        return self.model.to(memory_format=torch.contiguous_format)  # the layout callers save
 
     def closing_summary(self, final: Evaluation, seconds: float) -> str:
         """What the run reached, where it is, and the commands that use it next."""
@@ -504,7 +504,7 @@ class Trainer:
         """One optimiser step on the batch's mean loss, accumulated over micro-batches; returns
         the logits, their targets (the labels, unless the objective makes its own) and the
         per-sample losses, detached, for the metrics."""
-        if self.runtime.device.type == "cuda":
+        if self.runtime.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
 
         def losses_of(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:

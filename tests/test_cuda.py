@@ -64,18 +64,27 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module, device: str) -> 
 
 
 @pytest.mark.parametrize("device", CPU_AND_CUDA, indirect=True)
-@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
-def test_mixed_precision_trains_in_its_dtype(
+@pytest.mark.parametrize(
+    "precision, dtype",
+    [("bf16", torch.bfloat16), ("fp16", torch.float16), ("fp32", torch.float32)],
+)
+def test_each_precision_trains_in_its_dtype(
     device: str, precision: str, dtype: torch.dtype, tmp_path: Path, monkeypatch
 ) -> None:
-    """bf16 and fp16 autocast (fp16 with loss scaling): the dense layers run in the dtype, the
-    loss falls; on the GPU the patch embedding's convolution is channels-last."""
-    dtypes = []
+    """bf16 and fp16 autocast (fp16 with loss scaling), and fp32: the dense layers run in the
+    dtype, the loss falls; the convolution weights train channels-last on the GPU and in fp32,
+    and the trained model comes back in the contiguous layout that safetensors saves."""
+    dtypes, layouts = [], []
     build_model = train_module.build_model
 
     def recording(config, num_classes):
         model = build_model(config, num_classes)
         model.head.classifier.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+        model.register_forward_pre_hook(
+            lambda m, i: layouts.append(
+                m.embedding.projection.weight.is_contiguous(memory_format=torch.channels_last)
+            )
+        )
         return model
 
     monkeypatch.setattr(train_module, "build_model", recording)
@@ -86,8 +95,8 @@ def test_mixed_precision_trains_in_its_dtype(
     scaler = read_state(latest_checkpoint(tmp_path).state)["scaler"]
     assert bool(scaler) == (precision == "fp16")  # a disabled GradScaler saves an empty state
     assert next(model.parameters()).device.type == device
-    projection = model.embedding.projection.weight
-    assert projection.is_contiguous(memory_format=torch.channels_last) == (device == "cuda")
+    assert set(layouts) == {device == "cuda" or precision == "fp32"}
+    assert model.embedding.projection.weight.is_contiguous()
 
 
 @pytest.mark.cuda

@@ -365,8 +365,11 @@ def test_a_cnn_on_two_processes_trains_as_on_one_and_resumes_on_one(
     assert len(read_state(latest_checkpoint(out).state)["rng"]) == 2  # saved by two processes
     resumed = main(["--resume", "--out", str(out)])
     one = main([*settings, "--out", str(tmp_path / "one")])
+    # Channels-last convolutions sum a half batch in another order than a whole one, and batch
+    # norm's backward magnifies that float noise (up to 7e-5 seen); stepping on half the batch
+    # alone, as a missing all-reduce would, moves the stem's weights 1.2e-3.
     for key, tensor in one.state_dict().items():
-        torch.testing.assert_close(resumed.state_dict()[key], tensor, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(resumed.state_dict()[key], tensor, rtol=1e-4, atol=2e-4)
     assert metrics(out)[-1]["test_loss"] == pytest.approx(
         metrics(tmp_path / "one")[-1]["test_loss"], rel=1e-4
     )
