@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -364,6 +365,26 @@ def _sweep_run(name: str, candidates: list[tuple[float, float, float, float]], *
     keys = ("lr", "weight_decay", "crop_scale", "dev_acc")
     found = [dict(zip(keys, c, strict=True)) | {"run": f"c{i}"} for i, c in enumerate(candidates)]
     return {"run": name, "tool": "sweep", "result": {"candidates": found, **result}}
+
+
+def test_the_commit_is_dirty_for_changed_code_not_for_the_results_a_study_rewrites(
+    tmp_path: Path,
+) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("a = 1\n")
+    (tmp_path / "results" / "study.json").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    commit = runner.project_commit(tmp_path)
+    assert commit is not None and len(commit) == 40
+    (tmp_path / "results" / "study.json").write_text('{"complete": true}\n')
+    assert runner.project_commit(tmp_path) == commit
+    (tmp_path / "code.py").write_text("a = 2\n")
+    assert runner.project_commit(tmp_path) == commit + "+dirty"
 
 
 def test_a_second_runner_on_the_same_out_is_refused(tmp_path, capsys) -> None:

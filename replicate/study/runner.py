@@ -29,6 +29,7 @@ from safetensors.torch import save_file
 from replicate.bench.report import describe_device, library_versions
 from replicate.runs.files import atomic_path, read_json, write_json
 from replicate.runs.log import CONFIG, PUBLISHED_WEIGHTS, STUDY_SUMMARY, SUMMARY, last_epoch
+from replicate.runs.read import PROJECT
 from replicate.study.estimate import described, described_total, duration, estimate_s
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
 from replicate.study.spec import RunSpec, Scale, Study
@@ -59,18 +60,19 @@ def shared_environment(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def project_commit() -> str | None:
-    """The git commit of the checkout the runs came from ("+dirty" with uncommitted changes)."""
-    root = str(Path(__file__).resolve().parents[2])
+def project_commit(root: Path = PROJECT) -> str | None:
+    """The git commit of the checkout the runs came from ("+dirty" with uncommitted changes,
+    save those in results/ and figures/, which the studies themselves rewrite)."""
     try:
         commit = _git(root, "rev-parse", "HEAD")
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".",
+                     ":!results", ":!figures")  # fmt: skip
     except OSError:  # no git
         return None
     return (commit + "+dirty" * bool(dirty)) or None
 
 
-def _git(root: str, *args: str) -> str:
+def _git(root: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True).stdout.strip()
 
 
