@@ -13,7 +13,13 @@ import torch
 import torch.nn.functional as F
 
 from replicate.bench.measure import measure_rate, warm_up
-from replicate.runtime import autocast, fused_optimizer, keep_freed_memory, synchronize
+from replicate.runtime import (
+    Runtime,
+    autocast,
+    fused_optimizer,
+    keep_freed_memory,
+    synchronize,
+)
 from replicate.study.spec import RunSpec
 from replicate.sweep import build_parser as sweep_parser
 from replicate.sweep import grid_points
@@ -68,7 +74,7 @@ def step_seconds(config: TrainConfig) -> float:
 
 def time_step(config: TrainConfig, warmup: int = 2, timed: int = 3) -> float:
     """The median time of `timed` optimiser steps on random images, after `warmup` untimed,
-    set up as the trainer's are (its device, allocator and fused optimiser)."""
+    set up as the trainer's are (its device, allocator, memory layout and fused optimiser)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cpu":
         keep_freed_memory()
@@ -78,6 +84,9 @@ def time_step(config: TrainConfig, warmup: int = 2, timed: int = 3) -> float:
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, fused=fused_optimizer(device))
     images = torch.randn(config.batch_size, 3, config.image_size, config.image_size, device=device)
+    if Runtime(device, 0, 1, config.precision).channels_last:
+        model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
     labels = torch.randint(CLASSES, (config.batch_size,), device=device)
     model.train()
 
