@@ -17,6 +17,7 @@ from replicate.figures.embeddings import (
     position_structure,
     row_column_structure,
 )
+from replicate.runs.log import training_seconds
 from replicate.runs.paired import verdict
 from replicate.study import STUDIES, runner
 from replicate.study.__main__ import main as study_main
@@ -385,6 +386,21 @@ def test_the_commit_is_dirty_for_changed_code_not_for_the_results_a_study_rewrit
     assert runner.project_commit(tmp_path) == commit
     (tmp_path / "code.py").write_text("a = 2\n")
     assert runner.project_commit(tmp_path) == commit + "+dirty"
+
+
+def test_training_time_adds_each_session_of_a_resumed_run_and_each_sweep_candidate(
+    tmp_path: Path,
+) -> None:
+    def log(run: str, *wall_times: float) -> None:
+        (tmp_path / run).mkdir(parents=True)
+        rows = [{"epoch": i, "wall_time_s": t} for i, t in enumerate(wall_times, start=1)]
+        (tmp_path / run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    log("lr-0.01", 100.0, 200.0, 50.0, 120.0)  # cut off after 200 s, resumed for 120 s more
+    log("lr-0.03", 300.0)
+    assert training_seconds(tmp_path) == 620.0
+    assert training_seconds(tmp_path / "lr-0.03") == 300.0
+    assert training_seconds(tmp_path / "nothing-trained") is None
 
 
 def test_a_second_runner_on_the_same_out_is_refused(tmp_path, capsys) -> None:

@@ -175,6 +175,12 @@ def _draw_study(summary: Summary, folder: Path, out: Path, drawing: Drawing) -> 
         f"Scale `{summary['scale']}`, on {machines(summary)}; "
         f"{summary['device_time_s'] / 60:.1f} minutes of wall time"
         + (f" ({summary['cpu_time_s'] / 60:.0f} CPU-minutes)" if summary.get("cpu_time_s") else "")
+        + (
+            f" in the sessions that finished its runs, {trained / 60:.1f} minutes of training "
+            "logged over all sessions"
+            if (trained := summary.get("training_time_s"))
+            else ""
+        )
         + (f"; runs from commit {', '.join(c[:12] for c in commits)}" if commits else "")
         + ".\n\n"
         + (f"**Incomplete**: not yet run: {', '.join(missing)}.\n\n" if missing else "")

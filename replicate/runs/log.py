@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -127,6 +128,18 @@ def read_metrics(path: Path) -> tuple[dict, ...]:
             continue
         rows.append(row)
     return tuple(sorted(rows, key=lambda row: row["epoch"]))
+
+
+def training_seconds(folder: Path) -> float | None:
+    """The wall time of the training logged below `folder` (a sweep's every candidate), summed
+    over the sessions each run was resumed in: a row's `wall_time_s` counts from its session's
+    start, so each session adds its last row's. None where nothing was trained."""
+    total, found = 0.0, False
+    for metrics in folder.rglob(METRICS):
+        times = [row["wall_time_s"] for row in read_metrics(metrics)]
+        total += sum(a for a, b in pairwise(times) if b < a) + sum(times[-1:])
+        found = found or bool(times)
+    return round(total, 1) if found else None
 
 
 def last_epoch(folder: Path) -> dict:

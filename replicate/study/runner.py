@@ -28,7 +28,14 @@ from safetensors.torch import save_file
 
 from replicate.bench.report import describe_device, library_versions
 from replicate.runs.files import atomic_path, read_json, write_json
-from replicate.runs.log import CONFIG, PUBLISHED_WEIGHTS, STUDY_SUMMARY, SUMMARY, last_epoch
+from replicate.runs.log import (
+    CONFIG,
+    PUBLISHED_WEIGHTS,
+    STUDY_SUMMARY,
+    SUMMARY,
+    last_epoch,
+    training_seconds,
+)
 from replicate.runs.read import PROJECT
 from replicate.study.estimate import described, described_total, duration, estimate_s
 from replicate.study.spec import WEIGHTS as WEIGHTS_PLACEHOLDER
@@ -221,7 +228,8 @@ class Runner:
             "args": list(spec.args),
             "scale": self.scale.name,
             "result": summarise(spec.tool, folder, args),
-            "wall_time_s": round(time.perf_counter() - start, 1),
+            "wall_time_s": round(time.perf_counter() - start, 1),  # this session's
+            "training_time_s": training_seconds(folder),  # over every session
             "cpu_time_s": round(time.process_time() - cpu_start, 1),  # all of its threads
             "estimate_s": None if estimate is None else round(estimate, 3),  # made before it
             "resumed": resume,
@@ -250,8 +258,10 @@ class Runner:
             summaries.append(self.ensure(study.name, spec))
             self.write_summary(study, summaries, complete=index + 1 == len(specs))
             done = summaries[-1]
-            log.info("%s/%s: %s measured (estimate: %s); %d of %d runs done", study.name,
-                     spec.name, duration(done["wall_time_s"]),
+            trained = done.get("training_time_s")
+            log.info("%s/%s: %s measured in this session%s (estimate: %s); %d of %d runs done",
+                     study.name, spec.name, duration(done["wall_time_s"]),
+                     f", {duration(trained)} of training logged in all" if trained else "",
                      described(spec, done.get("estimate_s")), index + 1, len(specs))  # fmt: skip
         return read_json(self.out / study.name / STUDY_SUMMARY)
 
@@ -284,6 +294,7 @@ class Runner:
             "planned_runs": [spec.name for spec in study.runs(self.scale)],
             "runs": summaries,
             "device_time_s": round(sum(s["wall_time_s"] for s in summaries), 1),
+            "training_time_s": round(sum(s.get("training_time_s") or 0 for s in summaries), 1),
             "cpu_time_s": round(sum(s.get("cpu_time_s", 0.0) for s in summaries), 1),
             **self.environment,
             **shared_environment(summaries),
