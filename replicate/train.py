@@ -47,6 +47,7 @@ from replicate.training.checkpoint import (
     CheckpointInfo,
     check_writable,
     latest_checkpoint,
+    lay_out_as_parameters,
     load_state,
     no_space_left,
     non_finite_weights,
@@ -279,6 +280,7 @@ class Trainer:
         """channels_last where it pays, DistributedDataParallel under torchrun, torch.compile."""
         if self.runtime.channels_last:
             model.to(memory_format=torch.channels_last)
+        lay_out_as_parameters(self.optimizer)  # a resumed run's moments, as its weights now
         network = self.runtime.wrap(model)
         return torch.compile(network) if self.config.compile else network
 

@@ -182,6 +182,31 @@ def test_a_gpu_checkpoint_resumes_on_the_cpu(
     assert metrics(tmp_path)[-1]["step"] == 24
 
 
+def test_moments_saved_in_another_memory_layout_resume_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The patch embedding trains channels-last in fp32; a checkpoint whose Adam moments are
+    contiguous (as a bf16 run on the CPU saves them) resumes bit for bit: the fused optimiser
+    pairs elements by memory, so the moments are laid out as the weights first."""
+    options = ["--epochs", "2", "--lr", "3e-3"]
+    uninterrupted = run(tmp_path / "a", *options)
+    interrupt_after_save(monkeypatch, at_step=12)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", *options)
+    monkeypatch.undo()
+    path = latest_checkpoint(tmp_path / "b").state
+    state = read_state(path)
+    moments = [m for s in state["optimizer"]["state"].values() for m in s.values() if m.ndim == 4]
+    assert moments and all(m.is_contiguous(memory_format=torch.channels_last) for m in moments)
+    for param_state in state["optimizer"]["state"].values():
+        for key, value in param_state.items():
+            param_state[key] = value.contiguous()
+    torch.save(state, path)
+    resumed = train.main(["--resume", "--out", str(tmp_path / "b")])
+    for key, tensor in uninterrupted.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], tensor), key
+
+
 @pytest.mark.parametrize("what", ["training loss", "test loss", "weights"])
 def test_non_finite_numbers_never_overwrite_the_last_good_checkpoint(
     what: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

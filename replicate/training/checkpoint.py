@@ -379,3 +379,15 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> bool:
         return False
     torch.cuda.set_rng_state(state["cuda"], device)
     return True
+
+
+def lay_out_as_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Each optimiser state tensor of its parameter's shape given that parameter's memory
+    layout: the fused kernels walk the two as flat memory, so moments saved contiguous (a run
+    on a CPU in bf16, an older checkpoint) beside channels-last weights would pair the wrong
+    elements."""
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                if value.stride() != param.stride():
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
