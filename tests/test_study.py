@@ -97,6 +97,8 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch, caplo
             assert run["result"], f"{name}/{run['run']} reported nothing"
             trains = run["tool"] in ("train", "sweep")  # estimated before it ran; others are not
             assert run["estimate_s"] > 0 if trains else run["estimate_s"] is None, run["run"]
+            trained = run["training_time_s"]  # from its metrics.jsonl files
+            assert trained > 0 if trains else trained is None, run["run"]
             assert run["device"] and run["versions"]["torch"]
         assert out / f"study_{name}.md" in written
     assert {p.name for p in written} >= {

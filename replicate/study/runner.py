@@ -196,6 +196,7 @@ class Runner:
             summary = read_json(folder / SUMMARY)
         else:
             summary = self._run(study, spec, folder, finished)
+        summary["training_time_s"] = training_seconds(folder)  # from its logs, every session
         if (
             weights
             and spec.tool in ("train", "sweep")
@@ -229,7 +230,6 @@ class Runner:
             "scale": self.scale.name,
             "result": summarise(spec.tool, folder, args),
             "wall_time_s": round(time.perf_counter() - start, 1),  # this session's
-            "training_time_s": training_seconds(folder),  # over every session
             "cpu_time_s": round(time.process_time() - cpu_start, 1),  # all of its threads
             "estimate_s": None if estimate is None else round(estimate, 3),  # made before it
             "resumed": resume,
