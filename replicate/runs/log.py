@@ -133,7 +133,8 @@ def read_metrics(path: Path) -> tuple[dict, ...]:
 def training_seconds(folder: Path) -> float | None:
     """The wall time of the training logged below `folder` (a sweep's every candidate), summed
     over the sessions each run was resumed in: a row's `wall_time_s` counts from its session's
-    start, so each session adds its last row's. None where nothing was trained."""
+    start, so a session ends where it drops and adds its last row's (one that logged less than
+    its successor's first row would be missed). None where nothing was trained."""
     total, found = 0.0, False
     for metrics in folder.rglob(METRICS):
         times = [row["wall_time_s"] for row in read_metrics(metrics)]

@@ -383,9 +383,8 @@ def set_rng_state(state: dict[str, Any], device: torch.device) -> bool:
 
 def lay_out_as_parameters(optimizer: torch.optim.Optimizer) -> None:
     """Each optimiser state tensor of its parameter's shape given that parameter's memory
-    layout: the fused kernels walk the two as flat memory, so moments saved contiguous (a run
-    on a CPU in bf16, an older checkpoint) beside channels-last weights would pair the wrong
-    elements."""
+    layout: the fused kernels walk the two as flat memory, so moments saved contiguous (by a
+    run in bf16 on the CPU) beside channels-last weights would pair the wrong elements."""
     for param, state in optimizer.state.items():
         for key, value in state.items():
             if torch.is_tensor(value) and value.shape == param.shape:
