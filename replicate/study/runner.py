@@ -258,7 +258,7 @@ class Runner:
             summaries.append(self.ensure(study.name, spec))
             self.write_summary(study, summaries, complete=index + 1 == len(specs))
             done = summaries[-1]
-            trained = done.get("training_time_s")
+            trained = done["training_time_s"]
             log.info("%s/%s: %s measured in this session%s (estimate: %s); %d of %d runs done",
                      study.name, spec.name, duration(done["wall_time_s"]),
                      f", {duration(trained)} of training logged in all" if trained else "",
