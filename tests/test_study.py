@@ -97,9 +97,8 @@ def test_every_study_runs_end_to_end_at_smoke_scale(tmp_path, monkeypatch, caplo
             assert run["result"], f"{name}/{run['run']} reported nothing"
             trains = run["tool"] in ("train", "sweep")  # estimated before it ran; others are not
             assert run["estimate_s"] > 0 if trains else run["estimate_s"] is None, run["run"]
-            # Found in its metrics.jsonl files (a smoke run's 0.05 s rounds to 0.0; the sum
-            # is tested on hand-made logs below).
-            assert (run["training_time_s"] is not None) == trains, run["run"]
+            trained = run["training_time_s"]  # from its metrics.jsonl files
+            assert trained > 0 if trains else trained is None, run["run"]
             assert run["device"] and run["versions"]["torch"]
         assert out / f"study_{name}.md" in written
     assert {p.name for p in written} >= {

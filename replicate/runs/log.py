@@ -140,7 +140,7 @@ def training_seconds(folder: Path) -> float | None:
         times = [row["wall_time_s"] for row in read_metrics(metrics)]
         total += sum(a for a, b in pairwise(times) if b < a) + sum(times[-1:])
         found = found or bool(times)
-    return round(total, 1) if found else None
+    return total if found else None  # unrounded: a run of 0.05 s trained for more than 0
 
 
 def last_epoch(folder: Path) -> dict:
